@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// fleet CLI entry; see bin/launch.js.
+require('./launch').launch('scripts/fleet.ts', 'fleet.js');
