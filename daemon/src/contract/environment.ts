@@ -1,0 +1,24 @@
+/**
+ * Environment variable names shared by fleetd's config, the CLI, the local stack and the
+ * launch template's user data. AWS endpoints and region use the SDK's own standard variables
+ * (AWS_ENDPOINT_URL, AWS_REGION, AWS_EC2_METADATA_SERVICE_ENDPOINT) and Docker uses DOCKER_HOST.
+ */
+export const FLEET_ENV = {
+  fleetName: 'FLEET_NAME',
+  queueUrl: 'FLEET_QUEUE_URL',
+  dlqUrl: 'FLEET_DLQ_URL',
+  tasksTable: 'FLEET_TASKS_TABLE',
+  eventsTable: 'FLEET_EVENTS_TABLE',
+  instancesTable: 'FLEET_INSTANCES_TABLE',
+  payloadBucket: 'FLEET_PAYLOAD_BUCKET',
+  cancelDocument: 'FLEET_CANCEL_DOCUMENT',
+  asgName: 'FLEET_ASG_NAME',
+  tagPrefix: 'FLEET_TAG_PREFIX',
+  config: 'FLEETD_CONFIG',
+  socket: 'FLEETD_SOCKET',
+} as const;
+
+/** Where fleetd reads its config file by default on an instance. */
+export const DEFAULT_CONFIG_PATH = '/etc/fleetd/config.json';
+/** Root-only control socket of fleetd on an instance. */
+export const DEFAULT_SOCKET_PATH = '/run/fleetd/fleetd.sock';

@@ -1,0 +1,94 @@
+/**
+ * Rows in DynamoDB: the task record (the truth about a task), its event rows, and the instance
+ * rows fleetd keeps about itself. Every read from DynamoDB is validated with these schemas:
+ * the tables may be written by other tools and versions.
+ */
+import { z } from 'zod';
+import { ALL_STATUSES, EventType, type TaskStatus } from './states';
+import { InstanceStatus } from './tags';
+import { parseWith, type Parsed } from './validation';
+
+const epochMs = z.number().int().nonnegative();
+const statusEnum = z.enum(ALL_STATUSES as [TaskStatus, ...TaskStatus[]]);
+
+export const TaskRecordSchema = z.object({
+  task_id: z.string(),
+  status: statusEnum,
+  /** The submitted spec, validated again by fleetd before it runs (kept raw here on purpose). */
+  spec: z.record(z.string(), z.unknown()),
+  created_at: epochMs,
+  updated_at: epochMs,
+  /** Fencing token: incremented by every claim; every later write is conditional on it. */
+  attempt: z.number().int().nonnegative(),
+  /** Claims left before the task is failed for good; a clean release gives one back. */
+  attempts_left: z.number().int(),
+  idempotency_key: z.string().optional(),
+  instance_id: z.string().optional(),
+  lease_expires_at: epochMs.optional(),
+  heartbeat_at: epochMs.optional(),
+  container_id: z.string().optional(),
+  claimed_at: epochMs.optional(),
+  started_at: epochMs.optional(),
+  finished_at: epochMs.optional(),
+  exit_code: z.number().int().optional(),
+  oom_killed: z.boolean().optional(),
+  duration_ms: z.number().int().optional(),
+  /** Parsed result.json (a JSON object), when the agent wrote a valid one. */
+  result: z.record(z.string(), z.unknown()).optional(),
+  /** Why result.json was not recorded (invalid JSON, too large, not an object). */
+  result_error: z.string().optional(),
+  log_tail: z.string().optional(),
+  /** Human-readable reason for FAILED / CANCELLED / TIMED_OUT / INTERRUPTED. */
+  reason: z.string().optional(),
+  cancel_requested_at: epochMs.optional(),
+  /** When the SQS message was last sent (the reconciler re-sends stale QUEUED ones). */
+  message_sent_at: epochMs.optional(),
+  /** TTL attribute (epoch seconds), set on terminal records. */
+  expires_at: z.number().int().optional(),
+});
+export type TaskRecord = z.output<typeof TaskRecordSchema>;
+
+export function parseTaskRecord(item: unknown): Parsed<TaskRecord> {
+  return parseWith(TaskRecordSchema, item, 'task record');
+}
+
+export const TaskEventSchema = z.object({
+  task_id: z.string(),
+  /** ULID: time-ordered, unique. */
+  event_id: z.string(),
+  type: z.enum(Object.values(EventType) as [EventType, ...EventType[]]),
+  at: epochMs,
+  status: statusEnum.optional(),
+  attempt: z.number().int().optional(),
+  instance_id: z.string().optional(),
+  detail: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+  expires_at: z.number().int().optional(),
+});
+export type TaskEvent = z.output<typeof TaskEventSchema>;
+
+export function parseTaskEvent(item: unknown): Parsed<TaskEvent> {
+  return parseWith(TaskEventSchema, item, 'task event');
+}
+
+export const InstanceRecordSchema = z.object({
+  instance_id: z.string(),
+  status: z.enum(Object.values(InstanceStatus) as [InstanceStatus, ...InstanceStatus[]]),
+  updated_at: epochMs,
+  /** Written by fleetd's instance heartbeat (every heartbeat interval, running or idle). */
+  heartbeat_at: epochMs.optional(),
+  booted_at: epochMs.optional(),
+  slots: z.number().int().optional(),
+  running: z.array(z.string()).optional(),
+  asg_name: z.string().optional(),
+  availability_zone: z.string().optional(),
+  /** Set by a failed preflight: why the instance is unhealthy. */
+  reason: z.string().optional(),
+  boot_failed_at: epochMs.optional(),
+  version: z.string().optional(),
+  expires_at: z.number().int().optional(),
+});
+export type InstanceRecord = z.output<typeof InstanceRecordSchema>;
+
+export function parseInstanceRecord(item: unknown): Parsed<InstanceRecord> {
+  return parseWith(InstanceRecordSchema, item, 'instance record');
+}

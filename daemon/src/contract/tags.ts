@@ -1,0 +1,41 @@
+/**
+ * Instance tag keys. Tags are for people and SSM targeting; the task record is the truth.
+ * The prefix is configurable (default `bgagent`, ABCA's), the key suffixes are not.
+ */
+export const DEFAULT_TAG_PREFIX = 'bgagent';
+export const TAG_PREFIX_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
+
+export const InstanceStatus = {
+  /** Booting: preflight has not passed yet. Never advertised idle in this state. */
+  BOOTING: 'booting',
+  IDLE: 'idle',
+  BUSY: 'busy',
+  DRAINING: 'draining',
+  UNHEALTHY: 'unhealthy',
+} as const;
+export type InstanceStatus = (typeof InstanceStatus)[keyof typeof InstanceStatus];
+
+export interface TagKeys {
+  /** `<prefix>:status`: one of InstanceStatus. Written by fleetd on its own instance only. */
+  readonly status: string;
+  /** `<prefix>:task-id`: the running task id(s), comma-separated; written by fleetd only. */
+  readonly taskId: string;
+  /** `<prefix>:fleet`: the fleet name, set by the launch template; fleetd never writes it. */
+  readonly fleet: string;
+}
+
+export function tagKeys(prefix: string = DEFAULT_TAG_PREFIX): TagKeys {
+  if (!TAG_PREFIX_PATTERN.test(prefix)) {
+    throw new Error(`tag prefix: got ${JSON.stringify(prefix)}, expected ${TAG_PREFIX_PATTERN} (for example "bgagent")`);
+  }
+  return { status: `${prefix}:status`, taskId: `${prefix}:task-id`, fleet: `${prefix}:fleet` };
+}
+
+/** Container labels fleetd sets, used to find its containers again after a restart. */
+export const CONTAINER_LABELS = {
+  managedBy: 'agent-fleet.managed-by',
+  taskId: 'agent-fleet.task-id',
+  attempt: 'agent-fleet.attempt',
+  instanceId: 'agent-fleet.instance-id',
+} as const;
+export const CONTAINER_LABEL_MANAGED_BY_VALUE = 'fleetd';

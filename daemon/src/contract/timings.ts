@@ -1,0 +1,105 @@
+/**
+ * Timing defaults, in one place. Every loop and lease in the fleet derives from these; change
+ * them here (or override per instance through fleetd's config, which validates them with
+ * `validateTimings`).
+ */
+export interface Timings {
+  /** SQS long-poll wait per ReceiveMessage. SQS caps it at 20 s. */
+  readonly longPollSeconds: number;
+  /** Interval between fenced heartbeats of a running task. */
+  readonly heartbeatSeconds: number;
+  /** Lease length written on claim and each heartbeat; the message visibility is kept equal. */
+  readonly leaseSeconds: number;
+  /** SIGTERM → SIGKILL grace in the cancel / timeout ladder. */
+  readonly cancelGraceSeconds: number;
+  /** Claims allowed per task before it is failed for good. */
+  readonly maxAttempts: number;
+  /** Idle time after which an instance terminates itself (above the group's MinSize). */
+  readonly idleBeforeTerminateSeconds: number;
+  /** Task timeout when the spec names none. */
+  readonly defaultTaskTimeoutSeconds: number;
+  /** Largest task timeout accepted: below SQS's 12-hour total visibility limit. */
+  readonly maxTaskTimeoutSeconds: number;
+  /** Scaler re-evaluation interval inside one scheduled invocation. */
+  readonly scalerTickSeconds: number;
+}
+
+export const DEFAULT_TIMINGS: Timings = Object.freeze({
+  longPollSeconds: 20,
+  heartbeatSeconds: 30,
+  leaseSeconds: 120,
+  cancelGraceSeconds: 30,
+  maxAttempts: 3,
+  idleBeforeTerminateSeconds: 600,
+  defaultTaskTimeoutSeconds: 2 * 3600,
+  maxTaskTimeoutSeconds: 11 * 3600,
+  scalerTickSeconds: 10,
+});
+
+/** SQS: a message may stay invisible for at most 12 hours in total. */
+export const SQS_MAX_TOTAL_VISIBILITY_SECONDS = 12 * 3600;
+/** SQS: a single long poll waits at most 20 s. */
+export const SQS_MAX_WAIT_SECONDS = 20;
+
+/** Size limits of the contract. */
+export const LIMITS = Object.freeze({
+  /** Payloads up to this many bytes of JSON travel inline in the record; larger ones go to S3. */
+  inlinePayloadBytes: 32 * 1024,
+  /** Largest payload accepted at all. */
+  maxPayloadBytes: 16 * 1024 * 1024,
+  /** result.json larger than this is recorded as too large, not parsed. */
+  resultBytes: 64 * 1024,
+  /** Log tail kept in the terminal record. */
+  logTailBytes: 8 * 1024,
+  /** Per-task log file kept on the instance (older output is dropped, newest kept). */
+  logFileBytes: 16 * 1024 * 1024,
+  /** Largest SQS message body fleetd will even try to parse. */
+  envelopeBytes: 4 * 1024,
+});
+
+/**
+ * Cross-field checks (sqs-consumer style): returns one message per problem, empty when valid.
+ * Each message says what was got, what is expected and how to fix it.
+ */
+export function validateTimings(t: Timings): string[] {
+  const problems: string[] = [];
+  const positive: (keyof Timings)[] = [
+    'heartbeatSeconds',
+    'leaseSeconds',
+    'cancelGraceSeconds',
+    'maxAttempts',
+    'idleBeforeTerminateSeconds',
+    'defaultTaskTimeoutSeconds',
+    'maxTaskTimeoutSeconds',
+    'scalerTickSeconds',
+  ];
+  for (const key of positive) {
+    const v = t[key];
+    if (!Number.isFinite(v) || v <= 0) problems.push(`${key}: got ${v}, expected a positive number`);
+  }
+  if (!(t.longPollSeconds >= 0 && t.longPollSeconds <= SQS_MAX_WAIT_SECONDS)) {
+    problems.push(`longPollSeconds: got ${t.longPollSeconds}, expected 0..${SQS_MAX_WAIT_SECONDS} (SQS's limit)`);
+  }
+  if (t.heartbeatSeconds * 2 > t.leaseSeconds) {
+    problems.push(
+      `heartbeatSeconds (${t.heartbeatSeconds}) must be at most half of leaseSeconds (${t.leaseSeconds}) so one missed heartbeat does not lose the lease; lower heartbeatSeconds or raise leaseSeconds`,
+    );
+  }
+  if (t.leaseSeconds > SQS_MAX_TOTAL_VISIBILITY_SECONDS) {
+    problems.push(`leaseSeconds: got ${t.leaseSeconds}, expected at most ${SQS_MAX_TOTAL_VISIBILITY_SECONDS} (SQS visibility limit)`);
+  }
+  if (t.defaultTaskTimeoutSeconds > t.maxTaskTimeoutSeconds) {
+    problems.push(
+      `defaultTaskTimeoutSeconds (${t.defaultTaskTimeoutSeconds}) exceeds maxTaskTimeoutSeconds (${t.maxTaskTimeoutSeconds}); lower the default`,
+    );
+  }
+  // The whole run plus the cancel ladder and one lease must fit in SQS's 12-hour budget,
+  // otherwise the message would reappear while the task still runs.
+  const worst = t.maxTaskTimeoutSeconds + t.cancelGraceSeconds + t.leaseSeconds;
+  if (worst > SQS_MAX_TOTAL_VISIBILITY_SECONDS) {
+    problems.push(
+      `maxTaskTimeoutSeconds + cancelGraceSeconds + leaseSeconds = ${worst} s exceeds SQS's 12-hour visibility limit (${SQS_MAX_TOTAL_VISIBILITY_SECONDS} s); lower maxTaskTimeoutSeconds`,
+    );
+  }
+  return problems;
+}
