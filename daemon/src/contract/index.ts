@@ -14,3 +14,4 @@ export * from './tables';
 export * from './environment';
 export * from './cancel-document';
 export * from './scaling';
+export * from './config-file';
