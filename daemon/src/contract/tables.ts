@@ -23,6 +23,11 @@ export const INSTANCES_TABLE = {
 /** Terminal task records and their events are kept this long, then expire by TTL. */
 export const RECORD_RETENTION_DAYS = 30;
 
+/** The TTL value (`expires_at`, epoch seconds) for a terminal record or event written at `nowMs`. */
+export function retentionExpiresAt(nowMs: number): number {
+  return Math.floor(nowMs / 1000) + RECORD_RETENTION_DAYS * 24 * 3600;
+}
+
 export const QUEUE_DEFAULTS = {
   /** Receives before SQS moves a message to the dead-letter queue (poison messages). */
   maxReceiveCount: 10,
