@@ -1,0 +1,121 @@
+/**
+ * `npm run bundle`: fleetd and the fleet CLI as single CommonJS files for Node 20, so the AMI
+ * needs no `npm install` (packer/ copies dist/bundle/ to /opt/fleetd).
+ *
+ *   daemon/src/main.ts → dist/bundle/fleetd.js (+ .map)
+ *   scripts/fleet.ts   → dist/bundle/fleet.js  (+ .map)
+ *
+ * What is not inside the bundle, and why that is safe:
+ * - Node built-ins (platform node).
+ * - `cpu-features` and every `*.node` addon. docker-modem requires ssh2 at load time (for
+ *   ssh:// DOCKER_HOST); ssh2 loads `cpu-features` and its own `sshcrypto.node` inside
+ *   try/catch and falls back to pure JS. Bundling them is impossible (native code), and
+ *   leaving them out only loses that optional speed-up.
+ * - dockerode's `lib/proto/*.proto`, read at run time from `__dirname/proto` (BuildKit session
+ *   and BuildKit progress decoding). In the bundle `__dirname` is dist/bundle, so they are
+ *   copied to dist/bundle/proto/.
+ * Anything else the build would leave unresolved is a build error, and the script fails.
+ */
+import { build, type BuildOptions, type Metafile } from 'esbuild';
+import { builtinModules } from 'node:module';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '..');
+
+export const BUNDLE_DIR = path.join(ROOT, 'dist', 'bundle');
+
+export interface BundleEntry {
+  /** Output name: `<name>.js` in the bundle directory. */
+  readonly name: string;
+  /** Source file, relative to the repository root. */
+  readonly source: string;
+}
+
+export const BUNDLE_ENTRIES: readonly BundleEntry[] = [
+  { name: 'fleetd', source: 'daemon/src/main.ts' },
+  { name: 'fleet', source: 'scripts/fleet.ts' },
+];
+
+/** Optional native modules left out of the bundle (see the header). */
+export const OPTIONAL_NATIVE_EXTERNALS: readonly string[] = ['cpu-features', '*.node'];
+
+/** Data files a bundled dependency reads relative to its own `__dirname`. */
+const RUNTIME_ASSETS: readonly { from: string; to: string }[] = [
+  { from: 'node_modules/dockerode/lib/proto', to: 'proto' },
+];
+
+export function bundleOptions(entries: readonly BundleEntry[], outdir: string): BuildOptions {
+  return {
+    absWorkingDir: ROOT,
+    entryPoints: Object.fromEntries(entries.map((e) => [e.name, path.resolve(ROOT, e.source)])),
+    outdir,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    sourcemap: 'linked',
+    // Typed error classes and log lines rely on constructor names.
+    keepNames: true,
+    external: [...OPTIONAL_NATIVE_EXTERNALS],
+    metafile: true,
+    logLevel: 'warning',
+  };
+}
+
+/** Imports the bundle leaves to run time that are neither built-ins nor allowed optional natives. */
+export function unexpectedExternals(metafile: Metafile): string[] {
+  const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+  const optional = (p: string) =>
+    OPTIONAL_NATIVE_EXTERNALS.some((x) => (x.startsWith('*') ? p.endsWith(x.slice(1)) : p === x));
+  const found = new Set<string>();
+  for (const output of Object.values(metafile.outputs)) {
+    for (const imp of output.imports) {
+      if (imp.external && !builtins.has(imp.path) && !optional(imp.path)) found.add(imp.path);
+    }
+  }
+  return [...found].sort();
+}
+
+export interface BundleResult {
+  readonly files: string[];
+  readonly seconds: number;
+}
+
+export async function bundle(entries: readonly BundleEntry[] = BUNDLE_ENTRIES, outdir = BUNDLE_DIR): Promise<BundleResult> {
+  const missing = entries.filter((e) => !fs.existsSync(path.resolve(ROOT, e.source)));
+  if (missing.length > 0) {
+    const list = missing.map((e) => `${e.source} (for ${e.name}.js)`).join(', ');
+    throw new Error(
+      `bundle: missing entry point(s): ${list}. Expected these sources to exist; they are written by ` +
+        `the fleetd / CLI work. Nothing was built.`,
+    );
+  }
+  const started = Date.now();
+  fs.rmSync(outdir, { recursive: true, force: true });
+  const result = await build(bundleOptions(entries, outdir));
+  const unexpected = unexpectedExternals(result.metafile!);
+  if (unexpected.length > 0) {
+    throw new Error(`bundle: imports left external that the instance would not have: ${unexpected.join(', ')}`);
+  }
+  for (const asset of RUNTIME_ASSETS) {
+    fs.cpSync(path.join(ROOT, asset.from), path.join(outdir, asset.to), { recursive: true });
+  }
+  const files = Object.keys(result.metafile!.outputs).map((f) => path.relative(ROOT, path.resolve(ROOT, f)));
+  return { files, seconds: (Date.now() - started) / 1000 };
+}
+
+async function main(): Promise<void> {
+  const { files, seconds } = await bundle();
+  for (const f of files) {
+    console.log(`${f}  ${(fs.statSync(path.join(ROOT, f)).size / 1024).toFixed(0)} KiB`);
+  }
+  console.log(`bundle: ${files.length} files in ${path.relative(ROOT, BUNDLE_DIR)}/ (${seconds.toFixed(1)} s)`);
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}
