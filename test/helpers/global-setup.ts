@@ -1,0 +1,12 @@
+/**
+ * Jest global setup for the integration project: brings the local stack up when it is not
+ * running (idempotent, ~10 s cold, well under a second warm). Tests then read .fleet/local.env.
+ */
+import '../../daemon/src/quiet-sdk-warning';
+import { status, up } from '../../scripts/local/stack';
+
+export default async function globalSetup(): Promise<void> {
+  const s = await status();
+  if (s.components.every((c) => c.up)) return;
+  await up();
+}
