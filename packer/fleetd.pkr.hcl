@@ -105,7 +105,7 @@ variable "cloudwatch_log_group_prefix" {
 variable "ami_users" {
   type        = list(string)
   default     = []
-  description = "Account ids the AMI is shared with."
+  description = "Account ids the AMI is shared with. Needs kms_key_id: an AMI encrypted with the default EBS key cannot be shared."
 }
 
 variable "ami_regions" {
