@@ -30,6 +30,32 @@ export const FleetdConfigFileSchema = z.strictObject({
   secretArnPrefix: z.string().startsWith('arn:', { error: 'expected an ARN prefix starting with "arn:"' }).optional(),
   /** Role fleetd assumes per task to serve the container's credentials (none: no credentials). */
   taskRoleArn: z.string().startsWith('arn:', { error: 'expected a role ARN' }).optional(),
+  /** Per-task files (payload, output) and per-task logs. @default /var/lib/fleetd */
+  workDir: z.string().startsWith('/', { error: 'expected an absolute path' }).optional(),
+  /** Root-only control socket. @default /run/fleetd/fleetd.sock */
+  socketPath: z.string().startsWith('/', { error: 'expected an absolute path' }).optional(),
+  /** Overrides of the timing defaults (DEFAULT_TIMINGS), checked together by validateTimings. */
+  timings: z
+    .strictObject({
+      longPollSeconds: z.number().optional(),
+      heartbeatSeconds: z.number().optional(),
+      leaseSeconds: z.number().optional(),
+      cancelGraceSeconds: z.number().optional(),
+      maxAttempts: z.int().optional(),
+      idleBeforeTerminateSeconds: z.number().optional(),
+      defaultTaskTimeoutSeconds: z.number().optional(),
+      maxTaskTimeoutSeconds: z.number().optional(),
+      scalerTickSeconds: z.number().optional(),
+    })
+    .default({}),
+  /** On SIGTERM / lifecycle termination: how long running tasks may finish before release. @default 600 */
+  drainBudgetSeconds: z.number().min(0).max(7200).default(600),
+  /** Claiming stops below this much free disk in workDir and Docker's data root. @default 5 GiB */
+  minFreeDiskBytes: z.int().min(0).default(5 * 1024 ** 3),
+  /** Claiming stops below this many free inodes. @default 250000 */
+  minFreeInodes: z.int().min(0).default(250_000),
+  /** Mirror heartbeats into an ABCA TaskTable (agent_heartbeat_at, only while status = RUNNING). */
+  abcaTaskTable: z.string().min(3).max(255).optional(),
 });
 export type FleetdConfigFile = z.output<typeof FleetdConfigFileSchema>;
 export type FleetdConfigFileInput = z.input<typeof FleetdConfigFileSchema>;

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { TASK_ID_PATTERN } from './ids';
 import { LIMITS } from './timings';
-import { describeValue, parseWith, type Parsed } from './validation';
+import { describeValue, oneLine, parseWith, type Parsed } from './validation';
 
 export const ENVELOPE_VERSION = 1 as const;
 
@@ -36,7 +36,7 @@ export function decodeEnvelope(body: unknown): Parsed<Envelope> & { taskId?: str
   try {
     json = JSON.parse(body);
   } catch (err) {
-    return { ok: false, problems: [`message body: not JSON (${(err as Error).message})`] };
+    return { ok: false, problems: [`message body: not JSON (${oneLine((err as Error).message)})`] };
   }
   const parsed = parseWith(EnvelopeSchema, json, 'envelope');
   if (parsed.ok) return parsed;

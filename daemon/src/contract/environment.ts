@@ -14,11 +14,18 @@ export const FLEET_ENV = {
   cancelDocument: 'FLEET_CANCEL_DOCUMENT',
   asgName: 'FLEET_ASG_NAME',
   tagPrefix: 'FLEET_TAG_PREFIX',
+  slots: 'FLEETD_SLOTS',
+  allowedRegistries: 'FLEET_ALLOWED_REGISTRIES',
+  secretArnPrefix: 'FLEET_SECRET_ARN_PREFIX',
+  taskRoleArn: 'FLEET_TASK_ROLE_ARN',
   config: 'FLEETD_CONFIG',
   socket: 'FLEETD_SOCKET',
+  workDir: 'FLEETD_WORK_DIR',
 } as const;
 
 /** Where fleetd reads its config file by default on an instance. */
 export const DEFAULT_CONFIG_PATH = '/etc/fleetd/config.json';
 /** Root-only control socket of fleetd on an instance. */
 export const DEFAULT_SOCKET_PATH = '/run/fleetd/fleetd.sock';
+/** Per-task files and logs on an instance. */
+export const DEFAULT_WORK_DIR = '/var/lib/fleetd';

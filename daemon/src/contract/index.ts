@@ -15,3 +15,4 @@ export * from './environment';
 export * from './cancel-document';
 export * from './scaling';
 export * from './config-file';
+export * from './deployment';

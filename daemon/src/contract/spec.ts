@@ -25,6 +25,12 @@ export const cleanString = (max: number) =>
 export const IMAGE_PATTERN =
   /^(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
+/**
+ * Longest image reference accepted: a bound for the record and the logs, not Docker's exact rule
+ * (Docker still checks its own 255-character limit on the name part when it pulls).
+ */
+export const IMAGE_MAX_LENGTH = 512;
+
 export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 /** Names fleetd sets itself; a spec may not override them. */
 export const RESERVED_ENV_NAMES = ['TASK_ID', 'AGENT_PAYLOAD'] as const;
@@ -61,9 +67,42 @@ export type PayloadRef = z.output<typeof PayloadRefSchema>;
 
 const jsonObject = z.record(z.string(), z.json());
 
+/**
+ * The path to a string or key inside a JSON value that is not well-formed Unicode (the record
+ * stores an inline payload in DynamoDB and hands it to Docker, neither of which keeps it as is).
+ */
+function findLoneSurrogate(value: unknown): { path: PropertyKey[]; text: string } | undefined {
+  type Frame = { value: unknown; key?: PropertyKey; parent?: Frame };
+  const pathOf = (frame: Frame): PropertyKey[] => {
+    const path: PropertyKey[] = [];
+    for (let f: Frame | undefined = frame; f?.key !== undefined; f = f.parent) path.push(f.key);
+    return path.reverse();
+  };
+  const stack: Frame[] = [{ value }];
+  while (stack.length > 0) {
+    const frame = stack.pop() as Frame;
+    const v = frame.value;
+    if (typeof v === 'string') {
+      if (LONE_SURROGATE.test(v)) return { path: pathOf(frame), text: v };
+    } else if (Array.isArray(v)) {
+      v.forEach((item, i) => stack.push({ value: item, key: i, parent: frame }));
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, item] of Object.entries(v)) {
+        const child: Frame = { value: item, key: k, parent: frame };
+        if (LONE_SURROGATE.test(k)) return { path: pathOf(child), text: k };
+        stack.push(child);
+      }
+    }
+  }
+  return undefined;
+}
+
 export const TaskSpecSchema = z
   .strictObject({
-    image: z.string().regex(IMAGE_PATTERN, {
+    image: z
+      .string()
+      .max(IMAGE_MAX_LENGTH, { error: `expected at most ${IMAGE_MAX_LENGTH} characters`, abort: true })
+      .regex(IMAGE_PATTERN, {
       error: 'expected an image reference like "123456789012.dkr.ecr.us-east-1.amazonaws.com/agent:1.2" or "agent-fleet/demo-agent:latest"',
     }),
     /** Overrides the image's command: an argv array, never a shell string. */
@@ -104,6 +143,16 @@ export const TaskSpecSchema = z
           path: ['payload'],
           message: `inline payload is ${bytes} bytes, expected at most ${LIMITS.inlinePayloadBytes}; put it in S3 and use payload_ref (the client library does this for you)`,
         });
+      } else {
+        const bad = findLoneSurrogate(spec.payload);
+        if (bad !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['payload', ...bad.path],
+            input: bad.text,
+            message: 'expected valid Unicode (got a lone surrogate / invalid UTF-8)',
+          });
+        }
       }
     }
     if (Object.keys(spec.labels).length > 32) {

@@ -41,10 +41,12 @@ export const CLAIMABLE_STATUSES: readonly TaskStatus[] = [TaskStatus.QUEUED, Tas
  * - CANCEL_REQUESTED may still end COMPLETED / FAILED / TIMED_OUT: the container's own outcome
  *   wins when it ended before the cancel ladder reached it.
  * - INTERRUPTED is a released task: claimable again, or sent back to QUEUED by the reconciler.
+ * - Only tasks nobody holds a lease on (QUEUED, INTERRUPTED) are cancelled at once; CLAIMED and
+ *   RUNNING go through CANCEL_REQUESTED (DESIGN.md, "Task lifecycle").
  */
 export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
   QUEUED: ['CLAIMED', 'CANCELLED', 'FAILED'],
-  CLAIMED: ['RUNNING', 'CLAIMED', 'CANCEL_REQUESTED', 'INTERRUPTED', 'FAILED', 'CANCELLED'],
+  CLAIMED: ['RUNNING', 'CLAIMED', 'CANCEL_REQUESTED', 'INTERRUPTED', 'FAILED'],
   RUNNING: ['COMPLETED', 'FAILED', 'TIMED_OUT', 'CANCEL_REQUESTED', 'INTERRUPTED', 'CLAIMED'],
   CANCEL_REQUESTED: ['CANCELLED', 'COMPLETED', 'FAILED', 'TIMED_OUT'],
   INTERRUPTED: ['QUEUED', 'CLAIMED', 'CANCELLED', 'FAILED'],
@@ -58,8 +60,13 @@ export function isTerminal(status: TaskStatus): boolean {
   return TERMINAL_STATUSES.includes(status);
 }
 
+/** Exits of `from`; none for a value that is not a status (never a property of Object.prototype). */
+function exitsOf(from: TaskStatus): readonly TaskStatus[] {
+  return Object.hasOwn(TRANSITIONS, from) ? TRANSITIONS[from] : [];
+}
+
 export function canTransition(from: TaskStatus, to: TaskStatus): boolean {
-  return TRANSITIONS[from].includes(to);
+  return exitsOf(from).includes(to);
 }
 
 /** The states from which `to` may be reached: what a conditional write on `status` must allow. */
@@ -73,9 +80,8 @@ export class InvalidTransitionError extends Error {
     readonly from: TaskStatus,
     readonly to: TaskStatus,
   ) {
-    super(
-      `task cannot go from ${from} to ${to}; allowed from ${from}: ${TRANSITIONS[from].join(', ') || 'nothing (terminal)'}`,
-    );
+    const none = Object.hasOwn(TRANSITIONS, from) ? 'nothing (terminal)' : 'nothing (not a task status)';
+    super(`task cannot go from ${from} to ${to}; allowed from ${from}: ${exitsOf(from).join(', ') || none}`);
   }
 }
 

@@ -28,6 +28,10 @@ export function tagKeys(prefix: string = DEFAULT_TAG_PREFIX): TagKeys {
   if (!TAG_PREFIX_PATTERN.test(prefix)) {
     throw new Error(`tag prefix: got ${JSON.stringify(prefix)}, expected ${TAG_PREFIX_PATTERN} (for example "bgagent")`);
   }
+  if (prefix.toLowerCase() === 'aws') {
+    // EC2 refuses tag keys starting with aws: in any letter case.
+    throw new Error(`tag prefix: got ${JSON.stringify(prefix)}, expected another prefix: aws: tag keys are reserved for AWS`);
+  }
   return { status: `${prefix}:status`, taskId: `${prefix}:task-id`, fleet: `${prefix}:fleet` };
 }
 

@@ -1,0 +1,84 @@
+/**
+ * The instance's view of itself: its tags (for people and SSM targeting) and its row in the
+ * instances table (for `fleet instances` and the reconciler). Tag writes are serialized so two
+ * slots finishing together cannot leave a stale tag behind (EC2 tags are last-writer-wins).
+ */
+import { CreateTagsCommand, DeleteTagsCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import { PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { InstanceStatus, tagKeys, type TagKeys } from './contract';
+import type { Logger } from './log';
+
+export interface InstanceStateOptions {
+  readonly ec2: EC2Client;
+  readonly ddb: DynamoDBDocumentClient;
+  readonly instancesTable: string;
+  readonly instanceId: string;
+  readonly tagPrefix: string;
+  readonly slots: number;
+  readonly asgName?: string;
+  readonly availabilityZone: string;
+  readonly log: Logger;
+}
+
+export class InstanceState {
+  private readonly keys: TagKeys;
+  private chain: Promise<void> = Promise.resolve();
+  private readonly bootedAt = Date.now();
+  status: InstanceStatus = InstanceStatus.BOOTING;
+  running: string[] = [];
+  reason?: string;
+
+  constructor(private readonly o: InstanceStateOptions) {
+    this.keys = tagKeys(o.tagPrefix);
+  }
+
+  /** Sets status and running tasks; tags and the instance row follow, in order. */
+  set(status: InstanceStatus, running: string[] = this.running, reason?: string): Promise<void> {
+    this.status = status;
+    this.running = [...running];
+    this.reason = reason;
+    const snapshot = { status, running: [...running], reason };
+    this.chain = this.chain.then(() => this.write(snapshot)).catch((err) => this.o.log.warn('updating instance tags failed', { error: err }));
+    return this.chain;
+  }
+
+  private async write(s: { status: InstanceStatus; running: string[]; reason?: string }): Promise<void> {
+    const resources = [this.o.instanceId];
+    await this.o.ec2.send(new CreateTagsCommand({
+      Resources: resources,
+      Tags: [
+        { Key: this.keys.status, Value: s.status },
+        ...(s.running.length ? [{ Key: this.keys.taskId, Value: s.running.join(',').slice(0, 256) }] : []),
+      ],
+    }));
+    if (!s.running.length) await this.o.ec2.send(new DeleteTagsCommand({ Resources: resources, Tags: [{ Key: this.keys.taskId }] }));
+    await this.heartbeat(s);
+  }
+
+  /** The instance row; also written on its own every heartbeat interval. */
+  async heartbeat(s: { status: InstanceStatus; running: string[]; reason?: string } = { status: this.status, running: this.running, reason: this.reason }): Promise<void> {
+    const now = Date.now();
+    await this.o.ddb.send(new PutCommand({
+      TableName: this.o.instancesTable,
+      Item: {
+        instance_id: this.o.instanceId,
+        status: s.status,
+        updated_at: now,
+        heartbeat_at: now,
+        booted_at: this.bootedAt,
+        slots: this.o.slots,
+        running: s.running,
+        asg_name: this.o.asgName,
+        availability_zone: this.o.availabilityZone,
+        reason: s.reason,
+        ...(s.status === InstanceStatus.UNHEALTHY ? { boot_failed_at: now } : {}),
+        // Rows of instances gone for a week expire.
+        expires_at: Math.floor(now / 1000) + 7 * 86400,
+      },
+    }));
+  }
+
+  flush(): Promise<void> {
+    return this.chain;
+  }
+}

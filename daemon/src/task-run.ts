@@ -1,0 +1,386 @@
+/**
+ * One claimed task, from claim to cleanup (DESIGN.md steps 4–8):
+ *   prepare (spec, payload, secrets, image, container) → first heartbeat RUNNING → start →
+ *   heartbeat every `heartbeatSeconds` (lease + message visibility on the same tick) while
+ *   waiting → one fenced terminal write → delete the message → remove container and files.
+ * Stops come from three places and the first reason wins: a cancel (record or control
+ * socket), the task timeout, or a release (drain / spot). A fenced-out heartbeat or a lease
+ * that could not be renewed stops the container and writes nothing more.
+ */
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { ChangeMessageVisibilityCommand, DeleteMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type Docker from 'dockerode';
+import { backoffDelayMs, sleep } from './backoff';
+import type { FleetdConfig } from './config';
+import { LIMITS, TaskStatus, parseTaskSpec, type TaskRecord, type TaskSpec } from './contract';
+import type { Lease, TaskStore } from './lease';
+import type { Logger } from './log';
+import { CONTAINER_OUTPUT_DIR, CONTAINER_PAYLOAD_PATH, MAX_ENV_PAYLOAD_BYTES, type ContainerRunner, type TaskFiles } from './runner';
+import { TaskOutput } from './task-output';
+
+export type StopReason = 'cancel' | 'timeout' | 'release' | 'lease-lost';
+
+export interface TaskRunDeps {
+  readonly store: TaskStore;
+  readonly runner: ContainerRunner;
+  readonly sqs: SQSClient;
+  readonly s3: S3Client;
+  readonly secrets: SecretsManagerClient;
+  readonly config: FleetdConfig;
+  readonly log: Logger;
+  /** Extra env (e.g. the per-task credentials endpoint) added by the daemon. */
+  readonly extraEnv?: (lease: Lease) => Promise<string[]>;
+  readonly onTaskEnd?: (lease: Lease) => void;
+}
+
+export interface TaskRunResult {
+  readonly taskId: string;
+  readonly status: TaskStatus | 'RELEASED' | 'FENCED_OUT';
+}
+
+/** A task-level failure with a reason that is safe to record (never contains a secret). */
+class PrepareError extends Error {
+  override readonly name = 'PrepareError';
+}
+
+export class TaskRun {
+  readonly taskId: string;
+  private stopReason?: StopReason;
+  private container?: Docker.Container;
+  private started = false;
+  private leaseExpiresAt: number;
+  private heartbeatAt = Date.now();
+  private readonly heartbeatAbort = new AbortController();
+  private readonly log: Logger;
+  private readonly secretValues: string[] = [];
+  private releaseReason = '';
+  private fencedOut = false;
+  phase: 'preparing' | 'running' | 'stopping' | 'finishing' = 'preparing';
+
+  constructor(
+    private readonly deps: TaskRunDeps,
+    readonly lease: Lease,
+    private readonly record: TaskRecord,
+    private receiptHandle: string | undefined,
+  ) {
+    this.taskId = lease.taskId;
+    this.log = deps.log.child({ task_id: lease.taskId, attempt: lease.attempt });
+    this.leaseExpiresAt = Date.now() + deps.config.timings.leaseSeconds * 1000;
+  }
+
+  get heartbeatAgeMs(): number {
+    return Date.now() - this.heartbeatAt;
+  }
+
+  get stopping(): StopReason | undefined {
+    return this.stopReason;
+  }
+
+  /** Ask the task to stop: the first reason wins; the container gets the SIGTERM ladder. */
+  requestStop(reason: StopReason, detail = ''): void {
+    if (this.stopReason) return;
+    this.stopReason = reason;
+    if (reason === 'release') this.releaseReason = detail;
+    this.log.info('stopping task', { reason, detail });
+    if (this.container && this.started) {
+      const grace = reason === 'lease-lost' ? 0 : this.deps.config.timings.cancelGraceSeconds;
+      void this.deps.runner.stop(this.container, grace).catch((err) => this.log.warn('stopping container failed', { error: err }));
+    }
+  }
+
+  /** A cancel from the control socket: recorded first, then the ladder. */
+  async cancelFromSocket(): Promise<boolean> {
+    const recorded = await this.deps.store.requestCancel(this.lease, 'control-socket');
+    if (recorded) this.requestStop('cancel');
+    return recorded;
+  }
+
+  /** Release now (spot notice, drain budget spent): stop quickly and hand the task back. */
+  release(reason: string): void {
+    this.requestStop('release', reason);
+  }
+
+  async execute(): Promise<TaskRunResult> {
+    return this.withHeartbeats(() => this.run());
+  }
+
+  /**
+   * After a daemon restart: supervise a container this attempt already started (found by its
+   * labels) as if it had never been left: heartbeats, the remaining timeout, the terminal write.
+   */
+  async adopt(container: Docker.Container): Promise<TaskRunResult> {
+    return this.withHeartbeats(async () => {
+      const { runner } = this.deps;
+      const files = runner.taskFiles(this.taskId);
+      const output = new TaskOutput(files.logFile, this.deps.log.secrets, LIMITS.logFileBytes, LIMITS.logTailBytes, { append: true });
+      try {
+        const spec = this.validSpec();
+        // Registered again for redaction only; the container already has them.
+        await this.secretEnv(spec).catch((err) => this.log.warn('secrets could not be re-read for redaction', { error: (err as Error).message }));
+        this.container = container;
+        this.started = true;
+        this.phase = 'running';
+        const { done: streamDone } = await runner.attach(container, output);
+        const startedAt = this.record.started_at ?? Date.now();
+        return await this.supervise(spec, files, output, streamDone, startedAt);
+      } finally {
+        output.close();
+        await runner.remove(container);
+        runner.removeFiles(this.taskId);
+      }
+    });
+  }
+
+  private async withHeartbeats(body: () => Promise<TaskRunResult>): Promise<TaskRunResult> {
+    const heartbeats = this.heartbeatLoop();
+    try {
+      return await body();
+    } finally {
+      this.heartbeatAbort.abort();
+      await heartbeats;
+      for (const v of this.secretValues) this.deps.log.secrets.remove(v);
+      this.deps.onTaskEnd?.(this.lease);
+    }
+  }
+
+  private async run(): Promise<TaskRunResult> {
+    const { runner, config, store } = this.deps;
+    let files: TaskFiles | undefined;
+    let output: TaskOutput | undefined;
+    try {
+      let spec: TaskSpec;
+      let env: string[];
+      try {
+        spec = this.validSpec();
+        const payload = await this.payloadJson(spec);
+        env = [...this.baseEnv(payload, spec), ...(await this.secretEnv(spec)), ...(this.deps.extraEnv ? await this.deps.extraEnv(this.lease) : [])];
+        await runner.ensureImage(spec.image);
+        files = runner.prepareFiles(this.taskId, payload);
+        this.container = await runner.create({ taskId: this.taskId, attempt: this.lease.attempt, spec, env, files, graceSeconds: config.timings.cancelGraceSeconds });
+      } catch (err) {
+        if (this.stopReason) return await this.endWithoutStart();
+        const reason = err instanceof PrepareError || /Image(Policy|Pull)Error/.test((err as Error).name) ? (err as Error).message : `preparing the task failed: ${(err as Error).message}`;
+        this.log.warn('task failed before start', { reason });
+        return await this.finish(TaskStatus.FAILED, { reason: this.deps.log.secrets.redact(reason) });
+      }
+      if (this.stopReason) return await this.endWithoutStart();
+
+      // The first heartbeat must succeed before the container starts.
+      const running = await store.markRunning(this.lease, this.container.id);
+      if (running === 'fenced') return this.fenced('first heartbeat fenced out');
+      if (running === 'cancel-requested' || this.stopReason) {
+        this.stopReason ??= 'cancel';
+        return await this.endWithoutStart();
+      }
+
+      output = new TaskOutput(files.logFile, this.deps.log.secrets, LIMITS.logFileBytes, LIMITS.logTailBytes);
+      const { done: streamDone } = await runner.attach(this.container, output);
+      const startedAt = Date.now();
+      await this.container.start();
+      this.started = true;
+      this.phase = 'running';
+      this.log.info('container started', { container_id: this.container.id, image: spec.image });
+      // A stop requested between markRunning and start applies now.
+      if (this.stopReason) runner.stop(this.container, config.timings.cancelGraceSeconds).catch(() => undefined);
+      return await this.supervise(spec, files, output, streamDone, startedAt);
+    } finally {
+      output?.close();
+      if (this.container) await runner.remove(this.container);
+      runner.removeFiles(this.taskId);
+    }
+  }
+
+  /** Waits for the container under heartbeats and the timeout, then the one terminal write. */
+  private async supervise(spec: TaskSpec, files: TaskFiles, output: TaskOutput, streamDone: Promise<void>, startedAt: number): Promise<TaskRunResult> {
+    const { runner } = this.deps;
+    const timeoutLeft = Math.max(0, startedAt + spec.timeout_s * 1000 - Date.now());
+    const timeout = setTimeout(() => this.requestStop('timeout'), timeoutLeft);
+    let exit;
+    try {
+      exit = await runner.wait(this.container!);
+    } finally {
+      clearTimeout(timeout);
+    }
+    await Promise.race([streamDone, sleep(2000)]);
+    output.close();
+    const duration_ms = Date.now() - startedAt;
+    this.phase = 'finishing';
+    this.log.info('container exited', { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, stop_reason: this.stopReason });
+
+    if (this.fencedOut || this.stopReason === 'lease-lost') return this.fenced('lease lost while running');
+    if (this.stopReason === 'release') return await this.releaseTask();
+    const common = { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, log_tail: output.tail(), ...runner.readResult(files, (s) => this.deps.log.secrets.redact(s)) };
+    if (this.stopReason === 'cancel') return await this.finish(TaskStatus.CANCELLED, { ...common, reason: 'cancelled by request' });
+    if (this.stopReason === 'timeout') return await this.finish(TaskStatus.TIMED_OUT, { ...common, reason: `timed out after ${spec.timeout_s} s` });
+    if (exit.exitCode === 0 && !exit.oomKilled) return await this.finish(TaskStatus.COMPLETED, common);
+    const reason = exit.oomKilled ? `killed: out of memory (limit ${spec.memory_mb} MiB)` : `exit code ${exit.exitCode}`;
+    return await this.finish(TaskStatus.FAILED, { ...common, reason });
+  }
+
+  private validSpec(): TaskSpec {
+    const parsed = parseTaskSpec(this.record.spec);
+    if (!parsed.ok) throw new PrepareError(`invalid spec: ${parsed.problems.join('; ')}`);
+    if (parsed.value.timeout_s > this.deps.config.timings.maxTaskTimeoutSeconds) {
+      throw new PrepareError(`spec.timeout_s ${parsed.value.timeout_s} exceeds this fleet's cap of ${this.deps.config.timings.maxTaskTimeoutSeconds} s`);
+    }
+    return parsed.value;
+  }
+
+  private async payloadJson(spec: TaskSpec): Promise<string> {
+    if (spec.payload_ref) {
+      if (spec.payload_ref.bucket !== this.deps.config.payloadBucket) {
+        throw new PrepareError(`payload_ref bucket ${spec.payload_ref.bucket} is not this fleet's payload bucket (${this.deps.config.payloadBucket})`);
+      }
+      try {
+        const res = await this.deps.s3.send(new GetObjectCommand({ Bucket: spec.payload_ref.bucket, Key: spec.payload_ref.key }));
+        if ((res.ContentLength ?? 0) > LIMITS.maxPayloadBytes) throw new PrepareError(`payload is ${res.ContentLength} bytes, over the ${LIMITS.maxPayloadBytes}-byte cap`);
+        const text = (await res.Body?.transformToString('utf8')) ?? '';
+        JSON.parse(text);
+        return text;
+      } catch (err) {
+        if (err instanceof PrepareError) throw err;
+        throw new PrepareError(`payload s3://${spec.payload_ref.bucket}/${spec.payload_ref.key} could not be read as JSON: ${(err as Error).message}`);
+      }
+    }
+    return JSON.stringify(spec.payload ?? {});
+  }
+
+  private baseEnv(payload: string, spec: TaskSpec): string[] {
+    const env = [
+      `TASK_ID=${this.taskId}`,
+      `FLEET_TASK_ID=${this.taskId}`,
+      `FLEET_ATTEMPT=${this.lease.attempt}`,
+      `FLEET_PAYLOAD_FILE=${CONTAINER_PAYLOAD_PATH}`,
+      `FLEET_OUTPUT_DIR=${CONTAINER_OUTPUT_DIR}`,
+    ];
+    if (Buffer.byteLength(payload) <= MAX_ENV_PAYLOAD_BYTES) env.push(`AGENT_PAYLOAD=${payload}`);
+    for (const [k, v] of Object.entries(spec.env)) env.push(`${k}=${v}`);
+    return env;
+  }
+
+  private async secretEnv(spec: TaskSpec): Promise<string[]> {
+    const out: string[] = [];
+    for (const [name, arn] of Object.entries(spec.secrets)) {
+      const prefix = this.deps.config.secretArnPrefix;
+      if (!prefix || !arn.startsWith(prefix)) {
+        throw new PrepareError(`secret ${name}: ARN ${arn} is outside this fleet's allowed prefix (${prefix ?? 'no secrets allowed'})`);
+      }
+      let value: string | undefined;
+      try {
+        value = (await this.deps.secrets.send(new GetSecretValueCommand({ SecretId: arn }))).SecretString;
+      } catch (err) {
+        throw new PrepareError(`secret ${name}: reading ${arn} failed: ${(err as Error).name}`);
+      }
+      if (value === undefined) throw new PrepareError(`secret ${name}: ${arn} has no string value`);
+      if (value.length < 4) throw new PrepareError(`secret ${name}: values shorter than 4 characters cannot be redacted reliably; refused`);
+      this.deps.log.secrets.add(value);
+      this.secretValues.push(value);
+      out.push(`${name}=${value}`);
+    }
+    return out;
+  }
+
+  private async endWithoutStart(): Promise<TaskRunResult> {
+    if (this.stopReason === 'release') return this.releaseTask();
+    if (this.stopReason === 'lease-lost') return this.fenced('lease lost before start');
+    if (this.stopReason === 'timeout') return this.finish(TaskStatus.TIMED_OUT, { reason: 'timed out before the container started' });
+    return this.finish(TaskStatus.CANCELLED, { reason: 'cancelled before the container started' });
+  }
+
+  private fenced(why: string): TaskRunResult {
+    this.log.warn('fenced out: another attempt owns this task; writing nothing more', { why });
+    return { taskId: this.taskId, status: 'FENCED_OUT' };
+  }
+
+  private async releaseTask(): Promise<TaskRunResult> {
+    const outcome = await this.deps.store.release(this.lease, this.releaseReason || 'released by instance');
+    this.log.info('task released', { outcome });
+    if (outcome === 'released' && this.receiptHandle) {
+      // Visible again at once: another instance may take it now.
+      await this.deps.sqs
+        .send(new ChangeMessageVisibilityCommand({ QueueUrl: this.deps.config.queueUrl, ReceiptHandle: this.receiptHandle, VisibilityTimeout: 0 }))
+        .catch((err) => this.log.warn('making the message visible failed; it reappears after its visibility timeout', { error: err }));
+    }
+    if (outcome === 'cancelled') await this.deleteMessage();
+    return { taskId: this.taskId, status: outcome === 'released' ? 'RELEASED' : outcome === 'cancelled' ? TaskStatus.CANCELLED : 'FENCED_OUT' };
+  }
+
+  private async finish(status: TaskStatus, fields: Parameters<TaskStore['finish']>[2]): Promise<TaskRunResult> {
+    const ok = await this.withRetry('terminal write', () => this.deps.store.finish(this.lease, status, fields));
+    if (!ok) return this.fenced(`terminal write (${status}) fenced out`);
+    this.log.info('task finished', { status, exit_code: fields.exit_code, reason: fields.reason });
+    await this.deleteMessage();
+    return { taskId: this.taskId, status };
+  }
+
+  private async deleteMessage(): Promise<void> {
+    if (!this.receiptHandle) return;
+    const handle = this.receiptHandle;
+    this.receiptHandle = undefined;
+    await this.deps.sqs
+      .send(new DeleteMessageCommand({ QueueUrl: this.deps.config.queueUrl, ReceiptHandle: handle }))
+      .catch((err) => this.log.warn('deleting the message failed; a later receive finds the task finished and deletes it', { error: err }));
+  }
+
+  /** Retries transient AWS errors with backoff and jitter while our lease lasts. */
+  private async withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (Date.now() > this.leaseExpiresAt) throw err;
+        const delay = backoffDelayMs(attempt);
+        this.log.warn(`${what} failed; retrying`, { error: err, retry_in_ms: delay });
+        await sleep(delay);
+      }
+    }
+  }
+
+  /**
+   * Heartbeat loop. Interval: `heartbeatSeconds` (30 s) with ±10% jitter so a fleet that
+   * started together does not beat in lockstep. A failed beat is retried with backoff and
+   * jitter; when the lease would expire before a beat lands, the container is stopped (we can
+   * no longer prove we own the task).
+   */
+  private async heartbeatLoop(): Promise<void> {
+    const { timings } = this.deps.config;
+    const signal = this.heartbeatAbort.signal;
+    let failures = 0;
+    while (!signal.aborted) {
+      const jitter = 0.9 + Math.random() * 0.2;
+      const wait = failures === 0 ? timings.heartbeatSeconds * 1000 * jitter : backoffDelayMs(failures, 1000, timings.heartbeatSeconds * 1000);
+      await sleep(wait, signal);
+      if (signal.aborted) return;
+      try {
+        const beat = await this.deps.store.heartbeat(this.lease);
+        if (beat.kind === 'fenced') {
+          this.fencedOut = true;
+          this.log.warn('heartbeat fenced out: stopping the container', { owner: beat.record?.instance_id, attempt: beat.record?.attempt, status: beat.record?.status });
+          this.requestStop('lease-lost');
+          if (this.container) void this.deps.runner.kill(this.container);
+          return;
+        }
+        failures = 0;
+        this.heartbeatAt = Date.now();
+        this.leaseExpiresAt = this.heartbeatAt + timings.leaseSeconds * 1000;
+        if (beat.status === TaskStatus.CANCEL_REQUESTED) this.requestStop('cancel');
+        if (this.receiptHandle) {
+          await this.deps.sqs
+            .send(new ChangeMessageVisibilityCommand({ QueueUrl: this.deps.config.queueUrl, ReceiptHandle: this.receiptHandle, VisibilityTimeout: timings.leaseSeconds }))
+            .catch((err) => this.log.warn('extending message visibility failed (the lease still holds the task)', { error: err }));
+        }
+      } catch (err) {
+        failures++;
+        const left = this.leaseExpiresAt - Date.now();
+        this.log.warn('heartbeat failed', { error: err, failures, lease_left_ms: left });
+        if (left < 5000) {
+          this.log.error('lease could not be renewed before it expired: stopping the container');
+          this.requestStop('lease-lost');
+          if (this.container) void this.deps.runner.kill(this.container);
+          return;
+        }
+      }
+    }
+  }
+}
