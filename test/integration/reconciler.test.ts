@@ -1,0 +1,212 @@
+/**
+ * reconcileOnce against the real local stack (moto's DynamoDB tables and SQS queue): the
+ * conditions, the by-status index reads, the envelopes and the event rows are all real.
+ */
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import {
+  DEFAULT_TIMINGS,
+  EVENTS_TABLE,
+  TASKS_TABLE,
+  TaskStatus,
+  decodeEnvelope,
+  newTaskId,
+  parseTaskEvent,
+  parseTaskRecord,
+  type InstanceRecord,
+  type TaskRecord,
+} from '../../daemon/src/contract';
+import { reconcileOnce, type ReconcileOptions, type ReconcilerDeps } from '../../daemon/src/reconciler';
+import { freshFleet, type TestFleet } from '../helpers/fleet';
+
+const MIN = 60_000;
+const LEASE_MS = DEFAULT_TIMINGS.leaseSeconds * 1000;
+
+let fleet: TestFleet;
+beforeAll(async () => {
+  fleet = await freshFleet();
+});
+
+function deps(overrides: Partial<ReconcilerDeps> = {}): ReconcilerDeps {
+  const r = fleet.resources;
+  return {
+    ddb: fleet.clients.ddb,
+    sqs: fleet.clients.sqs,
+    names: { tasksTable: r.tasksTable, eventsTable: r.eventsTable, instancesTable: r.instancesTable, queueUrl: r.queueUrl },
+    log: () => undefined,
+    ...overrides,
+  };
+}
+
+const reconcile = (options: ReconcileOptions = {}, overrides: Partial<ReconcilerDeps> = {}) => reconcileOnce(deps(overrides), options);
+
+/** A record as the client library writes it, `ago` ms in the past. */
+function aRecord(now: number, overrides: Partial<TaskRecord> = {}): TaskRecord {
+  return {
+    task_id: newTaskId(),
+    status: TaskStatus.QUEUED,
+    spec: { image: 'agent-fleet/demo-agent:latest' },
+    created_at: now - 60 * MIN,
+    updated_at: now - 60 * MIN,
+    attempt: 0,
+    attempts_left: DEFAULT_TIMINGS.maxAttempts,
+    message_sent_at: now - 60 * MIN,
+    ...overrides,
+  };
+}
+
+async function put(record: TaskRecord): Promise<TaskRecord> {
+  await fleet.clients.ddb.send(new PutCommand({ TableName: fleet.resources.tasksTable, Item: record }));
+  return record;
+}
+
+async function read(taskId: string): Promise<TaskRecord> {
+  const out = await fleet.clients.ddb.send(new GetCommand({ TableName: fleet.resources.tasksTable, Key: { [TASKS_TABLE.partitionKey]: taskId }, ConsistentRead: true }));
+  const parsed = parseTaskRecord(out.Item);
+  if (!parsed.ok) throw new Error(parsed.problems.join('; '));
+  return parsed.value;
+}
+
+async function eventsOf(taskId: string) {
+  const out = await fleet.clients.ddb.send(
+    new QueryCommand({
+      TableName: fleet.resources.eventsTable,
+      KeyConditionExpression: '#pk = :id',
+      ExpressionAttributeNames: { '#pk': EVENTS_TABLE.partitionKey },
+      ExpressionAttributeValues: { ':id': taskId },
+    }),
+  );
+  return (out.Items ?? []).map((item) => {
+    const parsed = parseTaskEvent(item);
+    if (!parsed.ok) throw new Error(parsed.problems.join('; '));
+    return parsed.value;
+  });
+}
+
+/** Every message on the queue right now (received with a short visibility, never deleted). */
+async function drainBodies(): Promise<string[]> {
+  const bodies: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const out = await fleet.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: fleet.resources.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 30 }));
+    if (!out.Messages?.length) break;
+    bodies.push(...out.Messages.map((m) => m.Body ?? ''));
+  }
+  return bodies;
+}
+
+test('a lost enqueue gets its message re-sent, recorded and evented', async () => {
+  // Prepare: a QUEUED record whose SendMessage never happened (the queue is empty).
+  const now = Date.now();
+  const lost = await put(aRecord(now, { message_sent_at: now - 10 * MIN, updated_at: now - 10 * MIN }));
+  const fresh = await put(aRecord(now, { message_sent_at: now - 1 * MIN, updated_at: now - 1 * MIN }));
+  // Act
+  const report = await reconcile();
+  // Assess
+  expect(report.errors).toEqual([]);
+  expect(report.resent).toContain(lost.task_id);
+  expect(report.resent).not.toContain(fresh.task_id);
+  const envelopes = (await drainBodies()).map((b) => decodeEnvelope(b));
+  expect(envelopes).toContainEqual(expect.objectContaining({ ok: true, value: expect.objectContaining({ task_id: lost.task_id }) }));
+  const after = await read(lost.task_id);
+  expect(after).toMatchObject({ status: 'QUEUED', attempt: 0 });
+  expect(after.message_sent_at).toBeGreaterThanOrEqual(now);
+  expect(await eventsOf(lost.task_id)).toEqual([expect.objectContaining({ type: 'MESSAGE_RESENT', status: 'QUEUED', detail: expect.objectContaining({ by: 'reconciler' }) })]);
+  // A second run inside the window does not send it again.
+  const again = await reconcile();
+  expect(again.resent).not.toContain(lost.task_id);
+});
+
+test('an expired lease past the attempt cap ends FAILED with the reason', async () => {
+  // Prepare: the third attempt's instance died two minutes ago.
+  const now = Date.now();
+  const dead = await put(
+    aRecord(now, {
+      status: TaskStatus.RUNNING,
+      attempt: 3,
+      attempts_left: 0,
+      instance_id: 'i-0deadbeefdeadbeef',
+      claimed_at: now - 20 * MIN,
+      started_at: now - 19 * MIN,
+      lease_expires_at: now - 2 * MIN,
+      heartbeat_at: now - 4 * MIN,
+    }),
+  );
+  const alive = await put(aRecord(now, { status: TaskStatus.RUNNING, attempt: 3, attempts_left: 0, instance_id: 'i-0a11ce0a11ce0a11c', lease_expires_at: now + LEASE_MS }));
+  // Act
+  const report = await reconcile();
+  // Assess
+  expect(report.failed).toContain(dead.task_id);
+  expect(report.failed).not.toContain(alive.task_id);
+  const after = await read(dead.task_id);
+  expect(after.status).toBe('FAILED');
+  expect(after.reason).toMatch(/attempt 3 on i-0deadbeefdeadbeef expired .* no attempts are left/);
+  expect(after.finished_at).toBeGreaterThanOrEqual(now);
+  expect(after.expires_at).toBeGreaterThan(Math.floor(now / 1000));
+  expect(await eventsOf(dead.task_id)).toEqual([expect.objectContaining({ type: 'FAILED', status: 'FAILED', attempt: 3, instance_id: 'i-0deadbeefdeadbeef' })]);
+  expect((await read(alive.task_id)).status).toBe('RUNNING');
+});
+
+test('CANCEL_REQUESTED without a live lease becomes CANCELLED; with one it is left to the daemon', async () => {
+  // Prepare
+  const now = Date.now();
+  const orphan = await put(aRecord(now, { status: TaskStatus.CANCEL_REQUESTED, attempt: 1, attempts_left: 2, instance_id: 'i-0bbbbbbbbbbbbbbbb', cancel_requested_at: now - 3 * MIN, lease_expires_at: now - 1 * MIN }));
+  const held = await put(aRecord(now, { status: TaskStatus.CANCEL_REQUESTED, attempt: 1, attempts_left: 2, instance_id: 'i-0cccccccccccccccc', cancel_requested_at: now - 10_000, lease_expires_at: now + LEASE_MS }));
+  // Act
+  const report = await reconcile();
+  // Assess
+  expect(report.cancelled).toContain(orphan.task_id);
+  expect(report.cancelled).not.toContain(held.task_id);
+  expect(await read(orphan.task_id)).toMatchObject({ status: 'CANCELLED', reason: expect.stringContaining('no daemon holds the lease') });
+  expect(await eventsOf(orphan.task_id)).toEqual([expect.objectContaining({ type: 'CANCELLED', status: 'CANCELLED' })]);
+  expect((await read(held.task_id)).status).toBe('CANCEL_REQUESTED');
+});
+
+test('a takeover claim that lands between the read and the write wins on real DynamoDB', async () => {
+  // Prepare: an abandoned lease with attempts left, stale enough to be resent; a daemon takes it
+  // over (the claim of issue 3: attempt + 1, new lease) just before the reconciler writes.
+  const now = Date.now();
+  const task = await put(aRecord(now, { status: TaskStatus.RUNNING, attempt: 1, attempts_left: 2, instance_id: 'i-0ddddddddddddddd1', lease_expires_at: now - 10 * MIN, updated_at: now - 20 * MIN }));
+  const real = fleet.clients.ddb;
+  let claimed = false;
+  const racing = {
+    send: async (cmd: Parameters<DynamoDBDocumentClient['send']>[0]) => {
+      if (!claimed && cmd instanceof UpdateCommand && cmd.input.Key?.[TASKS_TABLE.partitionKey] === task.task_id) {
+        claimed = true;
+        await real.send(
+          new UpdateCommand({
+            TableName: fleet.resources.tasksTable,
+            Key: { [TASKS_TABLE.partitionKey]: task.task_id },
+            UpdateExpression: 'SET #status = :claimed, #attempt = #attempt + :one, #attempts_left = #attempts_left - :one, #instance_id = :me, #lease = :lease',
+            ConditionExpression: '#status IN (:running, :claimed) AND #lease < :now',
+            ExpressionAttributeNames: { '#status': 'status', '#attempt': 'attempt', '#attempts_left': 'attempts_left', '#instance_id': 'instance_id', '#lease': 'lease_expires_at' },
+            ExpressionAttributeValues: { ':claimed': 'CLAIMED', ':running': 'RUNNING', ':one': 1, ':me': 'i-0eeeeeeeeeeeeeee2', ':lease': Date.now() + LEASE_MS, ':now': Date.now() },
+          }),
+        );
+      }
+      return real.send(cmd as never);
+    },
+  } as unknown as DynamoDBDocumentClient;
+  // Act
+  const report = await reconcile({ limitResendsToQueueDeficit: false }, { ddb: racing });
+  // Assess: the daemon's claim stands, nothing was sent for it, and that is not an error.
+  expect(claimed).toBe(true);
+  expect(report.raced).toContain(task.task_id);
+  expect(report.resent).not.toContain(task.task_id);
+  expect(report.errors).toEqual([]);
+  expect(await read(task.task_id)).toMatchObject({ status: 'CLAIMED', attempt: 2, attempts_left: 1, instance_id: 'i-0eeeeeeeeeeeeeee2' });
+  expect(await eventsOf(task.task_id)).toEqual([]);
+});
+
+test('instances whose heartbeat stopped are reported', async () => {
+  // Prepare
+  const now = Date.now();
+  const row = (id: string, heartbeatAgo: number): InstanceRecord => ({ instance_id: id, status: 'busy', updated_at: now - heartbeatAgo, heartbeat_at: now - heartbeatAgo, running: ['t-x'] });
+  for (const r of [row('i-0silent000000001', 10 * MIN), row('i-0healthy00000001', 10_000)]) {
+    await fleet.clients.ddb.send(new PutCommand({ TableName: fleet.resources.instancesTable, Item: r }));
+  }
+  // Act
+  const report = await reconcile();
+  // Assess
+  expect(report.staleInstances.map((s) => s.instance_id)).toContain('i-0silent000000001');
+  expect(report.staleInstances.map((s) => s.instance_id)).not.toContain('i-0healthy00000001');
+});
