@@ -21,6 +21,7 @@ import {
   PutCommand,
   QueryCommand,
   ScanCommand,
+  TransactWriteCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
@@ -307,9 +308,14 @@ function fieldNames(...fields: (keyof TaskRecord)[]): Record<string, string> {
   return Object.fromEntries(fields.map((f) => [`#${f}`, f]));
 }
 
-export function isConditionalCheckFailed(err: unknown): boolean {
-  const name = (err as { name?: unknown } | null)?.name;
-  return name === 'ConditionalCheckFailedException' || name === 'TransactionCanceledException';
+/**
+ * A write lost its condition: someone else acted first. A transaction is cancelled for other
+ * reasons too (conflict, throttling); only a failed condition counts here.
+ */
+function lostCondition(err: unknown): boolean {
+  const e = err as { name?: unknown; CancellationReasons?: { Code?: string }[] } | null;
+  if (e?.name === 'ConditionalCheckFailedException') return true;
+  return e?.name === 'TransactionCanceledException' && (e.CancellationReasons ?? []).some((r) => r.Code === 'ConditionalCheckFailed');
 }
 
 export async function reconcileOnce(deps: ReconcilerDeps, options: ReconcileOptions = {}): Promise<ReconcileReport> {
@@ -397,7 +403,7 @@ export async function reconcileOnce(deps: ReconcilerDeps, options: ReconcileOpti
       }
       log({ level: 'info', msg: `reconciler.${decision.action}`, task_id: id, attempt: record.attempt, from: record.status, why: 'reason' in decision ? decision.reason : decision.why });
     } catch (err) {
-      if (isConditionalCheckFailed(err)) {
+      if (lostCondition(err)) {
         report.raced.push(id);
         log({ level: 'info', msg: 'reconciler.raced', task_id: id, action: decision.action, note: 'the record changed since it was read; someone else acted' });
         return;
@@ -406,32 +412,62 @@ export async function reconcileOnce(deps: ReconcilerDeps, options: ReconcileOpti
     }
   };
 
-  /** FAILED or CANCELLED, fenced on what we read, plus the event. */
+  /** A row for the events table, stamped by the reconciler. */
+  const eventRow = (record: TaskRecord, type: EventType, status: TaskStatus, at: number, detail: Record<string, string | boolean>): TaskEvent => ({
+    task_id: record.task_id,
+    event_id: newEventId(),
+    type,
+    at,
+    status,
+    attempt: record.attempt,
+    ...(record.instance_id ? { instance_id: record.instance_id } : {}),
+    detail: { by: 'reconciler', ...detail },
+    expires_at: retentionExpiresAt(at),
+  });
+
+  /** A status transition and its event row, atomically (as fleetd writes them). */
+  const transition = async (
+    record: TaskRecord,
+    update: { expr: string; condition: string; names: Record<string, string>; values: Record<string, unknown> },
+    event: TaskEvent,
+  ): Promise<void> => {
+    await ddb.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: names.tasksTable,
+              Key: { [TASKS_TABLE.partitionKey]: record.task_id },
+              UpdateExpression: update.expr,
+              ConditionExpression: update.condition,
+              ExpressionAttributeNames: update.names,
+              ExpressionAttributeValues: update.values,
+            },
+          },
+          { Put: { TableName: names.eventsTable, Item: event } },
+        ],
+      }),
+    );
+  };
+
+  /** FAILED or CANCELLED, fenced on what we read, with its event. */
   const finish = async (record: TaskRecord, to: TaskStatus, reason: string): Promise<void> => {
     assertTransition(record.status, to);
     const at = clock();
     const leased = isLeased(record.status);
-    await ddb.send(
-      new UpdateCommand({
-        TableName: names.tasksTable,
-        Key: { [TASKS_TABLE.partitionKey]: record.task_id },
-        UpdateExpression: 'SET #status = :to, #reason = :reason, #updated_at = :at, #finished_at = :at, #expires_at = :ttl',
+    await transition(
+      record,
+      {
+        expr: 'SET #status = :to, #reason = :reason, #updated_at = :at, #finished_at = :at, #expires_at = :ttl REMOVE #lease_expires_at',
         // Timeline: we read (status S, attempt n, lease L < t0) ─ a daemon takes over (attempt
-        // n+1) or heartbeats (L' ≥ t0) or finishes (terminal) ─ our write arrives: each of those
-        // changed status, attempt or the lease, so the condition fails and the daemon wins.
-        ConditionExpression: leased
+        // n+1) or heartbeats late (L' ≥ t0) or finishes (terminal) ─ our write arrives: each of
+        // those changed status, attempt or the lease, so the condition fails and the daemon wins.
+        // Unleased (QUEUED / INTERRUPTED past the cap): a claim or a cancel changes status/attempt.
+        condition: leased
           ? '#status = :from AND #attempt = :attempt AND (attribute_not_exists(#lease_expires_at) OR #lease_expires_at < :t0)'
           : '#status = :from AND #attempt = :attempt AND #attempts_left <= :zero',
-        ExpressionAttributeNames: fieldNames(
-          'status',
-          'reason',
-          'updated_at',
-          'finished_at',
-          'expires_at',
-          'attempt',
-          ...(leased ? (['lease_expires_at'] as const) : (['attempts_left'] as const)),
-        ),
-        ExpressionAttributeValues: {
+        names: fieldNames('status', 'reason', 'updated_at', 'finished_at', 'expires_at', 'lease_expires_at', 'attempt', ...(leased ? [] : (['attempts_left'] as const))),
+        values: {
           ':to': to,
           ':reason': reason,
           ':at': at,
@@ -440,65 +476,70 @@ export async function reconcileOnce(deps: ReconcilerDeps, options: ReconcileOpti
           ':attempt': record.attempt,
           ...(leased ? { ':t0': t0 } : { ':zero': 0 }),
         },
-      }),
+      },
+      eventRow(record, to === TaskStatus.FAILED ? EventType.FAILED : EventType.CANCELLED, to, at, { reason }),
     );
-    await appendEvent(record, to === TaskStatus.FAILED ? EventType.FAILED : EventType.CANCELLED, to, at, { reason }, true);
   };
 
-  /** A fresh message for a task, after a fenced write that records the send (and requeues). */
+  /**
+   * A fresh message for a task. The fenced write that records the send (and, for a requeue,
+   * the INTERRUPTED → QUEUED transition with its event) comes first, so two overlapping runs
+   * never both send; then the message; then the MESSAGE_RESENT event.
+   */
   const resend = async (record: TaskRecord, action: 'resend' | 'requeue', why: string): Promise<void> => {
     const at = clock();
     const requeue = action === 'requeue';
     if (requeue) assertTransition(record.status, TaskStatus.QUEUED);
     const leased = isLeased(record.status);
     const prevSent = record.message_sent_at;
-    await ddb.send(
-      new UpdateCommand({
-        TableName: names.tasksTable,
-        Key: { [TASKS_TABLE.partitionKey]: record.task_id },
-        UpdateExpression: requeue
-          ? 'SET #message_sent_at = :at, #updated_at = :at, #status = :queued'
-          : 'SET #message_sent_at = :at, #updated_at = :at',
-        // Timeline: we read (status S, attempt n, sent at P) ─ a daemon claims (status or attempt
-        // changes) or another reconciler run resends first (message_sent_at changes) or, for an
-        // abandoned lease, the daemon heartbeats again (lease ≥ t0) ─ our write fails, and no
-        // message is sent: the write comes first so two runs never both send.
-        ConditionExpression: [
-          '#status = :from AND #attempt = :attempt',
-          prevSent === undefined ? 'attribute_not_exists(#message_sent_at)' : '#message_sent_at = :prev',
-          ...(leased ? ['(attribute_not_exists(#lease_expires_at) OR #lease_expires_at < :t0)'] : []),
-        ].join(' AND '),
-        ExpressionAttributeNames: fieldNames(
-          'message_sent_at',
-          'updated_at',
-          'status',
-          'attempt',
-          ...(leased ? (['lease_expires_at'] as const) : []),
-        ),
-        ExpressionAttributeValues: {
-          ':at': at,
-          ':from': record.status,
-          ':attempt': record.attempt,
-          ...(requeue ? { ':queued': TaskStatus.QUEUED } : {}),
-          ...(prevSent === undefined ? {} : { ':prev': prevSent }),
-          ...(leased ? { ':t0': t0 } : {}),
-        },
-      }),
-    );
+    const update = {
+      expr: requeue ? 'SET #message_sent_at = :at, #updated_at = :at, #status = :queued' : 'SET #message_sent_at = :at, #updated_at = :at',
+      // Timeline: we read (status S, attempt n, sent at P) ─ a daemon claims (status or attempt
+      // changes) or another reconciler run resends first (message_sent_at changes) or, for an
+      // abandoned lease, its daemon heartbeats late (lease ≥ t0) ─ our write fails, and no
+      // message is sent.
+      condition: [
+        '#status = :from AND #attempt = :attempt',
+        prevSent === undefined ? 'attribute_not_exists(#message_sent_at)' : '#message_sent_at = :prev',
+        ...(leased ? ['(attribute_not_exists(#lease_expires_at) OR #lease_expires_at < :t0)'] : []),
+      ].join(' AND '),
+      names: fieldNames('message_sent_at', 'updated_at', 'status', 'attempt', ...(leased ? (['lease_expires_at'] as const) : [])),
+      values: {
+        ':at': at,
+        ':from': record.status,
+        ':attempt': record.attempt,
+        ...(requeue ? { ':queued': TaskStatus.QUEUED } : {}),
+        ...(prevSent === undefined ? {} : { ':prev': prevSent }),
+        ...(leased ? { ':t0': t0 } : {}),
+      },
+    };
+    if (requeue) {
+      await transition(record, update, eventRow(record, EventType.REQUEUED, TaskStatus.QUEUED, at, { reason: why }));
+    } else {
+      await ddb.send(
+        new UpdateCommand({
+          TableName: names.tasksTable,
+          Key: { [TASKS_TABLE.partitionKey]: record.task_id },
+          UpdateExpression: update.expr,
+          ConditionExpression: update.condition,
+          ExpressionAttributeNames: update.names,
+          ExpressionAttributeValues: update.values,
+        }),
+      );
+    }
     try {
       await sqs.send(new SendMessageCommand({ QueueUrl: names.queueUrl, MessageBody: encodeEnvelope(record.task_id, at) }));
     } catch (err) {
       await undoSentAt(record, at, requeue);
       throw err;
     }
-    await appendEvent(
-      record,
-      requeue ? EventType.REQUEUED : EventType.MESSAGE_RESENT,
-      requeue ? TaskStatus.QUEUED : record.status,
-      at,
-      { reason: why, message_resent: true },
-      false,
-    );
+    const event = eventRow(record, EventType.MESSAGE_RESENT, requeue ? TaskStatus.QUEUED : record.status, at, { reason: why });
+    try {
+      await ddb.send(new PutCommand({ TableName: names.eventsTable, Item: event }));
+    } catch (err) {
+      // Not a transition: the record and the message are what matter; report the missing row.
+      recordError('append MESSAGE_RESENT event (message sent)', err, record.task_id);
+    }
   };
 
   /**
@@ -527,34 +568,7 @@ export async function reconcileOnce(deps: ReconcilerDeps, options: ReconcileOpti
         }),
       );
     } catch (err) {
-      if (!isConditionalCheckFailed(err)) recordError('undo message_sent_at', err, record.task_id);
-    }
-  };
-
-  const appendEvent = async (
-    record: TaskRecord,
-    type: EventType,
-    status: TaskStatus,
-    at: number,
-    detail: Record<string, string | boolean>,
-    terminal: boolean,
-  ): Promise<void> => {
-    const event: TaskEvent = {
-      task_id: record.task_id,
-      event_id: newEventId(),
-      type,
-      at,
-      status,
-      attempt: record.attempt,
-      ...(record.instance_id ? { instance_id: record.instance_id } : {}),
-      detail: { by: 'reconciler', ...detail },
-      expires_at: retentionExpiresAt(at),
-    };
-    try {
-      await ddb.send(new PutCommand({ TableName: names.eventsTable, Item: event }));
-    } catch (err) {
-      // The record (the truth) is already written; a missing event row is reported, not retried.
-      recordError(`append ${type} event${terminal ? ' (record written)' : ''}`, err, record.task_id);
+      if (!lostCondition(err)) recordError('undo message_sent_at', err, record.task_id);
     }
   };
 

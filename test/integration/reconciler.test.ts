@@ -3,7 +3,7 @@
  * conditions, the by-status index reads, the envelopes and the event rows are all real.
  */
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import {
   DEFAULT_TIMINGS,
   EVENTS_TABLE,
@@ -161,40 +161,87 @@ test('CANCEL_REQUESTED without a live lease becomes CANCELLED; with one it is le
   expect((await read(held.task_id)).status).toBe('CANCEL_REQUESTED');
 });
 
+/**
+ * The fleet's DynamoDB client, except that the first write the reconciler makes to `taskId`
+ * is preceded by `daemon` (a real write to moto): a daemon acting between our read and write.
+ */
+function withDaemonActingFirst(taskId: string, daemon: (update: (input: Omit<UpdateCommand['input'], 'TableName' | 'Key'>) => Promise<unknown>) => Promise<unknown>) {
+  const real = fleet.clients.ddb;
+  const state = { acted: false };
+  const touches = (cmd: unknown) =>
+    (cmd instanceof UpdateCommand && cmd.input.Key?.[TASKS_TABLE.partitionKey] === taskId) ||
+    (cmd instanceof TransactWriteCommand && cmd.input.TransactItems?.some((i) => i.Update?.Key?.[TASKS_TABLE.partitionKey] === taskId));
+  const ddb = {
+    send: async (cmd: Parameters<DynamoDBDocumentClient['send']>[0]) => {
+      if (!state.acted && touches(cmd)) {
+        state.acted = true;
+        await daemon((input) => real.send(new UpdateCommand({ TableName: fleet.resources.tasksTable, Key: { [TASKS_TABLE.partitionKey]: taskId }, ...input })));
+      }
+      return real.send(cmd as never);
+    },
+  } as unknown as DynamoDBDocumentClient;
+  return { ddb, state };
+}
+
 test('a takeover claim that lands between the read and the write wins on real DynamoDB', async () => {
   // Prepare: an abandoned lease with attempts left, stale enough to be resent; a daemon takes it
   // over (the claim of issue 3: attempt + 1, new lease) just before the reconciler writes.
   const now = Date.now();
   const task = await put(aRecord(now, { status: TaskStatus.RUNNING, attempt: 1, attempts_left: 2, instance_id: 'i-0ddddddddddddddd1', lease_expires_at: now - 10 * MIN, updated_at: now - 20 * MIN }));
-  const real = fleet.clients.ddb;
-  let claimed = false;
-  const racing = {
-    send: async (cmd: Parameters<DynamoDBDocumentClient['send']>[0]) => {
-      if (!claimed && cmd instanceof UpdateCommand && cmd.input.Key?.[TASKS_TABLE.partitionKey] === task.task_id) {
-        claimed = true;
-        await real.send(
-          new UpdateCommand({
-            TableName: fleet.resources.tasksTable,
-            Key: { [TASKS_TABLE.partitionKey]: task.task_id },
-            UpdateExpression: 'SET #status = :claimed, #attempt = #attempt + :one, #attempts_left = #attempts_left - :one, #instance_id = :me, #lease = :lease',
-            ConditionExpression: '#status IN (:running, :claimed) AND #lease < :now',
-            ExpressionAttributeNames: { '#status': 'status', '#attempt': 'attempt', '#attempts_left': 'attempts_left', '#instance_id': 'instance_id', '#lease': 'lease_expires_at' },
-            ExpressionAttributeValues: { ':claimed': 'CLAIMED', ':running': 'RUNNING', ':one': 1, ':me': 'i-0eeeeeeeeeeeeeee2', ':lease': Date.now() + LEASE_MS, ':now': Date.now() },
-          }),
-        );
-      }
-      return real.send(cmd as never);
-    },
-  } as unknown as DynamoDBDocumentClient;
+  const { ddb, state } = withDaemonActingFirst(task.task_id, (update) =>
+    update({
+      UpdateExpression: 'SET #status = :claimed, #attempt = #attempt + :one, #attempts_left = #attempts_left - :one, #instance_id = :me, #lease = :lease',
+      ConditionExpression: '#status = :running AND #lease < :now',
+      ExpressionAttributeNames: { '#status': 'status', '#attempt': 'attempt', '#attempts_left': 'attempts_left', '#instance_id': 'instance_id', '#lease': 'lease_expires_at' },
+      ExpressionAttributeValues: { ':claimed': 'CLAIMED', ':running': 'RUNNING', ':one': 1, ':me': 'i-0eeeeeeeeeeeeeee2', ':lease': Date.now() + LEASE_MS, ':now': Date.now() },
+    }),
+  );
   // Act
-  const report = await reconcile({ limitResendsToQueueDeficit: false }, { ddb: racing });
+  const report = await reconcile({ limitResendsToQueueDeficit: false }, { ddb });
   // Assess: the daemon's claim stands, nothing was sent for it, and that is not an error.
-  expect(claimed).toBe(true);
+  expect(state.acted).toBe(true);
   expect(report.raced).toContain(task.task_id);
   expect(report.resent).not.toContain(task.task_id);
   expect(report.errors).toEqual([]);
   expect(await read(task.task_id)).toMatchObject({ status: 'CLAIMED', attempt: 2, attempts_left: 1, instance_id: 'i-0eeeeeeeeeeeeeee2' });
   expect(await eventsOf(task.task_id)).toEqual([]);
+});
+
+test('a late heartbeat that lands before the FAILED write keeps the task alive (transaction on moto)', async () => {
+  // Prepare: the last attempt's lease expired 30 s ago; its daemon was only slow, and its
+  // heartbeat lands just before the reconciler's transactional FAILED write.
+  const now = Date.now();
+  const task = await put(aRecord(now, { status: TaskStatus.RUNNING, attempt: 3, attempts_left: 0, instance_id: 'i-0f0f0f0f0f0f0f0f0', lease_expires_at: now - 30_000 }));
+  const { ddb, state } = withDaemonActingFirst(task.task_id, (update) =>
+    update({
+      UpdateExpression: 'SET #lease = :lease, #hb = :now',
+      ConditionExpression: '#instance_id = :me AND #attempt = :attempt',
+      ExpressionAttributeNames: { '#lease': 'lease_expires_at', '#hb': 'heartbeat_at', '#instance_id': 'instance_id', '#attempt': 'attempt' },
+      ExpressionAttributeValues: { ':lease': Date.now() + LEASE_MS, ':now': Date.now(), ':me': 'i-0f0f0f0f0f0f0f0f0', ':attempt': 3 },
+    }),
+  );
+  // Act
+  const report = await reconcile({}, { ddb });
+  // Assess
+  expect(state.acted).toBe(true);
+  expect(report.raced).toContain(task.task_id);
+  expect(report.failed).not.toContain(task.task_id);
+  expect(report.errors).toEqual([]);
+  expect((await read(task.task_id)).status).toBe('RUNNING');
+  expect(await eventsOf(task.task_id)).toEqual([]);
+});
+
+test('a released task whose message was lost goes back to QUEUED with a new message', async () => {
+  // Prepare
+  const now = Date.now();
+  const released = await put(aRecord(now, { status: TaskStatus.INTERRUPTED, attempt: 1, attempts_left: 3, instance_id: 'i-0a0a0a0a0a0a0a0a0', updated_at: now - 7 * MIN, message_sent_at: now - 7 * MIN }));
+  // Act
+  const report = await reconcile({ limitResendsToQueueDeficit: false });
+  // Assess
+  expect(report.requeued).toContain(released.task_id);
+  expect(await read(released.task_id)).toMatchObject({ status: 'QUEUED', attempt: 1 });
+  expect((await drainBodies()).map((b) => decodeEnvelope(b))).toContainEqual(expect.objectContaining({ value: expect.objectContaining({ task_id: released.task_id }) }));
+  expect((await eventsOf(released.task_id)).map((e) => e.type).sort()).toEqual(['MESSAGE_RESENT', 'REQUEUED']);
 });
 
 test('instances whose heartbeat stopped are reported', async () => {

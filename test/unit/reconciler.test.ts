@@ -9,6 +9,7 @@ import {
   PutCommand,
   QueryCommand,
   ScanCommand,
+  TransactWriteCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
@@ -248,6 +249,15 @@ class ConditionalCheckFailedException extends Error {
   override readonly name = 'ConditionalCheckFailedException';
 }
 
+class TransactionCanceledException extends Error {
+  override readonly name = 'TransactionCanceledException';
+  constructor(readonly CancellationReasons: { Code: string }[]) {
+    super(`Transaction cancelled, please refer cancellation reasons for specific reasons [${CancellationReasons.map((r) => r.Code).join(', ')}]`);
+  }
+}
+
+type UpdateInput = UpdateCommand['input'];
+
 interface FakeAws {
   ddb: DynamoDBDocumentClient;
   sqs: SQSClient;
@@ -259,6 +269,8 @@ interface FakeAws {
   visible: number;
   failQueueAttributes?: Error;
   failSend?: Error;
+  /** Cancel every transaction for this reason code (e.g. TransactionConflict). */
+  failTransactions?: string;
   /** Runs once, right after the index read and before the first write: a daemon acting. */
   between?: () => void;
   /** Project only the keys in the by-status index (KEYS_ONLY). */
@@ -278,6 +290,17 @@ function fakeAws(records: TaskRecord[] = [], instances: InstanceRecord[] = []): 
     sqs: undefined as unknown as SQSClient,
   };
   let betweenDone = false;
+  const beforeWrite = () => {
+    if (betweenDone) return;
+    betweenDone = true;
+    fake.between?.();
+  };
+  const conditionHolds = (u: UpdateInput) =>
+    !u.ConditionExpression || evalCondition(u.ConditionExpression, fake.tasks.get(u.Key?.task_id as string), u.ExpressionAttributeNames, u.ExpressionAttributeValues);
+  const update = (u: UpdateInput) => {
+    const id = u.Key?.task_id as string;
+    fake.tasks.set(id, applyUpdate(fake.tasks.get(id) ?? { task_id: id }, u.UpdateExpression ?? '', u.ExpressionAttributeNames ?? {}, u.ExpressionAttributeValues ?? {}));
+  };
   const page = (items: Item[], start: Item | undefined, key: (i: Item) => string) => {
     const from = start ? items.findIndex((i) => key(i) === key(start)) + 1 : 0;
     const slice = items.slice(from, from + fake.pageSize);
@@ -298,15 +321,21 @@ function fakeAws(records: TaskRecord[] = [], instances: InstanceRecord[] = []): 
         return { Item: row ? { ...row } : undefined };
       }
       if (cmd instanceof UpdateCommand) {
-        if (!betweenDone) {
-          betweenDone = true;
-          fake.between?.();
+        beforeWrite();
+        if (!conditionHolds(cmd.input)) throw new ConditionalCheckFailedException('The conditional request failed');
+        update(cmd.input);
+        return {};
+      }
+      if (cmd instanceof TransactWriteCommand) {
+        beforeWrite();
+        const items = cmd.input.TransactItems ?? [];
+        if (fake.failTransactions) throw new TransactionCanceledException(items.map(() => ({ Code: fake.failTransactions as string })));
+        const holds = items.map((i) => (i.Update ? conditionHolds(i.Update as UpdateInput) : true));
+        if (holds.includes(false)) throw new TransactionCanceledException(holds.map((h) => ({ Code: h ? 'None' : 'ConditionalCheckFailed' })));
+        for (const i of items) {
+          if (i.Update) update(i.Update as UpdateInput);
+          if (i.Put) fake.events.push({ ...i.Put.Item });
         }
-        const { Key, ConditionExpression, UpdateExpression, ExpressionAttributeNames: n, ExpressionAttributeValues: v } = cmd.input;
-        const id = Key?.task_id as string;
-        const row = fake.tasks.get(id);
-        if (ConditionExpression && !evalCondition(ConditionExpression, row, n, v)) throw new ConditionalCheckFailedException('The conditional request failed');
-        fake.tasks.set(id, applyUpdate(row ?? { task_id: id }, UpdateExpression ?? '', n ?? {}, v ?? {}));
         return {};
       }
       if (cmd instanceof PutCommand) {
@@ -372,6 +401,7 @@ describe('reconcileOnce', () => {
     expect(report.failed).toEqual(['t-dead']);
     const row = fake.tasks.get('t-dead');
     expect(row).toMatchObject({ status: 'FAILED', finished_at: NOW, updated_at: NOW, attempt: 3 });
+    expect(row).not.toHaveProperty('lease_expires_at');
     expect(row?.reason).toMatch(/attempt 3 on i-0aaaaaaaaaaaaaaaa expired/);
     expect(row?.expires_at).toBeGreaterThan(NOW / 1000);
     expect(eventsOf(fake, 't-dead')).toEqual([expect.objectContaining({ type: 'FAILED', status: 'FAILED', attempt: 3, instance_id: 'i-0aaaaaaaaaaaaaaaa' })]);
@@ -402,7 +432,22 @@ describe('reconcileOnce', () => {
     expect(report.requeued).toEqual(['t-rel']);
     expect(fake.tasks.get('t-rel')).toMatchObject({ status: 'QUEUED', message_sent_at: NOW, attempt: 1 });
     expect(fake.sent).toHaveLength(1);
-    expect(eventsOf(fake, 't-rel')).toEqual([expect.objectContaining({ type: 'REQUEUED', status: 'QUEUED' })]);
+    expect(eventsOf(fake, 't-rel')).toEqual([
+      expect.objectContaining({ type: 'REQUEUED', status: 'QUEUED', attempt: 1 }),
+      expect.objectContaining({ type: 'MESSAGE_RESENT', status: 'QUEUED', attempt: 1 }),
+    ]);
+  });
+
+  it('reports a transaction cancelled for another reason than its condition as an error', async () => {
+    // Prepare
+    const fake = fakeAws([leased(TaskStatus.CANCEL_REQUESTED, -MIN, { task_id: 't-c' })]);
+    fake.failTransactions = 'TransactionConflict';
+    // Act
+    const { report } = await run(fake);
+    // Assess
+    expect(report.raced).toEqual([]);
+    expect(report.cancelled).toEqual([]);
+    expect(report.errors).toEqual([expect.objectContaining({ task_id: 't-c', during: 'cancel', name: 'TransactionCanceledException' })]);
   });
 
   it('reads every page of every non-terminal status, and nothing terminal', async () => {
