@@ -303,6 +303,14 @@ export interface ReconcileReport {
 
 const NON_TERMINAL: readonly TaskStatus[] = ALL_STATUSES.filter((s) => !isTerminal(s));
 
+/** One conditional write to a task record: the update, its fence, and their placeholders. */
+interface FencedUpdate {
+  readonly expr: string;
+  readonly condition: string;
+  readonly names: Record<string, string>;
+  readonly values: Record<string, unknown>;
+}
+
 /** ExpressionAttributeNames for record fields, checked against the contract's TaskRecord. */
 function fieldNames(...fields: (keyof TaskRecord)[]): Record<string, string> {
   return Object.fromEntries(fields.map((f) => [`#${f}`, f]));
@@ -425,27 +433,21 @@ export async function reconcileOnce(deps: ReconcilerDeps, options: ReconcileOpti
     expires_at: retentionExpiresAt(at),
   });
 
+  /** The UpdateItem input of one fenced write to a task record. */
+  const updateInput = (record: TaskRecord, u: FencedUpdate) => ({
+    TableName: names.tasksTable,
+    Key: { [TASKS_TABLE.partitionKey]: record.task_id },
+    UpdateExpression: u.expr,
+    ConditionExpression: u.condition,
+    ExpressionAttributeNames: u.names,
+    ExpressionAttributeValues: u.values,
+  });
+
   /** A status transition and its event row, atomically (as fleetd writes them). */
-  const transition = async (
-    record: TaskRecord,
-    update: { expr: string; condition: string; names: Record<string, string>; values: Record<string, unknown> },
-    event: TaskEvent,
-  ): Promise<void> => {
+  const transition = async (record: TaskRecord, update: FencedUpdate, event: TaskEvent): Promise<void> => {
     await ddb.send(
       new TransactWriteCommand({
-        TransactItems: [
-          {
-            Update: {
-              TableName: names.tasksTable,
-              Key: { [TASKS_TABLE.partitionKey]: record.task_id },
-              UpdateExpression: update.expr,
-              ConditionExpression: update.condition,
-              ExpressionAttributeNames: update.names,
-              ExpressionAttributeValues: update.values,
-            },
-          },
-          { Put: { TableName: names.eventsTable, Item: event } },
-        ],
+        TransactItems: [{ Update: updateInput(record, update) }, { Put: { TableName: names.eventsTable, Item: event } }],
       }),
     );
   };
@@ -492,7 +494,7 @@ export async function reconcileOnce(deps: ReconcilerDeps, options: ReconcileOpti
     if (requeue) assertTransition(record.status, TaskStatus.QUEUED);
     const leased = isLeased(record.status);
     const prevSent = record.message_sent_at;
-    const update = {
+    const update: FencedUpdate = {
       expr: requeue ? 'SET #message_sent_at = :at, #updated_at = :at, #status = :queued' : 'SET #message_sent_at = :at, #updated_at = :at',
       // Timeline: we read (status S, attempt n, sent at P) ─ a daemon claims (status or attempt
       // changes) or another reconciler run resends first (message_sent_at changes) or, for an
@@ -516,16 +518,7 @@ export async function reconcileOnce(deps: ReconcilerDeps, options: ReconcileOpti
     if (requeue) {
       await transition(record, update, eventRow(record, EventType.REQUEUED, TaskStatus.QUEUED, at, { reason: why }));
     } else {
-      await ddb.send(
-        new UpdateCommand({
-          TableName: names.tasksTable,
-          Key: { [TASKS_TABLE.partitionKey]: record.task_id },
-          UpdateExpression: update.expr,
-          ConditionExpression: update.condition,
-          ExpressionAttributeNames: update.names,
-          ExpressionAttributeValues: update.values,
-        }),
-      );
+      await ddb.send(new UpdateCommand(updateInput(record, update)));
     }
     try {
       await sqs.send(new SendMessageCommand({ QueueUrl: names.queueUrl, MessageBody: encodeEnvelope(record.task_id, at) }));
@@ -551,21 +544,21 @@ export async function reconcileOnce(deps: ReconcilerDeps, options: ReconcileOpti
     const prev = record.message_sent_at;
     try {
       await ddb.send(
-        new UpdateCommand({
-          TableName: names.tasksTable,
-          Key: { [TASKS_TABLE.partitionKey]: record.task_id },
-          UpdateExpression: prev === undefined ? 'REMOVE #message_sent_at' : 'SET #message_sent_at = :prev',
-          // Timeline: our write recorded a send at `at` ─ the send failed ─ a daemon may have
-          // claimed in between (attempt changed): then leave its record alone.
-          ConditionExpression: '#message_sent_at = :at AND #attempt = :attempt AND #status = :status',
-          ExpressionAttributeNames: fieldNames('message_sent_at', 'attempt', 'status'),
-          ExpressionAttributeValues: {
-            ':at': at,
-            ':attempt': record.attempt,
-            ':status': requeued ? TaskStatus.QUEUED : record.status,
-            ...(prev === undefined ? {} : { ':prev': prev }),
-          },
-        }),
+        new UpdateCommand(
+          updateInput(record, {
+            expr: prev === undefined ? 'REMOVE #message_sent_at' : 'SET #message_sent_at = :prev',
+            // Timeline: our write recorded a send at `at` ─ the send failed ─ a daemon may have
+            // claimed in between (attempt changed): then leave its record alone.
+            condition: '#message_sent_at = :at AND #attempt = :attempt AND #status = :status',
+            names: fieldNames('message_sent_at', 'attempt', 'status'),
+            values: {
+              ':at': at,
+              ':attempt': record.attempt,
+              ':status': requeued ? TaskStatus.QUEUED : record.status,
+              ...(prev === undefined ? {} : { ':prev': prev }),
+            },
+          }),
+        ),
       );
     } catch (err) {
       if (!lostCondition(err)) recordError('undo message_sent_at', err, record.task_id);

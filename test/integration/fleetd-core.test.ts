@@ -1,0 +1,189 @@
+/**
+ * fleetd on real Docker + moto: the task lifecycle end to end, each outcome, and the
+ * exactly-once guarantees (duplicate delivery, two daemons, kill -9 and takeover).
+ */
+import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { DescribeTagsCommand } from '@aws-sdk/client-ec2';
+import { EventType, TaskStatus, encodeEnvelope, tagKeys, type TaskSpecInput } from '../../daemon/src/contract';
+import { FleetClient } from '../../scripts/lib/client';
+import { TestDaemon } from '../helpers/daemon';
+import { freshFleet, type TestFleet } from '../helpers/fleet';
+
+let fleet: TestFleet;
+let client: FleetClient;
+const daemons: TestDaemon[] = [];
+
+function demoSpec(env: Record<string, string> = {}, extra: Partial<TaskSpecInput> = {}): TaskSpecInput & Record<string, unknown> {
+  return { image: fleet.demoImage, payload: { prompt: 'fix the bug' }, env: { DEMO_SLEEP_S: '1', ...env }, memory_mb: 128, cpus: 0.5, ...extra };
+}
+
+function daemon(instanceIndex = 0, overrides = {}): TestDaemon {
+  const d = new TestDaemon(fleet, fleet.resources.instanceIds[instanceIndex], overrides).start();
+  daemons.push(d);
+  return d;
+}
+
+async function runningContainers(taskId: string): Promise<number> {
+  const list = await fleet.docker.listContainers({ all: false, filters: { label: [`agent-fleet.task-id=${taskId}`] } });
+  return list.length;
+}
+
+beforeAll(async () => {
+  fleet = await freshFleet({ instances: 2 });
+  client = new FleetClient(fleet.clients, fleet.resources);
+});
+
+afterEach(async () => {
+  await Promise.all(daemons.splice(0).map((d) => d.stop()));
+});
+
+test('happy path: submit → claimed → RUNNING → COMPLETED with result, events, tags idle again and the message deleted', async () => {
+  // Prepare
+  const d = daemon();
+  await d.ready();
+  // Act
+  const { taskId } = await client.submitTask(demoSpec());
+  const record = await client.waitForTerminal(taskId, { timeoutMs: 60_000 });
+  // Assess
+  expect(record.status).toBe(TaskStatus.COMPLETED);
+  expect(record.exit_code).toBe(0);
+  expect(record.oom_killed).toBe(false);
+  expect(record.attempt).toBe(1);
+  expect(record.instance_id).toBe(d.instanceId);
+  expect(record.result).toEqual({ summary: 'demo agent finished', task_id: taskId, payload_bytes: JSON.stringify({ prompt: 'fix the bug' }).length });
+  expect(record.log_tail).toContain(`demo agent: task ${taskId} attempt 1`);
+  const types = (await client.listEvents(taskId)).map((e) => e.type);
+  expect(types).toEqual([EventType.SUBMITTED, EventType.CLAIMED, EventType.RUNNING, EventType.COMPLETED]);
+  await d.waitForLog(/task finished/);
+  const keys = tagKeys();
+  const tags = await fleet.clients.ec2.send(new DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [d.instanceId] }] }));
+  const byKey = Object.fromEntries((tags.Tags ?? []).map((t) => [t.Key, t.Value]));
+  await new Promise((r) => setTimeout(r, 500));
+  const tagsAfter = await fleet.clients.ec2.send(new DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [d.instanceId] }] }));
+  const after = Object.fromEntries((tagsAfter.Tags ?? []).map((t) => [t.Key, t.Value]));
+  expect(after[keys.status]).toBe('idle');
+  expect(after[keys.taskId]).toBeUndefined();
+  expect(byKey[keys.fleet] ?? after[keys.fleet]).toBe(fleet.resources.fleetName);
+  const left = await fleet.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: fleet.resources.queueUrl, WaitTimeSeconds: 0, VisibilityTimeout: 0 }));
+  expect(left.Messages ?? []).toHaveLength(0);
+  expect(await runningContainers(taskId)).toBe(0);
+});
+
+test('a non-zero exit ends FAILED with the exit code and the reason', async () => {
+  daemon();
+  const { taskId } = await client.submitTask(demoSpec({ DEMO_EXIT_CODE: '3' }));
+  const record = await client.waitForTerminal(taskId, { timeoutMs: 60_000 });
+  expect(record.status).toBe(TaskStatus.FAILED);
+  expect(record.exit_code).toBe(3);
+  expect(record.reason).toBe('exit code 3');
+});
+
+test('a container over its memory limit ends FAILED with oom_killed = true', async () => {
+  daemon();
+  const { taskId } = await client.submitTask(demoSpec({ DEMO_MODE: 'oom' }, { memory_mb: 64 }));
+  const record = await client.waitForTerminal(taskId, { timeoutMs: 90_000 });
+  expect(record.status).toBe(TaskStatus.FAILED);
+  expect(record.oom_killed).toBe(true);
+  expect(record.reason).toMatch(/out of memory/);
+});
+
+test('a task past its timeout_s is stopped through the ladder and ends TIMED_OUT', async () => {
+  daemon();
+  const { taskId } = await client.submitTask(demoSpec({ DEMO_SLEEP_S: '120' }, { timeout_s: 2 }));
+  const record = await client.waitForTerminal(taskId, { timeoutMs: 60_000 });
+  expect(record.status).toBe(TaskStatus.TIMED_OUT);
+  expect(record.reason).toBe('timed out after 2 s');
+  expect(await runningContainers(taskId)).toBe(0);
+});
+
+test('the same message delivered to two daemons runs exactly one container', async () => {
+  // Prepare: two daemons, and the envelope sent three times (duplicate deliveries).
+  const [a, b] = [daemon(0), daemon(1)];
+  await Promise.all([a.ready(), b.ready()]);
+  const { taskId } = await client.submitTask(demoSpec({ DEMO_SLEEP_S: '3' }));
+  for (let i = 0; i < 2; i++) await fleet.clients.sqs.send(new SendMessageCommand({ QueueUrl: fleet.resources.queueUrl, MessageBody: encodeEnvelope(taskId) }));
+  // Act
+  const record = await client.waitForTerminal(taskId, { timeoutMs: 60_000 });
+  // Assess: one claim, one container start, one terminal write, attempt 1.
+  const types = (await client.listEvents(taskId)).map((e) => e.type);
+  expect(record.status).toBe(TaskStatus.COMPLETED);
+  expect(record.attempt).toBe(1);
+  expect(types.filter((t) => t === EventType.CLAIMED)).toHaveLength(1);
+  expect(types.filter((t) => t === EventType.RUNNING)).toHaveLength(1);
+  expect(types.filter((t) => t === EventType.COMPLETED)).toHaveLength(1);
+});
+
+test('kill -9 of a daemon and its instance mid-task: another daemon takes over after the lease expires; one terminal state', async () => {
+  // Prepare: daemon A runs a long-ish task.
+  const a = daemon(0);
+  await a.ready();
+  const { taskId } = await client.submitTask(demoSpec({ DEMO_SLEEP_S: '4' }));
+  await a.waitForLog(/container started/, 60_000);
+  // Act: the instance dies: fleetd killed, and its container with it.
+  await a.kill9();
+  const containers = await fleet.docker.listContainers({ filters: { label: [`agent-fleet.task-id=${taskId}`] } });
+  await Promise.all(containers.map((c) => fleet.docker.getContainer(c.Id).remove({ force: true })));
+  const b = daemon(1);
+  const record = await client.waitForTerminal(taskId, { timeoutMs: 90_000 });
+  // Assess
+  expect(record.status).toBe(TaskStatus.COMPLETED);
+  expect(record.attempt).toBe(2);
+  expect(record.instance_id).toBe(b.instanceId);
+  const events = await client.listEvents(taskId);
+  expect(events.map((e) => e.type)).toEqual([EventType.SUBMITTED, EventType.CLAIMED, EventType.RUNNING, EventType.TAKEN_OVER, EventType.RUNNING, EventType.COMPLETED]);
+  expect(events.filter((e) => e.type === EventType.COMPLETED)).toHaveLength(1);
+});
+
+test('a daemon restarted after kill -9 re-adopts the container whose lease it still holds; no second container', async () => {
+  const a = daemon(0, { timings: { leaseSeconds: 30, heartbeatSeconds: 2 } });
+  await a.ready();
+  const { taskId } = await client.submitTask(demoSpec({ DEMO_SLEEP_S: '5' }));
+  await a.waitForLog(/container started/, 60_000);
+  await a.kill9();
+  const again = daemon(0, { timings: { leaseSeconds: 30, heartbeatSeconds: 2 } });
+  await again.waitForLog(/re-adopting a container/, 30_000);
+  const record = await client.waitForTerminal(taskId, { timeoutMs: 60_000 });
+  expect(record.status).toBe(TaskStatus.COMPLETED);
+  expect(record.attempt).toBe(1);
+  const types = (await client.listEvents(taskId)).map((e) => e.type);
+  expect(types).toEqual([EventType.SUBMITTED, EventType.CLAIMED, EventType.RUNNING, EventType.COMPLETED]);
+  expect(await runningContainers(taskId)).toBe(0);
+});
+
+test('malformed messages go to the dead-letter queue with the reason; an identifiable task is FAILED; the daemon keeps serving', async () => {
+  // Prepare: a queued task whose message came from a future client version, and pure garbage.
+  const d = daemon();
+  await d.ready();
+  const queued = await client.submitTask(demoSpec());
+  await d.waitForLog(new RegExp(`task finished.*${queued.taskId}|${queued.taskId}.*task finished`), 60_000);
+  const victim = await client.submitTaskRecordOnly(demoSpec());
+  await fleet.clients.sqs.send(new SendMessageCommand({ QueueUrl: fleet.resources.queueUrl, MessageBody: JSON.stringify({ v: 2, task_id: victim }) }));
+  await fleet.clients.sqs.send(new SendMessageCommand({ QueueUrl: fleet.resources.queueUrl, MessageBody: 'not json at all' }));
+  // Act: and a valid task after them.
+  const { taskId } = await client.submitTask(demoSpec());
+  const good = await client.waitForTerminal(taskId, { timeoutMs: 60_000 });
+  const failed = await client.waitForTerminal(victim, { timeoutMs: 30_000 });
+  // Assess
+  expect(good.status).toBe(TaskStatus.COMPLETED);
+  expect(failed.status).toBe(TaskStatus.FAILED);
+  expect(failed.reason).toMatch(/malformed message: envelope\.v: unsupported envelope version/);
+  const dlq = await fleet.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: fleet.resources.dlqUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: ['All'] }));
+  const reasons = (dlq.Messages ?? []).map((m) => m.MessageAttributes?.['fleet-rejection-reason']?.StringValue);
+  expect(reasons).toEqual(expect.arrayContaining([expect.stringMatching(/unsupported envelope version/), expect.stringMatching(/not JSON/)]));
+});
+
+test("a secret's value appears in no log line, log tail, event or record", async () => {
+  // Prepare: the agent prints the secret it was given.
+  const d = daemon();
+  const { demoSecretArn, demoSecretValue } = fleet.resources;
+  // Act
+  const { taskId } = await client.submitTask(demoSpec({}, { secrets: { DEMO_SECRET_ECHO: demoSecretArn } }));
+  const record = await client.waitForTerminal(taskId, { timeoutMs: 60_000 });
+  await d.waitForLog(/task finished/);
+  // Assess: it ran with the secret (the agent printed it, redacted) and it leaked nowhere.
+  expect(record.status).toBe(TaskStatus.COMPLETED);
+  expect(record.log_tail).toContain('the token is [REDACTED]');
+  const everything = [JSON.stringify(record), JSON.stringify(await client.listEvents(taskId)), ...d.lines].join('\n');
+  expect(everything).not.toContain(demoSecretValue);
+  expect(d.lines.length).toBeGreaterThan(3);
+});
