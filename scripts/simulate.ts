@@ -78,7 +78,9 @@ function main(): number {
   console.log('');
   console.log(`chart: ${svgPath}`);
   console.log(`results: ${jsonPath}`);
-  console.log(`simulated ${comparisons.reduce((s, c) => s + c.workload.arrivals.length, 0)} tasks × ${POLICIES.length} policies in ${elapsed.toFixed(1)} s`);
+  console.log(
+    `simulated ${comparisons.reduce((s, c) => s + c.workload.arrivals.length, 0)} tasks × ${POLICIES.length} policies in ${elapsed.toFixed(1)} s (${process.uptime().toFixed(1)} s including startup)`,
+  );
 
   const lost = comparisons.filter((c) => c.results.scaler.lost > 0);
   if (lost.length > 0) {

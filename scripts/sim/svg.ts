@@ -86,7 +86,7 @@ function panel(c: WorkloadComparison, y0: number): string {
 
   // Bars: three metrics, one bar per policy, each scaled to that metric's largest value.
   const metrics: { title: string; value: (r: SimResult) => number; label: (r: SimResult) => string }[] = [
-    { title: 'queue wait p95', value: (r) => r.wait.p95, label: (r) => formatDuration(r.wait.p95) },
+    { title: 'queue wait p95', value: (r) => r.wait.p95, label: (r) => formatDuration(r.wait.p95) + (r.policy === 'push-pool' ? ' (no queue: it fails tasks instead)' : '') },
     { title: 'instance-hours', value: (r) => r.instanceHours, label: (r) => r.instanceHours.toFixed(0) },
     { title: 'tasks failed + lost', value: (r) => r.failed + r.lost, label: (r) => `${r.failed} + ${r.lost}` },
   ];
