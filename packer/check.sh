@@ -11,7 +11,8 @@
 #    the copy is validated against an empty stand-in for dist/bundle: the bundle itself is
 #    `npm run bundle`'s product, not a template property.
 # 3. shellcheck on every shell script in packer/ (provisioning scripts, host scripts installed
-#    on the instance, the fleetd wrapper, and this file).
+#    on the instance, the fleetd wrapper, and this file) and in test/helpers/systemd-boot/
+#    (the boot test of these units).
 # 4. systemd-analyze verify on the units, with ANY output on stderr counted as a failure:
 #    systemd-analyze exits 0 on unknown directives and bad values, it only warns. It also
 #    insists that every ExecStart= binary and every unit named in Requires= exists, and neither
@@ -84,7 +85,7 @@ check_validate() {
 }
 
 shell_scripts() {
-  find "$here" -type f \( -name '*.sh' -o -path '*/files/bin/*' \) | sort
+  find "$here" "$repo/test/helpers/systemd-boot" -type f \( -name '*.sh' -o -path '*/files/bin/*' \) | sort
 }
 
 check_shellcheck() {

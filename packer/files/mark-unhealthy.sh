@@ -10,10 +10,13 @@
 set -euo pipefail
 
 readonly CONFIG=/etc/fleetd/config.json
-readonly IMDS=http://169.254.169.254/latest
+# The SDK's standard override (the local stack and the boot check point it elsewhere).
+endpoint=${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254/}
+readonly IMDS=${endpoint%/}/latest
+readonly CURL=(curl -sf --connect-timeout 2 --max-time 10 --retry 2)
 
-token=$(curl -sf -X PUT "$IMDS/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')
-imds() { curl -sf -H "X-aws-ec2-metadata-token: $token" "$IMDS/$1"; }
+token=$("${CURL[@]}" -X PUT "$IMDS/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')
+imds() { "${CURL[@]}" -H "X-aws-ec2-metadata-token: $token" "$IMDS/$1"; }
 instance_id=$(imds meta-data/instance-id)
 region=$(imds meta-data/placement/region)
 
