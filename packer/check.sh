@@ -20,8 +20,9 @@
 #    (--root): the host's own systemd units (for sysinit.target, network-online.target, ...),
 #    our units in /etc/systemd/system, a stub docker.service, and empty executable stand-ins
 #    at the real ExecStart paths. The units themselves are verified unmodified.
-# 5. The paths and names shared with daemon/src/contract (config path, socket path, binary
-#    path, environment variable names, tag prefix) are the ones the unit and scripts use.
+# 5. The paths and names shared with daemon/src/contract (config path, socket path, work dir,
+#    binary path, environment variable names, tag prefix) are the ones the unit and scripts
+#    use, and fleetd's default drain budget ends 2 min or more before TimeoutStopSec.
 #
 # Missing tools are installed (apt-get update once, then apt-get install), so this passes on a
 # fresh Debian machine. Exits non-zero if any check fails; all checks run either way.
@@ -140,12 +141,16 @@ check_contract() {
     const c = require("./daemon/src/contract");
     const socketDir = c.DEFAULT_SOCKET_PATH.replace(/\/[^/]+$/, "");
     const u = "packer/files/fleetd.service";
+    // SIGTERM drains within drainBudgetSeconds; systemd SIGKILLs after TimeoutStopSec (15 min).
+    const drain = c.FleetdConfigFileSchema.shape.drainBudgetSeconds.parse(undefined);
+    if (!(drain + 120 <= 15 * 60)) console.log(`${u}\tdefault drainBudgetSeconds ${drain} s leaves under 2 min before TimeoutStopSec=15min`);
     for (const [file, text] of [
       [u, `Environment=${c.FLEET_ENV.config}=${c.DEFAULT_CONFIG_PATH}`],
       [u, `ConditionPathExists=${c.DEFAULT_CONFIG_PATH}`],
       [u, `Environment=${c.FLEET_ENV.socket}=${c.DEFAULT_SOCKET_PATH}`],
       [u, `RuntimeDirectory=${socketDir.replace(/^\/run\//, "")}`],
       [u, `ExecStart=${c.FLEETD_BIN_PATH} run`],
+      [u, `StateDirectory=${c.DEFAULT_WORK_DIR.replace(/^\/var\/lib\//, "")}`],
       ["packer/scripts/20-fleetd.sh", `"$files/bin/fleetd" ${c.FLEETD_BIN_PATH}`],
       ["packer/files/mark-unhealthy.sh", `prefix=${c.DEFAULT_TAG_PREFIX}`],
       ["packer/files/mark-unhealthy.sh", `CONFIG=${c.DEFAULT_CONFIG_PATH}`],
