@@ -17,9 +17,9 @@
 #               fleetd-unhealthy.service (which then fails here: no IMDS in the container)
 #
 # --bundle DIR runs a real fleetd bundle (fleetd.js from `npm run bundle`) instead of the
-# stand-in (standin-fleetd.js): not wired to the local stack yet (its services listen on the
-# host's loopback, which the container's network namespace does not share), so only `start`
-# is meaningful then.
+# stand-in (standin-fleetd.js), with an invalid config: `start` then checks that it loads and
+# runs under the hardening and that its exit 78 is not restarted. (Running tasks against the
+# local stack needs its services inside the box's network namespace: not done here.)
 #
 # The engine's socket is mounted at /run/docker.sock and docker.service is a stand-in unit:
 # the container runs no dockerd of its own. The host's Node 20 is mounted as /usr/bin/node-20.
@@ -173,9 +173,14 @@ in_box systemctl start fleetd.service || true
 journal() { in_box journalctl -u fleetd.service --no-pager -o cat; }
 ready_count() { journal | grep -c '^standin-ready' || true; }
 if [[ -n $bundle ]]; then
-  sleep 5
-  result start "$([[ $(prop fleetd.service ActiveState) == active ]] && echo ok || echo FAIL)" \
-    "real bundle: $(prop fleetd.service ActiveState); last lines: $(journal | tail -3 | paste -sd'|' -)"
+  # The real fleetd with an invalid config ({}): it must load and run under the unit's
+  # hardening, report the problem, and exit 78, which systemd must not restart.
+  wait_for 20 sh -c "[ \"\$(docker exec $name systemctl show -p ActiveState --value fleetd.service)\" = failed ]" || true
+  status=$(prop fleetd.service ExecMainStatus)
+  restarts=$(prop fleetd.service NRestarts)
+  problem=$(journal | grep -m1 'invalid configuration' | cut -c1-160)
+  result start "$([[ $status == 78 && $restarts == 0 && -n $problem ]] && echo ok || echo FAIL)" \
+    "real bundle, config {}: exit $status, NRestarts=$restarts, $(prop fleetd.service ActiveState); ${problem:-no 'invalid configuration' line: $(journal | tail -3 | paste -sd'|' -)}"
 else
   if wait_for 20 sh -c "[ \"\$(docker exec $name journalctl -u fleetd.service -o cat | grep -c '^standin-ready')\" -ge 1 ]"; then
     checks=$(journal | grep '^standin-check' || true)
