@@ -1,0 +1,570 @@
+/**
+ * AgentFleet: a pull-based EC2 fleet for long agent containers, as one construct.
+ *
+ *   submitters ──grantSubmit──▶ payload bucket + tasks table + task queue ──▶ fleetd on the group's
+ *   instances (long-poll, claim, run, heartbeat) ──▶ tasks/events/instances tables
+ *   scaler Lambda (every 10 s) ── raises desired capacity from the queue depth; instances
+ *   scale themselves in. reconciler Lambda ── repairs what no daemon will finish.
+ *   cancellers ──grantCancel──▶ SSM cancel document on fleet-tagged instances ──▶ fleetd cancel
+ *
+ * Names, tag keys, table schemas and timings come from the task contract (daemon/src/contract);
+ * permissions from ./permissions; fleetd's user data from ./user-data; alarms and the
+ * dashboard from ./monitoring.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ArnFormat, Aws, Duration, Names, Stack, Tags } from 'aws-cdk-lib';
+import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
+import * as cr from 'aws-cdk-lib/custom-resources';
+import { Construct } from 'constructs';
+import {
+  DEFAULT_TIMINGS,
+  EVENTS_TABLE,
+  FLEET_ENV,
+  INSTANCES_TABLE,
+  InstanceStatus,
+  QUEUE_DEFAULTS,
+  TASKS_TABLE,
+  TERMINATION_HOOK_NAME,
+  cancelDocumentContent,
+  tagKeys,
+  type FleetdConfigFileInput,
+  type TagKeys,
+} from '../daemon/src/contract';
+import { resolveFleetProps, type AgentFleetProps } from './fleet-props';
+import { SCALER_SCHEDULE_SECONDS, SCALER_TIMEOUT_SECONDS, scalerEnvironment } from './handlers/scaler-config';
+import { FLEET_METRIC_DIMENSION, FLEET_METRICS_NAMESPACE, FleetMetric, METRICS_NAMESPACE_ENV } from './metrics';
+import { FleetMonitoring } from './monitoring';
+import {
+  cancelStatements,
+  grantStatements,
+  instanceArnPattern,
+  instanceRoleStatements,
+  PAYLOAD_KEY_PATTERN,
+  readStatements,
+  reconcilerStatements,
+  scalerStatements,
+  submitStatements,
+  type FleetPermissionTargets,
+} from './permissions';
+import { acknowledge, acknowledgeManagedPolicy, acknowledgeWildcardResource } from './nag';
+import { ScheduledFunction } from './scheduled-function';
+import { fleetdUserData } from './user-data';
+
+export * from './fleet-props';
+
+/** The `*` in an Auto Scaling group ARN is the group's generated id; the name is exact. */
+const ASG_ARN_REASON =
+  "The fleet's own Auto Scaling group by its exact name; the wildcard is the group id that IAM ARNs for groups always carry.";
+
+const HANDLERS_DIR = path.join(__dirname, 'handlers');
+/** The reconciler's logic lives in the daemon module; its Lambda exists once that module does. */
+const RECONCILER_MODULE = path.resolve(__dirname, '..', 'daemon', 'src', 'reconciler.ts');
+
+export class AgentFleet extends Construct {
+  readonly fleetName: string;
+  readonly tagKeys: TagKeys;
+  readonly vpc: ec2.IVpc;
+  readonly queue: sqs.Queue;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly tasksTable: dynamodb.Table;
+  readonly eventsTable: dynamodb.Table;
+  readonly instancesTable: dynamodb.Table;
+  readonly payloadBucket: s3.Bucket;
+  readonly cancelDocument: ssm.CfnDocument;
+  /** Name of the cancel document (`FLEET_CANCEL_DOCUMENT` for the CLI). */
+  readonly cancelDocumentName: string;
+  readonly securityGroup: ec2.SecurityGroup;
+  /** The role fleetd runs with on every instance. */
+  readonly instanceRole: iam.Role;
+  /**
+   * The role fleetd assumes (with session tags) to serve each task container's credentials.
+   * It has no permissions: grant it what the agents need.
+   */
+  readonly taskRole: iam.Role;
+  readonly launchTemplate: ec2.LaunchTemplate;
+  readonly autoScalingGroup: autoscaling.AutoScalingGroup;
+  /** The group's name, a plain string (`FLEET_ASG_NAME`; fleetd's config `asgName`). */
+  readonly autoScalingGroupName: string;
+  readonly drainHook: autoscaling.LifecycleHook;
+  readonly scaler: ScheduledFunction;
+  /** Undefined when daemon/src/reconciler.ts is absent from the build. */
+  readonly reconciler?: ScheduledFunction;
+  readonly monitoring: FleetMonitoring;
+  /** fleetd's config file as written by the user data (values may be tokens). */
+  readonly fleetdConfig: FleetdConfigFileInput;
+
+  private readonly permissionTargets: FleetPermissionTargets;
+
+  constructor(scope: Construct, id: string, props: AgentFleetProps = {}) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const p = resolveFleetProps(this.node.path, props);
+    this.fleetName = p.fleetName;
+    this.tagKeys = tagKeys(p.tagPrefix);
+
+    this.vpc = props.vpc ?? this.defaultVpc();
+
+    // ----- Queue and dead-letter queue: SSE, TLS only, visibility = lease.
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.seconds(QUEUE_DEFAULTS.dlqRetentionSeconds),
+    });
+    acknowledge(
+      this.deadLetterQueue,
+      'AwsSolutions-SQS3',
+      'This is the dead-letter queue of the task queue; poison messages stop here for a person (alarmed when not empty).',
+    );
+    this.queue = new sqs.Queue(this, 'TaskQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      // fleetd extends each message's visibility with every heartbeat, so lease and
+      // visibility expire together: a dead instance's task reappears when its lease ends.
+      visibilityTimeout: Duration.seconds(DEFAULT_TIMINGS.leaseSeconds),
+      receiveMessageWaitTime: Duration.seconds(DEFAULT_TIMINGS.longPollSeconds),
+      retentionPeriod: Duration.seconds(QUEUE_DEFAULTS.retentionSeconds),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: QUEUE_DEFAULTS.maxReceiveCount },
+    });
+
+    // ----- Tables: on demand, PITR, TTL, the by-status index `fleet list` needs.
+    const tableDefaults = {
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      deletionProtection: false,
+      removalPolicy: p.removalPolicy,
+    };
+    this.tasksTable = new dynamodb.Table(this, 'TasksTable', {
+      ...tableDefaults,
+      partitionKey: { name: TASKS_TABLE.partitionKey, type: dynamodb.AttributeType.STRING },
+      timeToLiveAttribute: TASKS_TABLE.ttlAttribute,
+    });
+    this.tasksTable.addGlobalSecondaryIndex({
+      indexName: TASKS_TABLE.statusIndex.name,
+      partitionKey: { name: TASKS_TABLE.statusIndex.partitionKey, type: dynamodb.AttributeType.STRING },
+      // created_at is epoch milliseconds (the contract's TaskRecord).
+      sortKey: { name: TASKS_TABLE.statusIndex.sortKey, type: dynamodb.AttributeType.NUMBER },
+      projectionType: dynamodb.ProjectionType.ALL,
+    });
+    this.eventsTable = new dynamodb.Table(this, 'EventsTable', {
+      ...tableDefaults,
+      partitionKey: { name: EVENTS_TABLE.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: EVENTS_TABLE.sortKey, type: dynamodb.AttributeType.STRING },
+      timeToLiveAttribute: EVENTS_TABLE.ttlAttribute,
+    });
+    this.instancesTable = new dynamodb.Table(this, 'InstancesTable', {
+      ...tableDefaults,
+      partitionKey: { name: INSTANCES_TABLE.partitionKey, type: dynamodb.AttributeType.STRING },
+      timeToLiveAttribute: INSTANCES_TABLE.ttlAttribute,
+    });
+
+    // ----- Payload bucket: private, TLS only, encrypted, expiring.
+    this.payloadBucket = new s3.Bucket(this, 'PayloadBucket', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      removalPolicy: p.removalPolicy,
+      lifecycleRules: [
+        { id: 'expire-payloads', expiration: p.payloadRetention, abortIncompleteMultipartUploadAfter: Duration.days(1) },
+      ],
+    });
+    acknowledge(
+      this.payloadBucket,
+      'AwsSolutions-S1',
+      'Payloads are short-lived task inputs (written under tasks/<id>/ by submitters, read by fleetd, expired after the retention). Object-level auditing belongs to CloudTrail data events, enabled account-wide; a per-fleet access-log bucket is left out.',
+    );
+
+    // ----- The SSM cancel document (TaskId constrained by allowedPattern).
+    this.cancelDocument = new ssm.CfnDocument(this, 'CancelDocument', {
+      documentType: 'Command',
+      content: cancelDocumentContent(),
+      updateMethod: 'NewVersion',
+    });
+    this.cancelDocumentName = this.cancelDocument.ref;
+
+    // ----- Network: no ingress at all (cancel arrives through the SSM agent's outbound channel).
+    this.securityGroup = new ec2.SecurityGroup(this, 'InstanceSecurityGroup', {
+      vpc: this.vpc,
+      description: `agent-fleet ${p.fleetName}: no ingress; outbound for AWS APIs, registries and agents`,
+      allowAllOutbound: true,
+    });
+
+    // ----- Roles.
+    this.instanceRole = new iam.Role(this, 'InstanceRole', {
+      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+      description: `fleetd on agent-fleet ${p.fleetName} instances`,
+      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
+    });
+    this.taskRole = new iam.Role(this, 'TaskRole', {
+      // Only fleetd's instance role may assume it, and it must pass session tags (task id).
+      assumedBy: new iam.SessionTagsPrincipal(new iam.ArnPrincipal(this.instanceRole.roleArn)),
+      description: `Credentials served to task containers of agent-fleet ${p.fleetName}`,
+    });
+
+    const secretArnPrefix =
+      props.secretArnPrefix ??
+      stack.formatArn({
+        service: 'secretsmanager',
+        resource: 'secret',
+        resourceName: `agent-fleet/${p.fleetName}/`,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
+    const allowedRegistries = props.allowedRegistries ?? [`${Aws.ACCOUNT_ID}.dkr.ecr.${Aws.REGION}.${Aws.URL_SUFFIX}`];
+    const ecrRepositoryArns = props.ecrRepositoryArns ?? [stack.formatArn({ service: 'ecr', resource: 'repository', resourceName: '*' })];
+
+    // ----- Launch template: IMDSv2 only, hop limit 1 (containers cannot reach the instance's
+    // credentials), encrypted gp3 root, user data that only writes fleetd's config.
+    // A named group breaks the cycle user data (asgName) → launch template → group.
+    const asgName = Names.uniqueResourceName(this, { maxLength: 200, separator: '-' });
+    this.autoScalingGroupName = asgName;
+    // Built from the literal name, not the group's attribute: the instance role's policy must
+    // not depend on the group (group → launch template → instance profile → role).
+    const asgArn = stack.formatArn({
+      service: 'autoscaling',
+      resource: 'autoScalingGroup',
+      resourceName: `*:autoScalingGroupName/${asgName}`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.fleetdConfig = {
+      fleetName: p.fleetName,
+      region: Aws.REGION,
+      queueUrl: this.queue.queueUrl,
+      dlqUrl: this.deadLetterQueue.queueUrl,
+      tasksTable: this.tasksTable.tableName,
+      eventsTable: this.eventsTable.tableName,
+      instancesTable: this.instancesTable.tableName,
+      payloadBucket: this.payloadBucket.bucketName,
+      cancelDocument: this.cancelDocumentName,
+      asgName,
+      tagPrefix: p.tagPrefix,
+      slots: p.slotsPerInstance,
+      allowedRegistries,
+      secretArnPrefix,
+      taskRoleArn: this.taskRole.roleArn,
+    };
+    const mixed = p.instanceTypes.length > 1 || props.spot !== undefined;
+    this.launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
+      machineImage: props.machineImage ?? ec2.MachineImage.fromSsmParameter(p.amiParameterName),
+      instanceType: mixed ? undefined : p.instanceTypes[0],
+      role: this.instanceRole,
+      securityGroup: this.securityGroup,
+      userData: fleetdUserData(stack, this.fleetdConfig),
+      requireImdsv2: true,
+      httpTokens: ec2.LaunchTemplateHttpTokens.REQUIRED,
+      httpEndpoint: true,
+      httpPutResponseHopLimit: 1,
+      instanceMetadataTags: false,
+      associatePublicIpAddress: false,
+      blockDevices: [
+        {
+          deviceName: p.rootDeviceName,
+          volume: ec2.BlockDeviceVolume.ebs(p.rootVolumeSize.toGibibytes(), {
+            volumeType: ec2.EbsDeviceVolumeType.GP3,
+            encrypted: true,
+            deleteOnTermination: true,
+          }),
+        },
+      ],
+    });
+
+    // ----- Auto Scaling group.
+    this.autoScalingGroup = new autoscaling.AutoScalingGroup(this, 'Group', {
+      autoScalingGroupName: asgName,
+      vpc: this.vpc,
+      vpcSubnets: props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      minCapacity: p.minCapacity,
+      maxCapacity: p.maxCapacity,
+      // No desiredCapacity: a deployment must not reset what the scaler decided.
+      ...(mixed
+        ? {
+            mixedInstancesPolicy: {
+              launchTemplate: this.launchTemplate,
+              launchTemplateOverrides: p.instanceTypes.map((instanceType) => ({ instanceType })),
+              instancesDistribution: props.spot
+                ? {
+                    onDemandBaseCapacity: props.spot.onDemandBaseCapacity ?? 0,
+                    onDemandPercentageAboveBaseCapacity: props.spot.onDemandPercentageAboveBaseCapacity ?? 0,
+                    spotAllocationStrategy: props.spot.allocationStrategy ?? autoscaling.SpotAllocationStrategy.PRICE_CAPACITY_OPTIMIZED,
+                  }
+                : {
+                    onDemandPercentageAboveBaseCapacity: 100,
+                    onDemandAllocationStrategy: autoscaling.OnDemandAllocationStrategy.PRIORITIZED,
+                  },
+            },
+          }
+        : { launchTemplate: this.launchTemplate }),
+      // Only the instance knows it is idle: Auto Scaling never picks one to scale in.
+      newInstancesProtectedFromScaleIn: true,
+      capacityRebalance: p.capacityRebalance,
+      groupMetrics: [autoscaling.GroupMetrics.all()],
+      notifications: props.alarmTopic ? [{ topic: props.alarmTopic }] : undefined,
+      instanceLifecyclePolicy: p.retainOnFailedDrain
+        ? { retentionTriggers: { terminateHookAbandon: autoscaling.TerminateHookAbandonAction.RETAIN } }
+        : undefined,
+    });
+    if (!props.alarmTopic) {
+      acknowledge(
+        this.autoScalingGroup,
+        'AwsSolutions-AS3',
+        'No alarmTopic was given, so there is no topic for scaling notifications; the scaler publishes every decision as a metric and a log line, and the dashboard shows the group size. Pass alarmTopic to get notifications.',
+      );
+    }
+    // Tags propagated at launch: the fleet tag (scopes SendCommand; fleetd may never write it)
+    // and status=booting, so no instance is ever advertised idle before fleetd's preflight.
+    Tags.of(this.autoScalingGroup).add(this.tagKeys.fleet, p.fleetName, { applyToLaunchedInstances: true });
+    Tags.of(this.autoScalingGroup).add(this.tagKeys.status, InstanceStatus.BOOTING, { applyToLaunchedInstances: true });
+
+    // Termination (instance refresh, rebalancing, manual): fleetd drains while sending
+    // heartbeats, then completes the hook. A silent fleetd lets the timeout terminate it.
+    this.drainHook = this.autoScalingGroup.addLifecycleHook('DrainHook', {
+      lifecycleHookName: TERMINATION_HOOK_NAME,
+      lifecycleTransition: autoscaling.LifecycleTransition.INSTANCE_TERMINATING,
+      heartbeatTimeout: p.drainHeartbeatTimeout,
+      defaultResult: autoscaling.DefaultResult.CONTINUE,
+    });
+    if (props.warmPool) this.autoScalingGroup.addWarmPool(props.warmPool);
+    this.suspendAzRebalance(asgName, asgArn);
+
+    // ----- Instance permissions (least privilege, see ./permissions).
+    this.permissionTargets = {
+      stack,
+      queue: this.queue,
+      deadLetterQueue: this.deadLetterQueue,
+      tasksTable: this.tasksTable,
+      eventsTable: this.eventsTable,
+      instancesTable: this.instancesTable,
+      payloadBucket: this.payloadBucket,
+      fleetName: p.fleetName,
+      tagKeys: this.tagKeys,
+    };
+    const instanceStatements = instanceRoleStatements({
+      ...this.permissionTargets,
+      autoScalingGroupArn: asgArn,
+      taskRole: this.taskRole,
+      secretArnPrefix,
+      ecrRepositoryArns,
+    });
+    for (const s of instanceStatements) this.instanceRole.addToPrincipalPolicy(s);
+    this.acknowledgeInstanceRole({ secretArnPrefix, ecrRepositoryArns, asgArn });
+
+    // ----- Scaler and reconciler Lambdas.
+    const statusIndex = TASKS_TABLE.statusIndex.name;
+    this.scaler = new ScheduledFunction(this, 'Scaler', {
+      entry: path.join(HANDLERS_DIR, 'scaler.ts'),
+      description: `agent-fleet ${p.fleetName}: raise desired capacity from the queue depth every ${DEFAULT_TIMINGS.scalerTickSeconds} s`,
+      schedule: events.Schedule.rate(Duration.seconds(SCALER_SCHEDULE_SECONDS)),
+      timeout: Duration.seconds(SCALER_TIMEOUT_SECONDS),
+      environment: scalerEnvironment({
+        fleetName: p.fleetName,
+        queueUrl: this.queue.queueUrl,
+        asgName,
+        tasksTable: this.tasksTable.tableName,
+        slotsPerInstance: p.slotsPerInstance,
+        buffer: p.scalingBuffer,
+        metricsNamespace: FLEET_METRICS_NAMESPACE,
+      }),
+      statements: scalerStatements(this.permissionTargets, asgArn, statusIndex, FLEET_METRICS_NAMESPACE),
+    });
+    this.acknowledgeLambda(
+      this.scaler,
+      asgArn,
+      'autoscaling:DescribeAutoScalingGroups has no resource-level permissions; cloudwatch:PutMetricData is scoped by its cloudwatch:namespace condition instead.',
+    );
+
+    if (fs.existsSync(RECONCILER_MODULE)) {
+      this.reconciler = new ScheduledFunction(this, 'Reconciler', {
+        entry: path.join(HANDLERS_DIR, 'reconciler.ts'),
+        description: `agent-fleet ${p.fleetName}: repair lost enqueues, expired leases and orphaned cancels`,
+        schedule: events.Schedule.rate(Duration.minutes(2)),
+        timeout: Duration.seconds(110),
+        environment: {
+          [FLEET_ENV.fleetName]: p.fleetName,
+          [FLEET_ENV.tasksTable]: this.tasksTable.tableName,
+          [FLEET_ENV.eventsTable]: this.eventsTable.tableName,
+          [FLEET_ENV.instancesTable]: this.instancesTable.tableName,
+          [FLEET_ENV.queueUrl]: this.queue.queueUrl,
+          [METRICS_NAMESPACE_ENV]: FLEET_METRICS_NAMESPACE,
+        },
+        statements: reconcilerStatements(this.permissionTargets, statusIndex, FLEET_METRICS_NAMESPACE),
+      });
+      this.acknowledgeLambda(
+        this.reconciler,
+        undefined,
+        'cloudwatch:PutMetricData has no resource-level permissions; its cloudwatch:namespace condition scopes it to the fleet namespace.',
+      );
+    }
+
+    this.monitoring = new FleetMonitoring(this, 'Monitoring', {
+      fleet: this,
+      oldestTaskAgeThreshold: p.oldestTaskAgeAlarmThreshold,
+      alarmTopic: props.alarmTopic,
+    });
+  }
+
+  // ----- Integration methods.
+
+  /** Lets `grantee` submit tasks: upload payloads, create records and events, enqueue. */
+  grantSubmit(grantee: iam.IGrantable): iam.Grant {
+    return grantStatements(grantee, submitStatements(this.permissionTargets));
+  }
+
+  /**
+   * Lets `grantee` cancel tasks: request the cancel on the record and send the fleet's cancel
+   * document, only to instances carrying this fleet's tag.
+   */
+  grantCancel(grantee: iam.IGrantable): iam.Grant {
+    const documentArn = Stack.of(this).formatArn({ service: 'ssm', resource: 'document', resourceName: this.cancelDocumentName });
+    return grantStatements(grantee, cancelStatements(this.permissionTargets, documentArn));
+  }
+
+  /** Lets `grantee` read task records and events (`fleet watch`, `fleet list`). */
+  grantRead(grantee: iam.IGrantable): iam.Grant {
+    return grantStatements(grantee, readStatements(this.permissionTargets, TASKS_TABLE.statusIndex.name));
+  }
+
+  /** Tasks waiting or running: visible + in-flight messages of the task queue. */
+  metricQueueDepth(props: cloudwatch.MathExpressionOptions = {}): cloudwatch.IMetric {
+    const period = props.period ?? Duration.minutes(1);
+    return new cloudwatch.MathExpression({
+      expression: 'visible + inFlight',
+      usingMetrics: {
+        visible: this.queue.metricApproximateNumberOfMessagesVisible({ period, statistic: cloudwatch.Stats.MAXIMUM }),
+        inFlight: this.queue.metricApproximateNumberOfMessagesNotVisible({ period, statistic: cloudwatch.Stats.MAXIMUM }),
+      },
+      label: 'Tasks queued or running',
+      ...props,
+      period,
+    });
+  }
+
+  /**
+   * Age of the oldest task no instance has claimed (QUEUED or INTERRUPTED), in seconds, as
+   * published by the scaler. Not SQS's ApproximateAgeOfOldestMessage, which also counts
+   * running tasks' in-flight messages.
+   */
+  metricOldestTaskAge(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return this.fleetMetric(FleetMetric.OLDEST_UNCLAIMED_TASK_AGE, { statistic: cloudwatch.Stats.MAXIMUM, ...props });
+  }
+
+  /** Group members whose Auto Scaling health status is Unhealthy. */
+  metricUnhealthyInstances(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return this.fleetMetric(FleetMetric.UNHEALTHY_INSTANCES, { statistic: cloudwatch.Stats.MAXIMUM, ...props });
+  }
+
+  /** The scaler's decision (desired capacity after each tick). */
+  metricScalerDesiredCapacity(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return this.fleetMetric(FleetMetric.DESIRED_CAPACITY, { statistic: cloudwatch.Stats.MAXIMUM, ...props });
+  }
+
+  /** Any fleet metric (see FleetMetric) with this fleet's dimension. */
+  fleetMetric(metricName: string, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: FLEET_METRICS_NAMESPACE,
+      metricName,
+      dimensionsMap: { [FLEET_METRIC_DIMENSION]: this.fleetName },
+      period: Duration.minutes(1),
+      ...props,
+    });
+  }
+
+  // ----- Parts.
+
+  private defaultVpc(): ec2.Vpc {
+    const vpc = new ec2.Vpc(this, 'Vpc', {
+      maxAzs: 2,
+      natGateways: 1,
+      subnetConfiguration: [
+        { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
+        { name: 'private', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 20 },
+      ],
+      gatewayEndpoints: {
+        S3: { service: ec2.GatewayVpcEndpointAwsService.S3 },
+        DynamoDB: { service: ec2.GatewayVpcEndpointAwsService.DYNAMODB },
+      },
+      flowLogs: { all: { trafficType: ec2.FlowLogTrafficType.REJECT } },
+    });
+    return vpc;
+  }
+
+  /**
+   * AZRebalance would terminate instances (running tasks) to even out AZs; CloudFormation has no
+   * property for suspended processes, so a deploy-time SDK call suspends it.
+   */
+  private suspendAzRebalance(asgName: string, asgArn: string): void {
+    const call: cr.AwsSdkCall = {
+      service: 'AutoScaling',
+      action: 'suspendProcesses',
+      parameters: { AutoScalingGroupName: asgName, ScalingProcesses: ['AZRebalance'] },
+      physicalResourceId: cr.PhysicalResourceId.of(`${asgName}/AZRebalance`),
+    };
+    const suspend = new cr.AwsCustomResource(this, 'SuspendAZRebalance', {
+      onCreate: call,
+      onUpdate: call,
+      policy: cr.AwsCustomResourcePolicy.fromStatements([
+        new iam.PolicyStatement({ actions: ['autoscaling:SuspendProcesses'], resources: [asgArn] }),
+      ]),
+      installLatestAwsSdk: false,
+    });
+    suspend.node.addDependency(this.autoScalingGroup);
+    acknowledgeWildcardResource(suspend, asgArn, ASG_ARN_REASON);
+    // The provider is CDK's stack-wide singleton Lambda behind every AwsCustomResource.
+    const provider = Stack.of(this).node.tryFindChild(`AWS${cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace(/-/g, '')}`);
+    if (provider) {
+      acknowledgeManagedPolicy(
+        provider,
+        'service-role/AWSLambdaBasicExecutionRole',
+        "CDK's AwsCustomResource provider (runs only during deployments, here to suspend AZRebalance) writes its logs with the basic execution policy.",
+      );
+    }
+  }
+
+  private acknowledgeInstanceRole(t: {
+    secretArnPrefix: string;
+    ecrRepositoryArns: string[];
+    asgArn: string;
+  }): void {
+    const role = this.instanceRole;
+    acknowledgeManagedPolicy(
+      role,
+      'AmazonSSMManagedInstanceCore',
+      "The SSM Agent needs AWS's maintained instance-core set to receive the fleet's cancel document; its actions change with agent releases, so a copy would rot.",
+    );
+    acknowledge(
+      role,
+      'AwsSolutions-IAM5[Resource::*]',
+      'ecr:GetAuthorizationToken and autoscaling:DescribeAutoScalingGroups/DescribeAutoScalingInstances have no resource-level permissions in IAM.',
+    );
+    acknowledgeWildcardResource(role, this.payloadBucket.arnForObjects(PAYLOAD_KEY_PATTERN), 'Read-only access to payload objects under tasks/ (object keys are per task id, unknown in advance).');
+    acknowledgeWildcardResource(
+      role,
+      instanceArnPattern(Stack.of(this)),
+      'Tag writes: the instance id is unknown before launch; the condition aws:ARN = ${ec2:SourceInstanceARN} limits them to the calling instance, aws:ResourceTag to fleet members, and aws:TagKeys to the status and task-id keys.',
+    );
+    acknowledgeWildcardResource(
+      role,
+      `${t.secretArnPrefix}*`,
+      'Task secrets are declared per task; the role reads only secrets under the fleet prefix, the same prefix fleetd enforces.',
+    );
+    for (const arn of t.ecrRepositoryArns) {
+      acknowledgeWildcardResource(role, arn, "Image pulls from the fleet's configured ECR repositories; fleetd also enforces allowedRegistries.");
+    }
+    acknowledgeWildcardResource(role, t.asgArn, ASG_ARN_REASON);
+  }
+
+  private acknowledgeLambda(fn: ScheduledFunction, asgArn: string | undefined, wildcardReason: string): void {
+    acknowledgeWildcardResource(fn.role, `${fn.logGroup.logGroupArn}`, "Log streams of the function's own log group (stream names are generated by Lambda).");
+    acknowledge(fn.role, 'AwsSolutions-IAM5[Resource::*]', wildcardReason);
+    if (asgArn) acknowledgeWildcardResource(fn.role, asgArn, ASG_ARN_REASON);
+  }
+
+}

@@ -1,0 +1,389 @@
+/**
+ * AgentFleet's props: every option with its default, and the early validation that turns a bad
+ * combination into one message per problem (what was got, what was expected, how to fix it)
+ * before any resource is created.
+ */
+import { Duration, RemovalPolicy, Size, Token } from 'aws-cdk-lib';
+import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import {
+  DEFAULT_AMI_PARAMETER_NAME,
+  DEFAULT_TAG_PREFIX,
+  FleetdConfigFileSchema,
+  RECORD_RETENTION_DAYS,
+  TAG_PREFIX_PATTERN,
+} from '../daemon/src/contract';
+
+/** Spot capacity for the group (a mixed-instances policy over `instanceTypes`). */
+export interface AgentFleetSpotOptions {
+  /**
+   * On-demand instances kept before any spot capacity is used.
+   *
+   * @default 0
+   */
+  readonly onDemandBaseCapacity?: number;
+  /**
+   * Percentage of on-demand instances above the base capacity (0 = all spot).
+   *
+   * @default 0
+   */
+  readonly onDemandPercentageAboveBaseCapacity?: number;
+  /**
+   * How spot capacity is picked across the instance types.
+   *
+   * @default autoscaling.SpotAllocationStrategy.PRICE_CAPACITY_OPTIMIZED
+   */
+  readonly allocationStrategy?: autoscaling.SpotAllocationStrategy;
+}
+
+export interface AgentFleetProps {
+  /**
+   * The fleet's name: value of the `<tagPrefix>:fleet` tag on every instance (which scopes
+   * `ssm:SendCommand` for cancel), the metrics dimension, and `fleetName` in fleetd's config.
+   *
+   * @default 'agent-fleet'
+   */
+  readonly fleetName?: string;
+  /**
+   * Prefix of the instance tag keys (`<prefix>:status`, `<prefix>:task-id`, `<prefix>:fleet`).
+   *
+   * @default 'bgagent' (the contract's DEFAULT_TAG_PREFIX, ABCA's)
+   */
+  readonly tagPrefix?: string;
+  /**
+   * The VPC the instances run in.
+   *
+   * @default - a new VPC: two AZs, public and private-with-egress subnets, one NAT gateway,
+   * gateway endpoints for S3 and DynamoDB, and flow logs to CloudWatch Logs.
+   */
+  readonly vpc?: ec2.IVpc;
+  /**
+   * Where in the VPC the instances run. They need outbound access (NAT or endpoints), never a
+   * public address.
+   *
+   * @default - the VPC's private subnets with egress
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  /**
+   * Instance types the group may launch, in priority order. GPU types (g5, g6, p4d, ...) work
+   * when the AMI carries the NVIDIA driver and container toolkit. All types must share one CPU
+   * architecture (the AMI's). More than one type, or `spot`, makes a mixed-instances policy.
+   *
+   * @default [m7i.xlarge]
+   */
+  readonly instanceTypes?: ec2.InstanceType[];
+  /**
+   * The AMI. Give this or `amiParameterName`, not both.
+   *
+   * @default - the AMI id in the SSM parameter `amiParameterName`, resolved at deploy time
+   */
+  readonly machineImage?: ec2.IMachineImage;
+  /**
+   * SSM parameter that holds the baked AMI's id (written by `npm run bake`).
+   *
+   * @default '/agent-fleet/ami-id' (the contract's DEFAULT_AMI_PARAMETER_NAME)
+   */
+  readonly amiParameterName?: string;
+  /**
+   * Root device name of the AMI (the encrypted gp3 root volume is mapped to it).
+   *
+   * @default '/dev/xvda' (Amazon Linux 2023 and Debian AMIs)
+   */
+  readonly rootDeviceName?: string;
+  /**
+   * Root volume size: images, containers and per-task files live here.
+   *
+   * @default Size.gibibytes(100)
+   */
+  readonly rootVolumeSize?: Size;
+  /**
+   * Smallest group size (instances kept even when idle; they never terminate themselves below it).
+   *
+   * @default 0
+   */
+  readonly minCapacity?: number;
+  /**
+   * Largest group size the scaler may ask for.
+   *
+   * @default 10
+   */
+  readonly maxCapacity?: number;
+  /**
+   * Concurrent tasks per instance (fleetd's `slots`; the scaler divides the backlog by it).
+   *
+   * @default 1
+   */
+  readonly slotsPerInstance?: number;
+  /**
+   * Extra instances the scaler keeps above demand while there is any demand.
+   *
+   * @default 0
+   */
+  readonly scalingBuffer?: number;
+  /**
+   * Run on spot capacity (mixed-instances policy over `instanceTypes`).
+   *
+   * @default - on-demand only
+   */
+  readonly spot?: AgentFleetSpotOptions;
+  /**
+   * Capacity Rebalancing: launch a replacement when a spot instance is at elevated risk of
+   * interruption; the old one then drains through the termination lifecycle hook.
+   *
+   * @default - true when `spot` is set, otherwise false
+   */
+  readonly capacityRebalance?: boolean;
+  /**
+   * A warm pool of pre-initialised instances (faster scale-out). fleetd does not poll while
+   * its target lifecycle state is not InService.
+   *
+   * @default - no warm pool
+   */
+  readonly warmPool?: autoscaling.WarmPoolOptions;
+  /**
+   * Heartbeat timeout of the termination lifecycle hook: fleetd records a heartbeat while it
+   * lets a running task finish; without one for this long, the instance terminates anyway.
+   * Between 30 s and 2 h (Auto Scaling's limits).
+   *
+   * @default Duration.minutes(10)
+   */
+  readonly drainHeartbeatTimeout?: Duration;
+  /**
+   * Keep an instance (Retained state, outside desired capacity) when its drain is abandoned,
+   * so a person can inspect why a task could not be released. Retained instances cost money
+   * until terminated by hand.
+   *
+   * @default true
+   */
+  readonly retainOnFailedDrain?: boolean;
+  /**
+   * Registries task images may come from (host or host:port; fleetd refuses others).
+   *
+   * @default - the account's own ECR registry in the stack's region
+   */
+  readonly allowedRegistries?: string[];
+  /**
+   * ECR repositories the instances may pull from.
+   *
+   * @default - every repository of the stack's account and region
+   */
+  readonly ecrRepositoryArns?: string[];
+  /**
+   * Secrets Manager ARN prefix that task secrets must live under; the instance role can read
+   * nothing else.
+   *
+   * @default `arn:<partition>:secretsmanager:<region>:<account>:secret:agent-fleet/<fleetName>/`
+   */
+  readonly secretArnPrefix?: string;
+  /**
+   * How long uploaded payloads are kept before S3 expires them.
+   *
+   * @default Duration.days(30) (the contract's RECORD_RETENTION_DAYS)
+   */
+  readonly payloadRetention?: Duration;
+  /**
+   * What happens to the tables and the payload bucket when the stack is deleted.
+   *
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Alarm when the oldest unclaimed task has waited longer than this.
+   *
+   * @default Duration.minutes(15)
+   */
+  readonly oldestTaskAgeAlarmThreshold?: Duration;
+  /**
+   * Topic notified when an alarm fires or recovers.
+   *
+   * @default - alarms have no actions (visible on the dashboard and in the console)
+   */
+  readonly alarmTopic?: sns.ITopic;
+}
+
+/** Props with every default filled in. */
+export interface ResolvedFleetProps {
+  readonly fleetName: string;
+  readonly tagPrefix: string;
+  readonly instanceTypes: ec2.InstanceType[];
+  readonly amiParameterName: string;
+  readonly rootDeviceName: string;
+  readonly rootVolumeSize: Size;
+  readonly minCapacity: number;
+  readonly maxCapacity: number;
+  readonly slotsPerInstance: number;
+  readonly scalingBuffer: number;
+  readonly capacityRebalance: boolean;
+  readonly drainHeartbeatTimeout: Duration;
+  readonly retainOnFailedDrain: boolean;
+  readonly payloadRetention: Duration;
+  readonly removalPolicy: RemovalPolicy;
+  readonly oldestTaskAgeAlarmThreshold: Duration;
+}
+
+export const FLEET_DEFAULTS = {
+  fleetName: 'agent-fleet',
+  instanceType: 'm7i.xlarge',
+  rootDeviceName: '/dev/xvda',
+  rootVolumeGiB: 100,
+  minCapacity: 0,
+  maxCapacity: 10,
+  slotsPerInstance: 1,
+  scalingBuffer: 0,
+  drainHeartbeatMinutes: 10,
+  oldestTaskAgeAlarmMinutes: 15,
+} as const;
+
+/** fleetd's config schema bounds the slots; the props accept exactly what fleetd will. */
+const SLOTS_SCHEMA = FleetdConfigFileSchema.shape.slots.unwrap();
+const MAX_SLOTS = SLOTS_SCHEMA.maxValue ?? 64;
+const FLEET_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const REGISTRY_PATTERN = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$/;
+/** Auto Scaling's lifecycle hook heartbeat bounds. */
+const HOOK_TIMEOUT_SECONDS = { min: 30, max: 7200 } as const;
+
+export class AgentFleetPropsError extends Error {
+  override readonly name = 'AgentFleetPropsError';
+  constructor(
+    readonly path: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`AgentFleet ${path}: invalid props:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+function known(value: number | undefined): value is number {
+  return value !== undefined && !Token.isUnresolved(value);
+}
+
+function checkInteger(problems: string[], name: string, value: number | undefined, min: number, max: number, fix: string): void {
+  if (!known(value)) return;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    problems.push(`${name}: got ${value}, expected an integer from ${min} to ${max}; ${fix}`);
+  }
+}
+
+/** Returns one message per problem; empty when the props are valid. */
+export function validateFleetProps(props: AgentFleetProps): string[] {
+  const problems: string[] = [];
+  const name = props.fleetName;
+  if (name !== undefined && !Token.isUnresolved(name) && !FLEET_NAME_PATTERN.test(name)) {
+    problems.push(
+      `fleetName: got ${JSON.stringify(name)}, expected 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit (it becomes a tag value and a metric dimension)`,
+    );
+  }
+  const prefix = props.tagPrefix;
+  if (prefix !== undefined && !TAG_PREFIX_PATTERN.test(prefix)) {
+    problems.push(`tagPrefix: got ${JSON.stringify(prefix)}, expected ${TAG_PREFIX_PATTERN} (for example "${DEFAULT_TAG_PREFIX}")`);
+  }
+
+  const min = props.minCapacity ?? FLEET_DEFAULTS.minCapacity;
+  const max = props.maxCapacity ?? FLEET_DEFAULTS.maxCapacity;
+  checkInteger(problems, 'minCapacity', props.minCapacity, 0, 10_000, 'use 0 to let the fleet scale to zero');
+  checkInteger(problems, 'maxCapacity', props.maxCapacity, 1, 10_000, 'the scaler can never go above it');
+  if (known(min) && known(max) && max < min) {
+    problems.push(
+      `maxCapacity (${max}) is below minCapacity (${min}): expected maxCapacity >= minCapacity; raise maxCapacity or lower minCapacity`,
+    );
+  }
+  if (known(props.slotsPerInstance) && props.slotsPerInstance < 1) {
+    problems.push(
+      `slotsPerInstance: got ${props.slotsPerInstance}, expected at least 1 (concurrent tasks per instance); use 1 for one task per instance`,
+    );
+  } else {
+    checkInteger(problems, 'slotsPerInstance', props.slotsPerInstance, 1, MAX_SLOTS, 'fleetd runs at most that many tasks per instance');
+  }
+  checkInteger(problems, 'scalingBuffer', props.scalingBuffer, 0, 10_000, 'use 0 for no warm spare instances');
+
+  const types = props.instanceTypes;
+  if (types !== undefined) {
+    if (types.length === 0) {
+      problems.push(
+        `instanceTypes: got an empty list, expected at least one instance type; omit the prop for the default (${FLEET_DEFAULTS.instanceType}) or pass e.g. [new ec2.InstanceType('m7i.xlarge')]`,
+      );
+    } else if (types.length > 40) {
+      problems.push(`instanceTypes: got ${types.length} types, expected at most 40 (Auto Scaling's limit per group)`);
+    } else {
+      const architectures = new Set(types.map((t) => t.architecture));
+      if (architectures.size > 1) {
+        problems.push(
+          `instanceTypes: got ${types.map((t) => `${t.toString()} (${t.architecture})`).join(', ')}, expected one CPU architecture (the AMI has one); split them into two fleets`,
+        );
+      }
+      const names = types.map((t) => t.toString());
+      const duplicates = names.filter((n, i) => names.indexOf(n) !== i);
+      if (duplicates.length > 0) problems.push(`instanceTypes: ${duplicates.join(', ')} listed twice; list each type once`);
+    }
+  }
+
+  if (props.machineImage && props.amiParameterName) {
+    problems.push('machineImage and amiParameterName: got both, expected at most one; drop amiParameterName to use machineImage');
+  }
+  const param = props.amiParameterName;
+  if (param !== undefined && !Token.isUnresolved(param) && !/^\/?[A-Za-z0-9_.\-/]{1,2047}$/.test(param)) {
+    problems.push(`amiParameterName: got ${JSON.stringify(param)}, expected an SSM parameter name such as "${DEFAULT_AMI_PARAMETER_NAME}"`);
+  }
+
+  const hook = props.drainHeartbeatTimeout;
+  if (hook !== undefined && !hook.isUnresolved()) {
+    const seconds = hook.toSeconds();
+    if (seconds < HOOK_TIMEOUT_SECONDS.min || seconds > HOOK_TIMEOUT_SECONDS.max) {
+      problems.push(
+        `drainHeartbeatTimeout: got ${seconds} s, expected ${HOOK_TIMEOUT_SECONDS.min}-${HOOK_TIMEOUT_SECONDS.max} s (Auto Scaling's lifecycle hook limits)`,
+      );
+    }
+  }
+
+  const spot = props.spot;
+  if (spot) {
+    checkInteger(problems, 'spot.onDemandBaseCapacity', spot.onDemandBaseCapacity, 0, 10_000, 'use 0 for all-spot');
+    checkInteger(problems, 'spot.onDemandPercentageAboveBaseCapacity', spot.onDemandPercentageAboveBaseCapacity, 0, 100, 'it is a percentage');
+  }
+  if (props.capacityRebalance && !spot) {
+    problems.push('capacityRebalance: got true without spot, expected spot to be set (Capacity Rebalancing only acts on spot instances); set spot or drop capacityRebalance');
+  }
+
+  for (const registry of props.allowedRegistries ?? []) {
+    if (!Token.isUnresolved(registry) && !REGISTRY_PATTERN.test(registry)) {
+      problems.push(
+        `allowedRegistries: got ${JSON.stringify(registry)}, expected a registry host[:port] without scheme or path (for example "123456789012.dkr.ecr.us-east-1.amazonaws.com")`,
+      );
+    }
+  }
+  const secretPrefix = props.secretArnPrefix;
+  if (secretPrefix !== undefined && !Token.isUnresolved(secretPrefix) && !/^arn:[a-z-]+:secretsmanager:[a-z0-9-]*:[0-9]*:secret:/.test(secretPrefix)) {
+    problems.push(
+      `secretArnPrefix: got ${JSON.stringify(secretPrefix)}, expected a Secrets Manager ARN prefix like "arn:aws:secretsmanager:us-east-1:123456789012:secret:agent-fleet/"`,
+    );
+  }
+  const retention = props.payloadRetention;
+  if (retention !== undefined && !retention.isUnresolved() && retention.toDays({ integral: false }) < 1) {
+    problems.push(`payloadRetention: got ${retention.toHumanString()}, expected at least 1 day (S3 lifecycle expiry is counted in days)`);
+  }
+  return problems;
+}
+
+/** Validates (throwing AgentFleetPropsError with every problem) and fills in the defaults. */
+export function resolveFleetProps(path: string, props: AgentFleetProps): ResolvedFleetProps {
+  const problems = validateFleetProps(props);
+  if (problems.length > 0) throw new AgentFleetPropsError(path, problems);
+  return {
+    fleetName: props.fleetName ?? FLEET_DEFAULTS.fleetName,
+    tagPrefix: props.tagPrefix ?? DEFAULT_TAG_PREFIX,
+    instanceTypes: props.instanceTypes ?? [new ec2.InstanceType(FLEET_DEFAULTS.instanceType)],
+    amiParameterName: props.amiParameterName ?? DEFAULT_AMI_PARAMETER_NAME,
+    rootDeviceName: props.rootDeviceName ?? FLEET_DEFAULTS.rootDeviceName,
+    rootVolumeSize: props.rootVolumeSize ?? Size.gibibytes(FLEET_DEFAULTS.rootVolumeGiB),
+    minCapacity: props.minCapacity ?? FLEET_DEFAULTS.minCapacity,
+    maxCapacity: props.maxCapacity ?? FLEET_DEFAULTS.maxCapacity,
+    slotsPerInstance: props.slotsPerInstance ?? FLEET_DEFAULTS.slotsPerInstance,
+    scalingBuffer: props.scalingBuffer ?? FLEET_DEFAULTS.scalingBuffer,
+    capacityRebalance: props.capacityRebalance ?? props.spot !== undefined,
+    drainHeartbeatTimeout: props.drainHeartbeatTimeout ?? Duration.minutes(FLEET_DEFAULTS.drainHeartbeatMinutes),
+    retainOnFailedDrain: props.retainOnFailedDrain ?? true,
+    payloadRetention: props.payloadRetention ?? Duration.days(RECORD_RETENTION_DAYS),
+    removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    oldestTaskAgeAlarmThreshold: props.oldestTaskAgeAlarmThreshold ?? Duration.minutes(FLEET_DEFAULTS.oldestTaskAgeAlarmMinutes),
+  };
+}
