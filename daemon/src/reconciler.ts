@@ -42,6 +42,7 @@ import {
   type InstanceRecord,
   type TaskEvent,
   type TaskRecord,
+  type Timings,
 } from './contract';
 
 // ---------------------------------------------------------------------------------------------
@@ -53,7 +54,7 @@ export interface DecideOptions {
    * without any daemon acting before the reconciler assumes the message is lost and sends a
    * new one. Must exceed the lease (= message visibility): a daemon that received the message
    * and died before claiming keeps it invisible that long.
-   * @default 300_000 (5 minutes)
+   * @default 300_000 (5 minutes), or 2.5 leases when `timings` has a longer lease
    */
   readonly resendAfterMs?: number;
 }
@@ -78,6 +79,12 @@ export interface ReconcileOptions extends DecideOptions {
    * @default 8
    */
   readonly concurrency?: number;
+  /**
+   * The fleet's timings (lease, heartbeat), when fleetd runs with other than the defaults; the
+   * other options are checked against them.
+   * @default DEFAULT_TIMINGS
+   */
+  readonly timings?: Timings;
 }
 
 export const RECONCILE_DEFAULTS = Object.freeze({
@@ -85,6 +92,7 @@ export const RECONCILE_DEFAULTS = Object.freeze({
   staleInstanceAfterMs: DEFAULT_TIMINGS.leaseSeconds * 1000,
   limitResendsToQueueDeficit: true,
   concurrency: 8,
+  timings: DEFAULT_TIMINGS,
 });
 
 type ResolvedOptions = Required<ReconcileOptions>;
@@ -110,15 +118,22 @@ export class ReconcileActionError extends Error {
 }
 
 export function resolveReconcileOptions(options: ReconcileOptions = {}): ResolvedOptions {
-  const o: ResolvedOptions = { ...RECONCILE_DEFAULTS, ...stripUndefined(options) };
+  const given = stripUndefined(options);
+  const timings = given.timings ?? DEFAULT_TIMINGS;
+  const defaults = {
+    ...RECONCILE_DEFAULTS,
+    resendAfterMs: Math.max(RECONCILE_DEFAULTS.resendAfterMs, 2.5 * timings.leaseSeconds * 1000),
+    staleInstanceAfterMs: timings.leaseSeconds * 1000,
+  };
+  const o: ResolvedOptions = { ...defaults, ...given, timings };
   const problems: string[] = [];
-  const leaseMs = DEFAULT_TIMINGS.leaseSeconds * 1000;
+  const leaseMs = timings.leaseSeconds * 1000;
   if (!Number.isFinite(o.resendAfterMs) || o.resendAfterMs <= leaseMs) {
     problems.push(
-      `resendAfterMs: got ${o.resendAfterMs}, expected more than the lease (${leaseMs} ms), or a message a daemon holds invisibly would be duplicated; raise it (default ${RECONCILE_DEFAULTS.resendAfterMs})`,
+      `resendAfterMs: got ${o.resendAfterMs}, expected more than the lease (${leaseMs} ms), or a message a daemon holds invisibly would be duplicated; raise it (default ${defaults.resendAfterMs})`,
     );
   }
-  const heartbeatMs = DEFAULT_TIMINGS.heartbeatSeconds * 1000;
+  const heartbeatMs = timings.heartbeatSeconds * 1000;
   if (!Number.isFinite(o.staleInstanceAfterMs) || o.staleInstanceAfterMs < 2 * heartbeatMs) {
     problems.push(
       `staleInstanceAfterMs: got ${o.staleInstanceAfterMs}, expected at least two instance heartbeats (${2 * heartbeatMs} ms) so one late heartbeat is not reported; raise it`,

@@ -142,7 +142,15 @@ describe('resolveReconcileOptions', () => {
   });
 
   it('fills defaults', () => {
-    expect(resolveReconcileOptions()).toMatchObject({ resendAfterMs: 5 * MIN, concurrency: 8, limitResendsToQueueDeficit: true });
+    expect(resolveReconcileOptions()).toMatchObject({ resendAfterMs: 5 * MIN, staleInstanceAfterMs: LEASE_MS, concurrency: 8, limitResendsToQueueDeficit: true });
+  });
+
+  it("checks against the fleet's own timings", () => {
+    // Prepare: a fleet with a 10-minute lease.
+    const timings = { ...DEFAULT_TIMINGS, leaseSeconds: 600 };
+    // Act / Assess
+    expect(resolveReconcileOptions({ timings })).toMatchObject({ staleInstanceAfterMs: 10 * MIN, resendAfterMs: 25 * MIN });
+    expect(() => resolveReconcileOptions({ timings, resendAfterMs: 5 * MIN })).toThrow(/resendAfterMs: got 300000, expected more than the lease \(600000 ms\)/);
   });
 });
 
