@@ -4,6 +4,7 @@
  * and the newest output always survives), and kept as a short tail for the terminal record.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Redactor } from './log';
 
 /** A line longer than this is cut into pieces (e.g. output with no newline at all). */
@@ -22,6 +23,7 @@ export class TaskOutput {
     private readonly tailBytes: number,
     options: { append?: boolean } = {},
   ) {
+    fs.mkdirSync(path.dirname(logPath), { recursive: true, mode: 0o700 });
     if (options.append && fs.existsSync(logPath)) this.fileBytes = fs.statSync(logPath).size;
     else fs.writeFileSync(logPath, '', { mode: 0o640 });
   }

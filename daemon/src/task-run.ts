@@ -17,6 +17,7 @@ import { LIMITS, TaskStatus, parseTaskSpec, type TaskRecord, type TaskSpec } fro
 import type { Lease, TaskStore } from './lease';
 import type { Logger } from './log';
 import { CONTAINER_OUTPUT_DIR, CONTAINER_PAYLOAD_PATH, MAX_ENV_PAYLOAD_BYTES, type ContainerRunner, type TaskFiles } from './runner';
+import { OomWatch } from './oom-watch';
 import { TaskOutput } from './task-output';
 
 export type StopReason = 'cancel' | 'timeout' | 'release' | 'lease-lost';
@@ -113,8 +114,9 @@ export class TaskRun {
     return this.withHeartbeats(async () => {
       const { runner } = this.deps;
       const files = runner.taskFiles(this.taskId);
-      const output = new TaskOutput(files.logFile, this.deps.log.secrets, LIMITS.logFileBytes, LIMITS.logTailBytes, { append: true });
+      let output: TaskOutput | undefined;
       try {
+        output = new TaskOutput(files.logFile, this.deps.log.secrets, LIMITS.logFileBytes, LIMITS.logTailBytes, { append: true });
         const spec = this.validSpec();
         // Registered again for redaction only; the container already has them.
         await this.secretEnv(spec).catch((err) => this.log.warn('secrets could not be re-read for redaction', { error: (err as Error).message }));
@@ -125,7 +127,7 @@ export class TaskRun {
         const startedAt = this.record.started_at ?? Date.now();
         return await this.supervise(spec, files, output, streamDone, startedAt);
       } finally {
-        output.close();
+        output?.close();
         await runner.remove(container);
         runner.removeFiles(this.taskId);
       }
@@ -196,11 +198,15 @@ export class TaskRun {
     const { runner } = this.deps;
     const timeoutLeft = Math.max(0, startedAt + spec.timeout_s * 1000 - Date.now());
     const timeout = setTimeout(() => this.requestStop('timeout'), timeoutLeft);
+    const oom = new OomWatch(this.container!.id).start();
     let exit;
     try {
-      exit = await runner.wait(this.container!);
+      const facts = await runner.wait(this.container!);
+      oom.stop();
+      exit = { exitCode: facts.exitCode, oomKilled: oom.verdict(facts.oomKilled, facts.exitCode, spec.memory_mb * 1024 * 1024, this.stopReason !== undefined) };
     } finally {
       clearTimeout(timeout);
+      oom.stop();
     }
     await Promise.race([streamDone, sleep(2000)]);
     output.close();

@@ -68,6 +68,11 @@ export class TestDaemon {
     return this;
   }
 
+  /** A new fleetd process for the same instance, config and work dir (after kill9 or stop). */
+  restart(): this {
+    return this.start();
+  }
+
   get pid(): number | undefined {
     return this.child?.pid;
   }

@@ -15,7 +15,7 @@ if [ -n "${DEMO_SECRET_ECHO:-}" ]; then
 fi
 mode="${DEMO_MODE:-}"
 case "$mode" in
-  oom) echo "demo agent: allocating without bound"; tail /dev/zero ;;
+  oom) echo "demo agent: allocating without bound"; exec tail /dev/zero ;;
   flood) echo "demo agent: flooding stdout"; yes "flood line to fill the log" | head -c 50000000 ;;
   ignore-term) trap '' TERM; echo "demo agent: ignoring SIGTERM" ;;
 esac
