@@ -3,31 +3,66 @@
  * `fleet` CLI is built on. Submit writes the record first (attribute_not_exists: an
  * idempotency key makes resubmission safe), then the message; a failure between the two leaves
  * a QUEUED record with no message_sent_at, which `resendMessage` (and the reconciler) repairs.
+ *
+ * Reads: getTask, listTasks (by status, newest first, paged), listEvents, watchTask (events
+ * until terminal), listInstances (instances table + EC2), listDeadLetters.
+ * Writes besides submit: cancelTask (QUEUED → CANCELLED at once; CLAIMED/RUNNING →
+ * CANCEL_REQUESTED plus an SSM push to the instance) and redriveDeadLetters.
+ * Every error thrown is a FleetClientError subclass (errors.ts) with the AWS error as `cause`.
  */
+import { DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ChangeMessageVisibilityBatchCommand, DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand, type Message } from '@aws-sdk/client-sqs';
+import { SendCommandCommand } from '@aws-sdk/client-ssm';
+import { GetCommand, PutCommand, QueryCommand, ScanCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../../daemon/src/aws';
-import { isConditionalCheckFailed } from '../../daemon/src/aws';
+import { awsErrorName, isConditionalCheckFailed } from '../../daemon/src/aws';
+import { sleep } from '../../daemon/src/backoff';
 import {
+  ALL_STATUSES,
+  CANCEL_DOCUMENT_PARAMETER,
+  DEFAULT_TAG_PREFIX,
   DEFAULT_TIMINGS,
+  DLQ_REASON_ATTRIBUTE,
   EVENTS_TABLE,
   EventType,
+  InstanceStatus,
+  LEASED_STATUSES,
   LIMITS,
+  TASKS_TABLE,
   TaskStatus,
+  assertTransition,
   encodeEnvelope,
+  isTaskId,
   isTerminal,
   newEventId,
   newTaskId,
+  parseInstanceRecord,
   parseTaskEvent,
   parseTaskRecord,
   parseTaskSpec,
   payloadKey,
+  retentionExpiresAt,
+  tagKeys,
   taskIdForIdempotencyKey,
   type TaskEvent,
   type TaskRecord,
   type TaskSpecInput,
 } from '../../daemon/src/contract';
+import { deadLetterTaskId, decideRedrive, type RedriveDecision } from './dead-letters';
+import {
+  EnqueueFailedError,
+  FleetClientError,
+  FleetRequestError,
+  InvalidSpecError,
+  InvalidTaskIdError,
+  TaskContendedError,
+  TaskNotFoundError,
+  WaitTimeoutError,
+} from './errors';
+import { decodeCursor, encodeCursor, hasMore, mergeNewestFirst, nextPositions, startKey, type PartitionHead, type Positions } from './task-pages';
+
+export * from './errors';
 
 export interface FleetNames {
   readonly queueUrl: string;
@@ -36,30 +71,12 @@ export interface FleetNames {
   readonly eventsTable: string;
   readonly instancesTable: string;
   readonly payloadBucket: string;
+  /** The fleet's SSM cancel document; without it a cancel relies on the heartbeat pull. */
   readonly cancelDocument?: string;
-}
-
-export class FleetClientError extends Error {
-  override readonly name: string = 'FleetClientError';
-}
-export class InvalidSpecError extends FleetClientError {
-  override readonly name = 'InvalidSpecError';
-  constructor(readonly problems: string[]) {
-    super(`invalid task spec: ${problems.join('; ')}`);
-  }
-}
-export class TaskNotFoundError extends FleetClientError {
-  override readonly name = 'TaskNotFoundError';
-  constructor(readonly taskId: string) {
-    super(`no task ${taskId}`);
-  }
-}
-/** The record was written but the message was not: repair with resendMessage(taskId). */
-export class EnqueueFailedError extends FleetClientError {
-  override readonly name = 'EnqueueFailedError';
-  constructor(readonly taskId: string, cause: unknown) {
-    super(`task ${taskId} is recorded as QUEUED but its message could not be sent (${(cause as Error).message}); retry with resendMessage("${taskId}") or let the reconciler re-send it`, { cause });
-  }
+  /** Fleet name, as in the `<prefix>:fleet` tag: lets listInstances find instances that never reported. */
+  readonly fleetName?: string;
+  /** @default DEFAULT_TAG_PREFIX */
+  readonly tagPrefix?: string;
 }
 
 export interface SubmitResult {
@@ -67,6 +84,122 @@ export interface SubmitResult {
   /** False when an idempotency key matched an existing task (nothing new was written). */
   readonly created: boolean;
   readonly record: TaskRecord;
+}
+
+export interface ListTasksOptions {
+  /** Statuses to list. @default every status */
+  readonly statuses?: readonly TaskStatus[];
+  /** Tasks per page, 1..1000. @default 20 */
+  readonly limit?: number;
+  /** `nextCursor` of the previous page (for the same statuses). */
+  readonly cursor?: string;
+}
+
+export interface TaskPage {
+  readonly tasks: TaskRecord[];
+  /** Present when more tasks follow: pass it back as `cursor`. */
+  readonly nextCursor?: string;
+  /** Items of the page that were not valid task records (written by another tool). */
+  readonly skipped: number;
+}
+
+export type WatchUpdate = { readonly kind: 'event'; readonly event: TaskEvent } | { readonly kind: 'record'; readonly record: TaskRecord };
+
+export interface WatchOptions {
+  /** Poll interval. @default 1000 */
+  readonly intervalMs?: number;
+  /** Give up (WaitTimeoutError) after this long. @default no limit */
+  readonly timeoutMs?: number;
+  /** Stop watching (the generator returns the last record). */
+  readonly signal?: AbortSignal;
+}
+
+/** How a cancel of a running task travels to its instance. */
+export type CancelDelivery =
+  /** SSM accepted the command; the instance's agent runs `fleetd cancel --task-id ID`. */
+  | { readonly via: 'ssm'; readonly instanceId: string; readonly commandId: string }
+  /** No push: fleetd sees CANCEL_REQUESTED on its next heartbeat (why says why no push). */
+  | { readonly via: 'heartbeat'; readonly why: string };
+
+export type CancelResult =
+  /** It had not started (QUEUED / INTERRUPTED): CANCELLED now, it never runs. */
+  | { readonly outcome: 'cancelled'; readonly taskId: string; readonly from: TaskStatus; readonly message: string }
+  /** CANCEL_REQUESTED is recorded; the daemon that runs it stops it and writes CANCELLED. */
+  | { readonly outcome: 'cancel-requested'; readonly taskId: string; readonly from: TaskStatus; readonly instanceId?: string; readonly delivery: CancelDelivery; readonly message: string }
+  /** Already terminal: nothing was written. Not an error. */
+  | { readonly outcome: 'already-ended'; readonly taskId: string; readonly status: TaskStatus; readonly message: string };
+
+export interface InstanceView {
+  readonly instanceId: string;
+  /** From the instances table (fleetd writes it), else the EC2 status tag, else unknown. */
+  readonly status: InstanceStatus | 'unknown';
+  readonly running: string[];
+  readonly heartbeatAt?: number;
+  /** EC2 launch time, else fleetd's boot time. */
+  readonly launchedAt?: number;
+  readonly ec2State?: string;
+  /** No heartbeat for longer than staleAfterMs: its fleetd may be dead. */
+  readonly stale: boolean;
+  readonly slots?: number;
+  readonly availabilityZone?: string;
+  readonly reason?: string;
+}
+
+export interface InstanceList {
+  readonly instances: InstanceView[];
+  /** Sources that could not be read (the list is then partial). */
+  readonly warnings: string[];
+}
+
+export interface DeadLetter {
+  readonly messageId: string;
+  readonly taskId?: string;
+  /** Why fleetd rejected it (absent when SQS moved it after too many receives). */
+  readonly reason?: string;
+  readonly sentAt?: number;
+  readonly receiveCount?: number;
+  /** The body, cut to 512 characters. */
+  readonly body: string;
+}
+
+export interface RedriveOutcome {
+  readonly deadLetter: DeadLetter;
+  readonly decision: RedriveDecision;
+  /** False in a dry run, or when acting failed (see error). */
+  readonly applied: boolean;
+  readonly error?: string;
+}
+
+/** The event row of a transition the client writes (cancel), like fleetd's. */
+interface ClientTransition {
+  readonly to: TaskStatus;
+  readonly set: Record<string, unknown>;
+  readonly event: EventType;
+  readonly detail: Record<string, string>;
+}
+
+const MAX_LIST_LIMIT = 1000;
+/** How long listDeadLetters hides the messages it reads before handing them back. */
+const DLQ_PEEK_SECONDS = 30;
+
+export function assertTaskId(taskId: string): void {
+  if (!isTaskId(taskId)) throw new InvalidTaskIdError(String(taskId));
+}
+
+/** Runs one AWS call; anything but our own errors becomes a FleetRequestError naming the step. */
+async function call<T>(during: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof FleetClientError) throw err;
+    throw new FleetRequestError(during, err);
+  }
+}
+
+function transactionConditionFailed(err: unknown): boolean {
+  if (isConditionalCheckFailed(err)) return true;
+  const reasons = (err as { CancellationReasons?: Array<{ Code?: string }> }).CancellationReasons;
+  return awsErrorName(err) === 'TransactionCanceledException' && (reasons ?? []).some((r) => r.Code === 'ConditionalCheckFailed');
 }
 
 export class FleetClient {
@@ -87,7 +220,8 @@ export class FleetClient {
         const preCheck = parseTaskSpec({ ...specInput, payload: undefined });
         if (!preCheck.ok) throw new InvalidSpecError(preCheck.problems);
         const key = payloadKey(taskId);
-        await this.clients.s3.send(new PutObjectCommand({ Bucket: this.names.payloadBucket, Key: key, Body: body, ContentType: 'application/json' }));
+        await call(`uploading the payload to s3://${this.names.payloadBucket}/${key}`, () =>
+          this.clients.s3.send(new PutObjectCommand({ Bucket: this.names.payloadBucket, Key: key, Body: body, ContentType: 'application/json' })));
         specInput = { ...specInput, payload: undefined, payload_ref: { bucket: this.names.payloadBucket, key } };
       }
     }
@@ -107,7 +241,7 @@ export class FleetClient {
     try {
       await this.clients.ddb.send(new PutCommand({ TableName: this.names.tasksTable, Item: record, ConditionExpression: 'attribute_not_exists(task_id)' }));
     } catch (err) {
-      if (!isConditionalCheckFailed(err)) throw new FleetClientError(`writing task ${taskId} failed: ${(err as Error).message}`, { cause: err });
+      if (!isConditionalCheckFailed(err)) throw new FleetRequestError(`writing task ${taskId}`, err);
       const existing = await this.getTask(taskId);
       // The first submit may have failed between record and message: finish its job.
       if (existing.status === TaskStatus.QUEUED && existing.message_sent_at === undefined) await this.resendMessage(taskId);
@@ -150,28 +284,34 @@ export class FleetClient {
   }
 
   async appendEvent(taskId: string, type: EventType, at: number, fields: Partial<TaskEvent> = {}): Promise<void> {
-    await this.clients.ddb.send(new PutCommand({ TableName: this.names.eventsTable, Item: { task_id: taskId, event_id: newEventId(), type, at, ...fields } }));
+    await call(`appending a ${type} event to ${taskId}`, () =>
+      this.clients.ddb.send(new PutCommand({ TableName: this.names.eventsTable, Item: { task_id: taskId, event_id: newEventId(), type, at, ...fields } })));
   }
 
   async getTask(taskId: string): Promise<TaskRecord> {
-    const res = await this.clients.ddb.send(new GetCommand({ TableName: this.names.tasksTable, Key: { task_id: taskId }, ConsistentRead: true }));
+    assertTaskId(taskId);
+    const res = await call(`reading task ${taskId}`, () =>
+      this.clients.ddb.send(new GetCommand({ TableName: this.names.tasksTable, Key: { task_id: taskId }, ConsistentRead: true })));
     if (!res.Item) throw new TaskNotFoundError(taskId);
     const parsed = parseTaskRecord(res.Item);
     if (!parsed.ok) throw new FleetClientError(`task ${taskId} has an invalid record: ${parsed.problems.join('; ')}`);
     return parsed.value;
   }
 
-  async listEvents(taskId: string): Promise<TaskEvent[]> {
+  /** The task's events, oldest first; `after` (an event id) returns only later ones. */
+  async listEvents(taskId: string, options: { after?: string } = {}): Promise<TaskEvent[]> {
+    assertTaskId(taskId);
     const events: TaskEvent[] = [];
     let start: Record<string, unknown> | undefined;
     do {
-      const res = await this.clients.ddb.send(new QueryCommand({
+      const res = await call(`reading the events of ${taskId}`, () => this.clients.ddb.send(new QueryCommand({
         TableName: this.names.eventsTable,
-        KeyConditionExpression: '#k = :id',
-        ExpressionAttributeNames: { '#k': EVENTS_TABLE.partitionKey },
-        ExpressionAttributeValues: { ':id': taskId },
+        KeyConditionExpression: options.after ? '#k = :id AND #e > :after' : '#k = :id',
+        ExpressionAttributeNames: { '#k': EVENTS_TABLE.partitionKey, ...(options.after ? { '#e': EVENTS_TABLE.sortKey } : {}) },
+        ExpressionAttributeValues: { ':id': taskId, ...(options.after ? { ':after': options.after } : {}) },
+        ConsistentRead: true,
         ExclusiveStartKey: start,
-      }));
+      })));
       for (const item of res.Items ?? []) {
         const e = parseTaskEvent(item);
         if (e.ok) events.push(e.value);
@@ -181,15 +321,385 @@ export class FleetClient {
     return events;
   }
 
+  /**
+   * Tasks of the given statuses, newest first, one page at a time (task-pages.ts explains the
+   * merge across the by-status index's partitions and why pages are exact).
+   */
+  async listTasks(options: ListTasksOptions = {}): Promise<TaskPage> {
+    const limit = options.limit ?? 20;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) throw new FleetClientError(`limit: got ${limit}, expected an integer from 1 to ${MAX_LIST_LIMIT}`);
+    const statuses = options.statuses?.length ? ALL_STATUSES.filter((s) => options.statuses!.includes(s)) : [...ALL_STATUSES];
+    const positions: Positions = options.cursor ? decodeCursor(options.cursor, statuses) : {};
+    const heads = await Promise.all(statuses.filter((s) => positions[s] !== 'done').map((s) => this.statusHead(s, limit, positions)));
+    const { page, consumed } = mergeNewestFirst(heads, limit);
+    const next = nextPositions(positions, heads, consumed);
+    const tasks: TaskRecord[] = [];
+    let skipped = 0;
+    for (const { item } of page) {
+      const parsed = parseTaskRecord(item);
+      if (parsed.ok) tasks.push(parsed.value);
+      else skipped++;
+    }
+    return { tasks, skipped, ...(hasMore(statuses, next) ? { nextCursor: encodeCursor(statuses, next) } : {}) };
+  }
+
+  /** Up to `limit` newest items of one status after its position (reads on past short pages). */
+  private async statusHead(status: TaskStatus, limit: number, positions: Positions): Promise<PartitionHead> {
+    const si = TASKS_TABLE.statusIndex;
+    const items: Record<string, unknown>[] = [];
+    let start = startKey(status, positions[status]);
+    do {
+      const res = await call(`listing ${status} tasks`, () => this.clients.ddb.send(new QueryCommand({
+        TableName: this.names.tasksTable,
+        IndexName: si.name,
+        KeyConditionExpression: '#s = :s',
+        ExpressionAttributeNames: { '#s': si.partitionKey },
+        ExpressionAttributeValues: { ':s': status },
+        ScanIndexForward: false,
+        Limit: limit - items.length,
+        ExclusiveStartKey: start,
+      })));
+      items.push(...(res.Items ?? []));
+      start = res.LastEvaluatedKey;
+    } while (start && items.length < limit);
+    return { status, items, more: start !== undefined };
+  }
+
+  /**
+   * Follows a task: yields each new event (oldest first) and then the record, every
+   * `intervalMs`, until the record is terminal; returns the terminal record. Each round reads
+   * the record before the events: a transition and its event are one transaction, so the
+   * terminal event is always yielded before the terminal record.
+   */
+  async *watchTask(taskId: string, options: WatchOptions = {}): AsyncGenerator<WatchUpdate, TaskRecord> {
+    assertTaskId(taskId);
+    const interval = options.intervalMs ?? 1000;
+    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+    let after: string | undefined;
+    for (;;) {
+      const record = await this.getTask(taskId);
+      for (const event of await this.listEvents(taskId, { after })) {
+        after = event.event_id;
+        yield { kind: 'event', event };
+      }
+      yield { kind: 'record', record };
+      if (isTerminal(record.status) || options.signal?.aborted) return record;
+      if (Date.now() > deadline) throw new WaitTimeoutError(taskId, record.status, options.timeoutMs!);
+      await sleep(interval, options.signal);
+    }
+  }
+
   /** Polls the record until it is terminal (or the timeout passes); returns the last record. */
   async waitForTerminal(taskId: string, options: { timeoutMs?: number; intervalMs?: number; onUpdate?: (r: TaskRecord) => void } = {}): Promise<TaskRecord> {
-    const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
+    const timeoutMs = options.timeoutMs ?? 10 * 60_000;
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const r = await this.getTask(taskId);
       options.onUpdate?.(r);
       if (isTerminal(r.status)) return r;
-      if (Date.now() > deadline) throw new FleetClientError(`task ${taskId} still ${r.status} after ${options.timeoutMs} ms`);
-      await new Promise((res) => setTimeout(res, options.intervalMs ?? 500));
+      if (Date.now() > deadline) throw new WaitTimeoutError(taskId, r.status, timeoutMs);
+      await sleep(options.intervalMs ?? 500);
     }
   }
+
+  /**
+   * Cancels a task (DESIGN.md "Task lifecycle", step 9). Safe to repeat.
+   * - QUEUED / INTERRUPTED: CANCELLED at once (with its event, one transaction); it never starts.
+   * - CLAIMED / RUNNING: CANCEL_REQUESTED (+ event), then SendCommand of the fleet's cancel
+   *   document to the instance on the record. An SSM failure is reported, not thrown: fleetd
+   *   sees CANCEL_REQUESTED on its next heartbeat and runs the same ladder.
+   * - CANCEL_REQUESTED: the SSM push is sent again (the first may have failed).
+   * - terminal: nothing to do, reported as `already-ended`.
+   */
+  async cancelTask(taskId: string, options: { by?: string } = {}): Promise<CancelResult> {
+    assertTaskId(taskId);
+    const by = options.by ?? 'client';
+    for (let round = 0; round < 3; round++) {
+      const record = await this.getTask(taskId);
+      if (isTerminal(record.status)) {
+        return { outcome: 'already-ended', taskId, status: record.status, message: `task ${taskId} already ended ${record.status}: nothing to cancel` };
+      }
+      if (record.status === TaskStatus.CANCEL_REQUESTED) return this.deliverCancel(record, record.status);
+      const now = Date.now();
+      if (!LEASED_STATUSES.includes(record.status)) {
+        // Timeline: t0 we read QUEUED/INTERRUPTED at attempt A → t1 a daemon claims it (CLAIMED,
+        // attempt A+1) → our `status = seen AND attempt = A` fails and the next round takes the
+        // CLAIMED path. If our write lands first, the daemon's claim finds CANCELLED (terminal)
+        // and deletes the message: no container ever starts.
+        const cancelled = await this.transition(record, {
+          to: TaskStatus.CANCELLED,
+          set: { reason: `cancelled by ${by} before it started`, cancel_requested_at: now, finished_at: now, expires_at: retentionExpiresAt(now) },
+          event: EventType.CANCELLED,
+          detail: { by, reason: 'cancelled before it started' },
+        });
+        if (cancelled) return { outcome: 'cancelled', taskId, from: record.status, message: `cancelled ${taskId}: it was ${record.status} and will never start` };
+        continue;
+      }
+      // Timeline: t0 we read CLAIMED/RUNNING at attempt A → t1 the container ends (terminal),
+      // the daemon releases it (INTERRUPTED) or another takes it over (attempt A+1) → our write
+      // fails and the next round decides on what is there now. If ours lands, the daemon holding
+      // attempt A sees CANCEL_REQUESTED (socket push or heartbeat) and ends it CANCELLED.
+      const requested = await this.transition(record, {
+        to: TaskStatus.CANCEL_REQUESTED,
+        set: { cancel_requested_at: now },
+        event: EventType.CANCEL_REQUESTED,
+        detail: { by },
+      });
+      if (requested) return this.deliverCancel({ ...record, status: TaskStatus.CANCEL_REQUESTED }, record.status);
+    }
+    throw new TaskContendedError(taskId, 'cancelling it');
+  }
+
+  /** The SSM push of a recorded cancel; its failure only means waiting for the heartbeat pull. */
+  private async deliverCancel(record: TaskRecord, from: TaskStatus): Promise<CancelResult> {
+    const taskId = record.task_id;
+    const instanceId = record.instance_id;
+    const pull = `fleetd sees CANCEL_REQUESTED on its next heartbeat (within ${DEFAULT_TIMINGS.heartbeatSeconds} s by default) and stops the task: SIGTERM, then SIGKILL after the grace period`;
+    const viaHeartbeat = (why: string): CancelResult => ({
+      outcome: 'cancel-requested',
+      taskId,
+      from,
+      instanceId,
+      delivery: { via: 'heartbeat', why },
+      message: `cancel requested for ${taskId} (${from}${instanceId ? ` on ${instanceId}` : ''}); not pushed: ${why}; ${pull}`,
+    });
+    if (!this.names.cancelDocument) return viaHeartbeat('no cancel document is configured (FLEET_CANCEL_DOCUMENT)');
+    if (!instanceId) return viaHeartbeat('the record names no instance');
+    try {
+      const res = await this.clients.ssm.send(new SendCommandCommand({
+        DocumentName: this.names.cancelDocument,
+        InstanceIds: [instanceId],
+        Parameters: { [CANCEL_DOCUMENT_PARAMETER]: [taskId] },
+        Comment: `agent-fleet cancel ${taskId}`.slice(0, 100),
+        TimeoutSeconds: 60,
+      }));
+      const commandId = res.Command?.CommandId ?? 'unknown';
+      return {
+        outcome: 'cancel-requested',
+        taskId,
+        from,
+        instanceId,
+        delivery: { via: 'ssm', instanceId, commandId },
+        message: `cancel requested for ${taskId} (${from} on ${instanceId}); SSM command ${commandId} asks its fleetd to stop it: SIGTERM, then SIGKILL after the grace period`,
+      };
+    } catch (err) {
+      return viaHeartbeat(`SSM SendCommand failed (${awsErrorName(err) ?? 'Error'}: ${(err as Error).message})`);
+    }
+  }
+
+  /** One status transition of a record we read, fenced on its status and attempt, with its event row. */
+  private async transition(record: TaskRecord, t: ClientTransition): Promise<boolean> {
+    assertTransition(record.status, t.to);
+    const now = Date.now();
+    const set: Record<string, unknown> = { ...t.set, status: t.to, updated_at: now };
+    const names: Record<string, string> = { '#seenStatusField': 'status', '#seenAttemptField': 'attempt' };
+    const values: Record<string, unknown> = { ':seenStatus': record.status, ':seenAttempt': record.attempt };
+    const assignments = Object.entries(set).map(([field, value], i) => {
+      names[`#f${i}`] = field;
+      values[`:v${i}`] = value;
+      return `#f${i} = :v${i}`;
+    });
+    const event: TaskEvent = {
+      task_id: record.task_id,
+      event_id: newEventId(),
+      type: t.event,
+      at: now,
+      status: t.to,
+      attempt: record.attempt,
+      ...(record.instance_id ? { instance_id: record.instance_id } : {}),
+      detail: t.detail,
+      expires_at: retentionExpiresAt(now),
+    };
+    try {
+      await this.clients.ddb.send(new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: this.names.tasksTable,
+              Key: { [TASKS_TABLE.partitionKey]: record.task_id },
+              UpdateExpression: `SET ${assignments.join(', ')}`,
+              ConditionExpression: '#seenStatusField = :seenStatus AND #seenAttemptField = :seenAttempt',
+              ExpressionAttributeNames: names,
+              ExpressionAttributeValues: values,
+            },
+          },
+          { Put: { TableName: this.names.eventsTable, Item: event } },
+        ],
+      }));
+      return true;
+    } catch (err) {
+      if (transactionConditionFailed(err)) return false;
+      throw new FleetRequestError(`writing ${t.to} for task ${record.task_id}`, err);
+    }
+  }
+
+  /**
+   * The fleet's instances: fleetd's rows in the instances table, joined with EC2 (launch time,
+   * state, tags). Instances tagged with the fleet that never wrote a row (still booting, or dead
+   * before preflight) are listed too when the fleet name is known. An unreadable source is
+   * reported in `warnings`, not thrown, as long as one source answered.
+   */
+  async listInstances(options: { now?: number; staleAfterMs?: number } = {}): Promise<InstanceList> {
+    const now = options.now ?? Date.now();
+    const staleAfterMs = options.staleAfterMs ?? DEFAULT_TIMINGS.leaseSeconds * 1000;
+    const keys = tagKeys(this.names.tagPrefix ?? DEFAULT_TAG_PREFIX);
+    const rows = new Map<string, ReturnType<typeof parseInstanceRecord> & { ok: true }>();
+    const warnings: string[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await call(`reading the instances table ${this.names.instancesTable}`, () =>
+        this.clients.ddb.send(new ScanCommand({ TableName: this.names.instancesTable, ExclusiveStartKey: start })));
+      for (const item of page.Items ?? []) {
+        const parsed = parseInstanceRecord(item);
+        if (!parsed.ok) warnings.push(`an invalid instance row was skipped: ${parsed.problems[0]}`);
+        // A row past its TTL is history awaiting deletion (TTL deletes lazily).
+        else if (parsed.value.expires_at === undefined || parsed.value.expires_at * 1000 > now) rows.set(parsed.value.instance_id, parsed);
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+
+    const ec2 = new Map<string, Instance>();
+    const describe = this.names.fleetName
+      ? { Filters: [{ Name: `tag:${keys.fleet}`, Values: [this.names.fleetName] }] }
+      : rows.size > 0 ? { InstanceIds: [...rows.keys()] } : undefined;
+    if (describe) {
+      try {
+        let token: string | undefined;
+        do {
+          const res = await this.clients.ec2.send(new DescribeInstancesCommand({ ...describe, NextToken: token }));
+          for (const r of res.Reservations ?? []) for (const i of r.Instances ?? []) if (i.InstanceId) ec2.set(i.InstanceId, i);
+          token = res.NextToken;
+        } while (token);
+      } catch (err) {
+        warnings.push(`EC2 DescribeInstances failed (${awsErrorName(err)}: ${(err as Error).message}); launch times and tags are missing`);
+      }
+    }
+
+    const ids = new Set([...rows.keys(), ...[...ec2.entries()].filter(([, i]) => i.State?.Name !== 'terminated').map(([id]) => id)]);
+    const instances = [...ids].sort().map((instanceId): InstanceView => {
+      const row = rows.get(instanceId)?.value;
+      const inst = ec2.get(instanceId);
+      const tags = Object.fromEntries((inst?.Tags ?? []).map((t) => [t.Key, t.Value]));
+      const tagStatus = Object.values(InstanceStatus).find((s) => s === tags[keys.status]);
+      const lastSeen = row ? (row.heartbeat_at ?? row.updated_at) : undefined;
+      return {
+        instanceId,
+        status: row?.status ?? tagStatus ?? 'unknown',
+        running: row?.running ?? (tags[keys.taskId] ? String(tags[keys.taskId]).split(',') : []),
+        heartbeatAt: lastSeen,
+        launchedAt: inst?.LaunchTime ? new Date(inst.LaunchTime).getTime() : row?.booted_at,
+        ec2State: inst?.State?.Name,
+        stale: lastSeen !== undefined && now - lastSeen > staleAfterMs,
+        slots: row?.slots,
+        availabilityZone: row?.availability_zone ?? inst?.Placement?.AvailabilityZone,
+        reason: row?.reason,
+      };
+    });
+    return { instances, warnings };
+  }
+
+  /**
+   * Reads up to `limit` dead-lettered messages without consuming them: each is hidden while
+   * being read and made visible again at the end.
+   */
+  async listDeadLetters(options: { limit?: number } = {}): Promise<DeadLetter[]> {
+    const messages = await this.receiveDeadLetters(options.limit ?? 50);
+    await this.releaseDeadLetters(messages);
+    return messages.map(toDeadLetter);
+  }
+
+  /**
+   * Redrives dead-lettered messages (dead-letters.ts decides each): runnable tasks get a fresh
+   * message on the task queue, then the dead letter is deleted; letters of finished tasks are
+   * deleted; the rest stay. `taskId` limits it to one task; `dryRun` only reports.
+   */
+  async redriveDeadLetters(options: { limit?: number; taskId?: string; dryRun?: boolean } = {}): Promise<RedriveOutcome[]> {
+    if (options.taskId !== undefined) assertTaskId(options.taskId);
+    const messages = await this.receiveDeadLetters(options.limit ?? 100);
+    const outcomes: RedriveOutcome[] = [];
+    const release: Message[] = [];
+    for (const message of messages) {
+      const deadLetter = toDeadLetter(message);
+      if (options.taskId !== undefined && deadLetter.taskId !== options.taskId) {
+        release.push(message);
+        continue;
+      }
+      const lookup = deadLetter.taskId ? await this.lookupTask(deadLetter.taskId) : {};
+      const decision = decideRedrive(deadLetter.taskId, lookup);
+      if (options.dryRun || decision.action === 'keep') {
+        release.push(message);
+        outcomes.push({ deadLetter, decision, applied: false });
+        continue;
+      }
+      try {
+        // Resend before deleting: a crash between the two leaves a duplicate, never a loss.
+        if (decision.action === 'resend') await this.resendMessage(decision.taskId);
+        await this.clients.sqs.send(new DeleteMessageCommand({ QueueUrl: this.names.dlqUrl, ReceiptHandle: message.ReceiptHandle }));
+        outcomes.push({ deadLetter, decision, applied: true });
+      } catch (err) {
+        release.push(message);
+        outcomes.push({ deadLetter, decision, applied: false, error: `${awsErrorName(err) ?? 'Error'}: ${(err as Error).message}` });
+      }
+    }
+    await this.releaseDeadLetters(release);
+    return outcomes;
+  }
+
+  private async lookupTask(taskId: string): Promise<{ record?: TaskRecord; problems?: string[] }> {
+    try {
+      return { record: await this.getTask(taskId) };
+    } catch (err) {
+      if (err instanceof TaskNotFoundError) return {};
+      if (err instanceof FleetRequestError) throw err;
+      return { problems: [(err as Error).message] };
+    }
+  }
+
+  /** Receives (and hides for DLQ_PEEK_SECONDS) up to `limit` messages of the dead-letter queue. */
+  private async receiveDeadLetters(limit: number): Promise<Message[]> {
+    const seen = new Map<string, Message>();
+    while (seen.size < limit) {
+      const res = await call('reading the dead-letter queue', () => this.clients.sqs.send(new ReceiveMessageCommand({
+        QueueUrl: this.names.dlqUrl,
+        MaxNumberOfMessages: Math.min(10, limit - seen.size),
+        // A 1 s long poll asks every SQS server (a short poll samples some) and ends at once when messages are there.
+        WaitTimeSeconds: 1,
+        VisibilityTimeout: DLQ_PEEK_SECONDS,
+        MessageAttributeNames: [DLQ_REASON_ATTRIBUTE],
+        MessageSystemAttributeNames: ['SentTimestamp', 'ApproximateReceiveCount'],
+      })));
+      const fresh = (res.Messages ?? []).filter((m) => m.MessageId && !seen.has(m.MessageId));
+      if (fresh.length === 0) break;
+      for (const m of fresh) seen.set(m.MessageId!, m);
+    }
+    return [...seen.values()];
+  }
+
+  /** Makes messages we hid visible again (best effort: otherwise they reappear after DLQ_PEEK_SECONDS). */
+  private async releaseDeadLetters(messages: Message[]): Promise<void> {
+    for (let i = 0; i < messages.length; i += 10) {
+      const batch = messages.slice(i, i + 10);
+      await this.clients.sqs
+        .send(new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: this.names.dlqUrl,
+          Entries: batch.map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0 })),
+        }))
+        .catch(() => undefined);
+    }
+  }
+}
+
+function toDeadLetter(m: Message): DeadLetter {
+  const sent = Number(m.Attributes?.SentTimestamp);
+  const received = Number(m.Attributes?.ApproximateReceiveCount);
+  const taskId = deadLetterTaskId(m.Body);
+  const reason = m.MessageAttributes?.[DLQ_REASON_ATTRIBUTE]?.StringValue;
+  return {
+    messageId: m.MessageId ?? '',
+    ...(taskId ? { taskId } : {}),
+    ...(reason ? { reason } : {}),
+    ...(Number.isFinite(sent) ? { sentAt: sent } : {}),
+    ...(Number.isFinite(received) ? { receiveCount: received } : {}),
+    body: (m.Body ?? '').slice(0, 512),
+  };
 }
