@@ -290,7 +290,9 @@ export class TaskRun {
   private async endWithoutStart(): Promise<TaskRunResult> {
     if (this.stopReason === 'release') return this.releaseTask();
     if (this.stopReason === 'lease-lost') return this.fenced('lease lost before start');
-    if (this.stopReason === 'timeout') return this.finish(TaskStatus.TIMED_OUT, { reason: 'timed out before the container started' });
+    // The timeout clock starts with the container, so this is only a defensive branch; CLAIMED
+    // cannot become TIMED_OUT (see the transition table), so it ends FAILED with the reason.
+    if (this.stopReason === 'timeout') return this.finish(TaskStatus.FAILED, { reason: 'timed out before the container started' });
     return this.finish(TaskStatus.CANCELLED, { reason: 'cancelled before the container started' });
   }
 
