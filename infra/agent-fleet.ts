@@ -20,6 +20,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
@@ -90,6 +91,8 @@ export class AgentFleet extends Construct {
    * It has no permissions: grant it what the agents need.
    */
   readonly taskRole: iam.Role;
+  /** `<prefix>/fleetd`, `<prefix>/tasks`, `<prefix>/system`: what the AMI's CloudWatch agent ships. */
+  readonly instanceLogGroups: logs.LogGroup[];
   readonly launchTemplate: ec2.LaunchTemplate;
   readonly autoScalingGroup: autoscaling.AutoScalingGroup;
   /** The group's name, a plain string (`FLEET_ASG_NAME`; fleetd's config `asgName`). */
@@ -210,6 +213,15 @@ export class AgentFleet extends Construct {
       assumedBy: new iam.SessionTagsPrincipal(new iam.ArnPrincipal(this.instanceRole.roleArn)),
       description: `Credentials served to task containers of agent-fleet ${p.fleetName}`,
     });
+
+    this.instanceLogGroups = ['fleetd', 'tasks', 'system'].map(
+      (name) =>
+        new logs.LogGroup(this, `InstanceLogs-${name}`, {
+          logGroupName: `${p.instanceLogGroupPrefix}/${name}`,
+          retention: p.logRetention,
+          removalPolicy: p.removalPolicy,
+        }),
+    );
 
     const secretArnPrefix =
       props.secretArnPrefix ??
@@ -353,6 +365,7 @@ export class AgentFleet extends Construct {
       taskRole: this.taskRole,
       secretArnPrefix,
       ecrRepositoryArns,
+      instanceLogGroupArns: this.instanceLogGroups.map((g) => g.logGroupArn),
     });
     for (const s of instanceStatements) this.instanceRole.addToPrincipalPolicy(s);
     this.acknowledgeInstanceRole({ secretArnPrefix, ecrRepositoryArns, asgArn });
@@ -363,6 +376,7 @@ export class AgentFleet extends Construct {
       entry: path.join(HANDLERS_DIR, 'scaler.ts'),
       description: `agent-fleet ${p.fleetName}: raise desired capacity from the queue depth every ${DEFAULT_TIMINGS.scalerTickSeconds} s`,
       schedule: events.Schedule.rate(Duration.seconds(SCALER_SCHEDULE_SECONDS)),
+      logRetention: p.logRetention,
       timeout: Duration.seconds(SCALER_TIMEOUT_SECONDS),
       environment: scalerEnvironment({
         fleetName: p.fleetName,
@@ -386,6 +400,7 @@ export class AgentFleet extends Construct {
         entry: path.join(HANDLERS_DIR, 'reconciler.ts'),
         description: `agent-fleet ${p.fleetName}: repair lost enqueues, expired leases and orphaned cancels`,
         schedule: events.Schedule.rate(Duration.minutes(2)),
+        logRetention: p.logRetention,
         timeout: Duration.seconds(110),
         environment: {
           [FLEET_ENV.fleetName]: p.fleetName,

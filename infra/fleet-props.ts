@@ -6,6 +6,7 @@
 import { Duration, RemovalPolicy, Size, Token } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import {
   DEFAULT_AMI_PARAMETER_NAME,
@@ -70,7 +71,7 @@ export interface AgentFleetProps {
    * when the AMI carries the NVIDIA driver and container toolkit. All types must share one CPU
    * architecture (the AMI's). More than one type, or `spot`, makes a mixed-instances policy.
    *
-   * @default [m7i.xlarge]
+   * @default [m7g.xlarge] (arm64, matching `npm run bake`'s default architecture)
    */
   readonly instanceTypes?: ec2.InstanceType[];
   /**
@@ -177,6 +178,20 @@ export interface AgentFleetProps {
    */
   readonly secretArnPrefix?: string;
   /**
+   * Prefix of the log groups the AMI's CloudWatch agent writes to (`<prefix>/fleetd`,
+   * `<prefix>/tasks`, `<prefix>/system`); must equal the bake's `cloudwatch_log_group_prefix`.
+   * The construct creates the groups (with `logRetention`) and lets instances write to them.
+   *
+   * @default '/agent-fleet'
+   */
+  readonly instanceLogGroupPrefix?: string;
+  /**
+   * Retention of the instances' and the fleet Lambdas' log groups.
+   *
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /**
    * How long uploaded payloads are kept before S3 expires them.
    *
    * @default Duration.days(30) (the contract's RECORD_RETENTION_DAYS)
@@ -220,11 +235,13 @@ export interface ResolvedFleetProps {
   readonly payloadRetention: Duration;
   readonly removalPolicy: RemovalPolicy;
   readonly oldestTaskAgeAlarmThreshold: Duration;
+  readonly instanceLogGroupPrefix: string;
+  readonly logRetention: logs.RetentionDays;
 }
 
 export const FLEET_DEFAULTS = {
   fleetName: 'agent-fleet',
-  instanceType: 'm7i.xlarge',
+  instanceType: 'm7g.xlarge',
   rootDeviceName: '/dev/xvda',
   rootVolumeGiB: 100,
   minCapacity: 0,
@@ -233,12 +250,15 @@ export const FLEET_DEFAULTS = {
   scalingBuffer: 0,
   drainHeartbeatMinutes: 10,
   oldestTaskAgeAlarmMinutes: 15,
+  instanceLogGroupPrefix: '/agent-fleet',
 } as const;
 
 /** fleetd's config schema bounds the slots; the props accept exactly what fleetd will. */
 const SLOTS_SCHEMA = FleetdConfigFileSchema.shape.slots.unwrap();
 const MAX_SLOTS = SLOTS_SCHEMA.maxValue ?? 64;
 const FLEET_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** The bake's check of cloudwatch_log_group_prefix (packer/scripts/40-cloudwatch-agent.sh). */
+const LOG_GROUP_PREFIX_PATTERN = /^\/[A-Za-z0-9_./#-]{1,400}$/;
 const REGISTRY_PATTERN = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$/;
 /** Auto Scaling's lifecycle hook heartbeat bounds. */
 const HOOK_TIMEOUT_SECONDS = { min: 30, max: 7200 } as const;
@@ -300,7 +320,7 @@ export function validateFleetProps(props: AgentFleetProps): string[] {
   if (types !== undefined) {
     if (types.length === 0) {
       problems.push(
-        `instanceTypes: got an empty list, expected at least one instance type; omit the prop for the default (${FLEET_DEFAULTS.instanceType}) or pass e.g. [new ec2.InstanceType('m7i.xlarge')]`,
+        `instanceTypes: got an empty list, expected at least one instance type; omit the prop for the default (${FLEET_DEFAULTS.instanceType}) or pass e.g. [new ec2.InstanceType('m7g.xlarge')]`,
       );
     } else if (types.length > 40) {
       problems.push(`instanceTypes: got ${types.length} types, expected at most 40 (Auto Scaling's limit per group)`);
@@ -357,6 +377,12 @@ export function validateFleetProps(props: AgentFleetProps): string[] {
       `secretArnPrefix: got ${JSON.stringify(secretPrefix)}, expected a Secrets Manager ARN prefix like "arn:aws:secretsmanager:us-east-1:123456789012:secret:agent-fleet/"`,
     );
   }
+  const logPrefix = props.instanceLogGroupPrefix;
+  if (logPrefix !== undefined && (!LOG_GROUP_PREFIX_PATTERN.test(logPrefix) || logPrefix.endsWith('/'))) {
+    problems.push(
+      `instanceLogGroupPrefix: got ${JSON.stringify(logPrefix)}, expected a log group path like "/agent-fleet" without a trailing slash (the AMI's cloudwatch_log_group_prefix)`,
+    );
+  }
   const retention = props.payloadRetention;
   if (retention !== undefined && !retention.isUnresolved() && retention.toDays({ integral: false }) < 1) {
     problems.push(`payloadRetention: got ${retention.toHumanString()}, expected at least 1 day (S3 lifecycle expiry is counted in days)`);
@@ -385,5 +411,7 @@ export function resolveFleetProps(path: string, props: AgentFleetProps): Resolve
     payloadRetention: props.payloadRetention ?? Duration.days(RECORD_RETENTION_DAYS),
     removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     oldestTaskAgeAlarmThreshold: props.oldestTaskAgeAlarmThreshold ?? Duration.minutes(FLEET_DEFAULTS.oldestTaskAgeAlarmMinutes),
+    instanceLogGroupPrefix: props.instanceLogGroupPrefix ?? FLEET_DEFAULTS.instanceLogGroupPrefix,
+    logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
   };
 }

@@ -8,7 +8,8 @@
  *                          | DynamoDB actions fleetd uses on the fleet's tables; read payloads;
  *                          | read secrets under the prefix; pull from ECR; tag *itself* with
  *                          | the status/task-id keys only; act on its *own* group; assume the
- *                          | task role; SSM core (the cancel document runs through the agent)
+ *                          | task role; write to the fleet's instance log groups; SSM core
+ *                          | (the cancel document runs through the SSM agent)
  * task role                | nothing by default (the owner grants what agents need); assumable
  *                          | only by the instance role, with session tags
  * grantSubmit              | put payloads, create records and events, send to the queue
@@ -40,6 +41,8 @@ export interface InstanceRoleTargets extends FleetPermissionTargets {
   readonly taskRole: iam.IRole;
   readonly secretArnPrefix: string;
   readonly ecrRepositoryArns: string[];
+  /** The log groups the AMI's CloudWatch agent ships fleetd's, the tasks' and boot logs to. */
+  readonly instanceLogGroupArns: string[];
 }
 
 /** Key prefix of uploaded payloads (the contract's payloadKey: `tasks/<task_id>/payload.json`). */
@@ -99,6 +102,8 @@ export function instanceRoleStatements(t: InstanceRoleTargets): iam.PolicyStatem
     // terminates itself (AWS refuses a decrement below MinSize).
     statement('GroupRead', ['autoscaling:DescribeAutoScalingGroups', 'autoscaling:DescribeAutoScalingInstances'], ['*']),
     statement('AssumeTaskRole', ['sts:AssumeRole', 'sts:TagSession'], [t.taskRole.roleArn]),
+    // The CloudWatch agent: streams in the fleet's pre-created groups only (no CreateLogGroup).
+    statement('InstanceLogs', ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'], t.instanceLogGroupArns),
   ];
 }
 
@@ -113,8 +118,9 @@ export function grantStatements(grantee: iam.IGrantable, statements: iam.PolicyS
 export function submitStatements(t: FleetPermissionTargets): iam.PolicyStatement[] {
   return [
     statement('PayloadUpload', ['s3:PutObject'], [t.payloadBucket.arnForObjects(PAYLOAD_KEY_PATTERN)]),
-    // GetItem: an idempotent resubmission reads the existing record.
-    statement('TaskCreate', ['dynamodb:PutItem', 'dynamodb:GetItem'], [t.tasksTable.tableArn]),
+    // GetItem: an idempotent resubmission reads the existing record; UpdateItem records
+    // message_sent_at after the enqueue (what the reconciler checks for a lost message).
+    statement('TaskCreate', ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'], [t.tasksTable.tableArn]),
     statement('EventAppend', ['dynamodb:PutItem'], [t.eventsTable.tableArn]),
     statement('Enqueue', ['sqs:SendMessage'], [t.queue.queueArn]),
   ];

@@ -24,11 +24,12 @@ export function fleetdUserData(stack: Stack, config: FleetdConfigFileInput): ec2
   const tmp = `${DEFAULT_CONFIG_PATH}.tmp`;
   userData.addCommands(
     'set -euo pipefail',
-    `install -d -m 0755 ${dir}`,
+    // The AMI created the directory root-only (0700); keep it so.
+    `install -d -m 0700 ${dir}`,
     `cat > ${tmp} <<'${HEREDOC_DELIMITER}'`,
     stack.toJsonString(config),
     HEREDOC_DELIMITER,
-    `chmod 0644 ${tmp}`,
+    `chmod 0600 ${tmp}`,
     `mv -f ${tmp} ${DEFAULT_CONFIG_PATH}`,
     // enable: fleetd also starts on later boots (a warm-pool instance is stopped and started).
     `systemctl enable --now ${FLEETD_SYSTEMD_UNIT}`,

@@ -163,7 +163,7 @@ describe('launch template', () => {
     // Act
     const mixed = buildFleet({ instanceTypes: [new ec2.InstanceType('g5.xlarge'), new ec2.InstanceType('g6.xlarge')] });
     // Assess
-    fleet.template.hasResourceProperties('AWS::EC2::LaunchTemplate', { LaunchTemplateData: Match.objectLike({ InstanceType: 'm7i.xlarge' }) });
+    fleet.template.hasResourceProperties('AWS::EC2::LaunchTemplate', { LaunchTemplateData: Match.objectLike({ InstanceType: 'm7g.xlarge' }) });
     mixed.template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', {
       MixedInstancesPolicy: {
         LaunchTemplate: { Overrides: [{ InstanceType: 'g5.xlarge' }, { InstanceType: 'g6.xlarge' }], LaunchTemplateSpecification: Match.anyValue() },
@@ -366,6 +366,17 @@ describe('instance role', () => {
     });
   });
 
+  test("writes logs only to the fleet's three instance log groups, which the construct creates", () => {
+    // Act
+    const s = statementBySid(statements, 'InstanceLogs');
+    // Assess
+    expect(actionsOf(s).sort()).toEqual(['logs:CreateLogStream', 'logs:DescribeLogStreams', 'logs:PutLogEvents']);
+    expect(resourcesOf(s)).toEqual(fleet.fleet.instanceLogGroups.map((g) => resolved(fleet, g.logGroupArn)));
+    for (const name of ['/agent-fleet/fleetd', '/agent-fleet/tasks', '/agent-fleet/system']) {
+      fleet.template.hasResourceProperties('AWS::Logs::LogGroup', { LogGroupName: name, RetentionInDays: 30 });
+    }
+  });
+
   test('has SSM managed-instance core for the cancel document, and no other managed policy', () => {
     fleet.template.hasResourceProperties('AWS::IAM::Role', {
       AssumeRolePolicyDocument: Match.objectLike({ Statement: [Match.objectLike({ Principal: { Service: 'ec2.amazonaws.com' } })] }),
@@ -387,11 +398,11 @@ describe('grants', () => {
     });
   });
 
-  test('grantSubmit: upload payloads, create records and events, enqueue — nothing else', () => {
+  test('grantSubmit: upload payloads, create records and events, enqueue (and note it) — nothing else', () => {
     // Act
     const actions = statementsOfRole(t, submitter).flatMap(actionsOf).sort();
     // Assess
-    expect(actions).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:PutItem', 's3:PutObject', 'sqs:SendMessage']);
+    expect(actions).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 's3:PutObject', 'sqs:SendMessage']);
   });
 
   test('grantCancel: SendCommand only of the fleet document, only on instances with the fleet tag', () => {

@@ -32,7 +32,7 @@ describe('bad props fail at construction with a message saying got / expected / 
     ['max < min', { minCapacity: 5, maxCapacity: 2 }, /maxCapacity \(2\) is below minCapacity \(5\): expected maxCapacity >= minCapacity; raise maxCapacity or lower minCapacity/],
     ['slots < 1', { slotsPerInstance: 0 }, /slotsPerInstance: got 0, expected at least 1 \(concurrent tasks per instance\); use 1 for one task per instance/],
     ['fractional slots', { slotsPerInstance: 1.5 }, /slotsPerInstance: got 1.5, expected an integer from 1 to 64/],
-    ['empty instance-type list', { instanceTypes: [] }, /instanceTypes: got an empty list, expected at least one instance type; omit the prop for the default \(m7i.xlarge\)/],
+    ['empty instance-type list', { instanceTypes: [] }, /instanceTypes: got an empty list, expected at least one instance type; omit the prop for the default \(m7g.xlarge\)/],
     ['mixed CPU architectures', { instanceTypes: [new ec2.InstanceType('m7i.large'), new ec2.InstanceType('m7g.large')] }, /m7i.large \(x86_64\), m7g.large \(arm64\), expected one CPU architecture/],
     ['hook heartbeat out of range', { drainHeartbeatTimeout: Duration.seconds(10) }, /drainHeartbeatTimeout: got 10 s, expected 30-7200 s/],
     ['both AMI sources', { machineImage: ec2.MachineImage.latestAmazonLinux2023(), amiParameterName: '/x' }, /got both, expected at most one/],
@@ -117,9 +117,9 @@ describe("fleetd's user data", () => {
     const commands = lines.filter((l, i) => i > 0 && !l.startsWith('{') && l !== 'FLEETD_CONFIG_JSON');
     expect(commands).toEqual([
       'set -euo pipefail',
-      'install -d -m 0755 /etc/fleetd',
+      'install -d -m 0700 /etc/fleetd',
       `cat > ${DEFAULT_CONFIG_PATH}.tmp <<'FLEETD_CONFIG_JSON'`,
-      `chmod 0644 ${DEFAULT_CONFIG_PATH}.tmp`,
+      `chmod 0600 ${DEFAULT_CONFIG_PATH}.tmp`,
       `mv -f ${DEFAULT_CONFIG_PATH}.tmp ${DEFAULT_CONFIG_PATH}`,
       `systemctl enable --now ${FLEETD_SYSTEMD_UNIT}`,
     ]);
