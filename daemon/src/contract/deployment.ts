@@ -15,7 +15,7 @@ export const FLEETD_SYSTEMD_UNIT = 'fleetd.service';
 export const TERMINATION_HOOK_NAME = 'fleetd-drain';
 
 /**
- * SSM parameter holding the id of the baked AMI (`npm run bake` publishes it); the CDK app
- * resolves it at deploy time unless an AMI is given explicitly.
+ * SSM parameter holding the id of the baked AMI (put there after `npm run bake`, see
+ * infra/README.md); the CDK app resolves it at deploy time unless an AMI is given explicitly.
  */
 export const DEFAULT_AMI_PARAMETER_NAME = '/agent-fleet/ami-id';
