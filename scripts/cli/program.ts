@@ -1,0 +1,186 @@
+/**
+ * The `fleet` command line (commander): every command, its options, its help with an example,
+ * and the mapping of outcomes to exit codes. Arguments are checked before any configuration is
+ * read, so a usage error never needs a fleet. Commands live in small modules beside this one.
+ */
+import { Command, type OptionValues } from 'commander';
+import { ALL_STATUSES, type TaskStatus } from '../../daemon/src/contract';
+import { cancelCommand } from './cancel';
+import { createContext, type CliContext } from './config';
+import { EXIT, describeError } from './errors';
+import { dlqListCommand, dlqRedriveCommand, instancesCommand } from './instances';
+import { logsCommand } from './logs';
+import { collect, parseCount, parseStatuses, parseTaskId } from './parse';
+import { submitCommand, type SubmitOptions } from './submit';
+import { listCommand, statusCommand } from './tasks';
+import { watchTask } from './watch';
+
+const EXAMPLE_ID = 't-01jd8x5k2m3n4p5q6r7s8t9v0w';
+
+const PROGRAM_HELP = `
+Configuration:
+  The fleet's names come from FLEET_* variables (FLEET_QUEUE_URL, FLEET_DLQ_URL,
+  FLEET_TASKS_TABLE, FLEET_EVENTS_TABLE, FLEET_INSTANCES_TABLE, FLEET_PAYLOAD_BUCKET,
+  FLEET_CANCEL_DOCUMENT, FLEET_NAME); AWS settings from AWS_REGION, AWS_ENDPOINT_URL and the
+  SDK's credential chain. --env-file FILE loads KEY=VALUE lines first. With no FLEET_QUEUE_URL
+  set, a running local stack's .fleet/local.env is used.
+
+Exit codes:
+  0  ok (a cancel of a finished task is ok too)
+  1  watch / submit --follow: the task ended FAILED, TIMED_OUT or CANCELLED
+  2  usage error: bad arguments or configuration; nothing was done
+  3  no such task
+  4  AWS could not be reached or refused the request
+  130 watch interrupted with Ctrl-C (the task goes on)
+
+Examples:
+  $ fleet submit --image agent-fleet/demo-agent:latest --prompt "fix the flaky test" --follow
+  $ fleet list --status running
+  $ fleet cancel ${EXAMPLE_ID} --wait
+  $ fleet instances --json
+
+docs/cli.md describes every command.`;
+
+function examples(...lines: string[]): string {
+  return `\nExample${lines.length > 1 ? 's' : ''}:\n${lines.map((l) => `  $ ${l}`).join('\n')}`;
+}
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('fleet')
+    .description('Submit, watch, cancel and inspect tasks of an agent-fleet (a pull-based EC2 fleet for long agent containers).')
+    .option('--env-file <file>', 'load the fleet\'s variables (KEY=VALUE lines) from this file first')
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`fleet: ${str.replace(/^error: /, '')}`) })
+    .showHelpAfterError('  hint: "fleet --help" lists the commands')
+    .addHelpText('after', PROGRAM_HELP);
+
+  /** A subcommand with the shared error hint and its examples. */
+  const command = (name: string, description: string, ...example: string[]) =>
+    program
+      .command(name)
+      .description(description)
+      .showHelpAfterError(`  hint: "fleet ${name.split(' ')[0]} --help" shows the options and an example`)
+      .addHelpText('after', examples(...example));
+
+  /** Runs a command with the fleet's context (created only after the arguments were checked). */
+  const run = (cmd: Command, body: (ctx: CliContext, opts: OptionValues) => Promise<number>) => {
+    const opts = cmd.optsWithGlobals();
+    return body(createContext({ envFile: opts.envFile as string | undefined }), opts).then(setExit);
+  };
+
+  command('submit', 'submit a task; prints its id',
+    'fleet submit --image agent-fleet/demo-agent:latest --prompt "fix the bug" --env LOG_LEVEL=debug --memory 2g --timeout 90m',
+    'fleet submit --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/agent:1.4 --payload-file task.json --secret GITHUB_TOKEN=arn:aws:secretsmanager:us-east-1:123456789012:secret:gh --follow')
+    .requiredOption('--image <image>', 'container image (from a registry the fleet allows)')
+    .option('--payload-file <file>', 'JSON object handed to the agent (AGENT_PAYLOAD and /fleet/payload.json); - reads stdin')
+    .option('--prompt <text>', 'shorthand for the payload {"prompt": TEXT}')
+    .option('--env <NAME=VALUE>', 'environment variable for the agent (repeatable)', collect, [])
+    .option('--secret <NAME=ARN>', 'Secrets Manager ARN resolved by fleetd into NAME (repeatable)', collect, [])
+    .option('--cpus <n>', 'CPU limit, e.g. 2 or 0.5 (default 1)')
+    .option('--memory <size>', 'memory limit, e.g. 512m or 2g (default 2g)')
+    .option('--timeout <duration>', 'task timeout, e.g. 90s, 15m, 2h, 1h30m (default 2h, at most 11h)')
+    .option('--idempotency-key <key>', 'submitting again with the same key returns the same task')
+    .option('--follow', 'watch the task until it ends (exit code 1 when it fails)')
+    .option('--log-dir <dir>', 'with --follow: where fleetd keeps task logs on this machine')
+    .option('--json', 'print {task_id, created, status} (with --follow: JSON lines)')
+    .action((o: SubmitOptions, cmd: Command) => run(cmd, (ctx) => submitCommand(ctx, o)));
+
+  command('status', 'show one task: status, where it runs, heartbeat, outcome and result', `fleet status ${EXAMPLE_ID}`, `fleet status ${EXAMPLE_ID} --json | jq .result`)
+    .argument('<id>', 'task id')
+    .option('--json', 'print the task record as JSON')
+    .action((id: string, o: { json?: boolean }, cmd: Command) => {
+      const taskId = parseTaskId(id);
+      return run(cmd, (ctx) => statusCommand(ctx, taskId, o));
+    });
+
+  command('list', 'list tasks, newest first', 'fleet list --status running,queued --limit 50', 'fleet list --status failed --json')
+    .option('--status <statuses>', `only these statuses, comma-separated (${ALL_STATUSES.join(', ').toLowerCase()})`)
+    .option('--limit <n>', 'tasks per page, 1-1000', '20')
+    .option('--cursor <cursor>', 'the next page (printed after a full page)')
+    .option('--json', 'print {tasks, next_cursor} as JSON')
+    .action((o: { status?: string; limit: string; cursor?: string; json?: boolean }, cmd: Command) => {
+      const statuses: TaskStatus[] | undefined = o.status !== undefined ? parseStatuses(o.status) : undefined;
+      const limit = parseCount(o.limit, '--limit');
+      return run(cmd, (ctx) => listCommand(ctx, { statuses, limit, cursor: o.cursor, json: o.json, statusText: o.status }));
+    });
+
+  command('watch', 'follow a task until it ends: events, live status with heartbeat age, output, then the result', `fleet watch ${EXAMPLE_ID}`, `fleet watch ${EXAMPLE_ID} --json`)
+    .argument('<id>', 'task id')
+    .option('--json', 'print events and status changes as JSON lines')
+    .option('--log-dir <dir>', 'where fleetd keeps task logs on this machine (default $FLEETD_WORK_DIR/logs, /var/lib/fleetd/logs)')
+    .action((id: string, o: { json?: boolean; logDir?: string }, cmd: Command) => {
+      const taskId = parseTaskId(id);
+      return run(cmd, (ctx) => watchTask(ctx.client, taskId, o));
+    });
+
+  command('logs', "print a task's output (its log file on this machine, else the tail kept in the record)", `fleet logs ${EXAMPLE_ID}`, `fleet logs ${EXAMPLE_ID} --follow --log-dir /var/lib/fleetd/logs`)
+    .argument('<id>', 'task id')
+    .option('--follow', 'keep printing until the task ends')
+    .option('--log-dir <dir>', 'where fleetd keeps task logs on this machine (default $FLEETD_WORK_DIR/logs, /var/lib/fleetd/logs)')
+    .option('--json', 'print {task_id, status, source, text} as JSON')
+    .action((id: string, o: { follow?: boolean; logDir?: string; json?: boolean }, cmd: Command) => {
+      const taskId = parseTaskId(id);
+      return run(cmd, (ctx) => logsCommand(ctx, taskId, o));
+    });
+
+  command('cancel', 'cancel a task: a queued one never starts; a running one gets SIGTERM, then SIGKILL after the grace period', `fleet cancel ${EXAMPLE_ID}`, `fleet cancel ${EXAMPLE_ID} --wait`)
+    .argument('<id>', 'task id')
+    .option('--wait', 'wait until the task has stopped')
+    .option('--json', 'print the outcome as JSON')
+    .action((id: string, o: { wait?: boolean; json?: boolean }, cmd: Command) => {
+      const taskId = parseTaskId(id);
+      return run(cmd, (ctx) => cancelCommand(ctx, taskId, o));
+    });
+
+  command('instances', "list the fleet's instances: idle / busy / draining / unhealthy, running task, last heartbeat, uptime", 'fleet instances', 'fleet instances --json')
+    .option('--json', 'print {instances, warnings} as JSON')
+    .action((o: { json?: boolean }, cmd: Command) => run(cmd, (ctx) => instancesCommand(ctx, o)));
+
+  const dlq = program
+    .command('dlq')
+    .description('inspect and redrive the dead-letter queue')
+    .showHelpAfterError('  hint: "fleet dlq --help" shows the subcommands')
+    .addHelpText('after', examples('fleet dlq list', 'fleet dlq redrive --dry-run'));
+  dlq
+    .command('list')
+    .description('show dead-lettered messages, with the task and the reason (they stay in the queue)')
+    .option('--limit <n>', 'at most this many messages, 1-1000', '50')
+    .option('--json', 'print {dead_letters} as JSON')
+    .showHelpAfterError('  hint: "fleet dlq list --help" shows the options and an example')
+    .addHelpText('after', examples('fleet dlq list --limit 10'))
+    .action((o: { limit: string; json?: boolean }, cmd: Command) => {
+      const limit = parseCount(o.limit, '--limit');
+      return run(cmd, (ctx) => dlqListCommand(ctx, { limit, json: o.json }));
+    });
+  dlq
+    .command('redrive')
+    .description('send runnable tasks back to the task queue; delete letters of finished tasks; keep the rest')
+    .option('--task-id <id>', 'only the letters of this task')
+    .option('--limit <n>', 'at most this many messages, 1-1000', '100')
+    .option('--dry-run', 'only say what would be done')
+    .option('--json', 'print the outcomes as JSON')
+    .showHelpAfterError('  hint: "fleet dlq redrive --help" shows the options and an example')
+    .addHelpText('after', examples('fleet dlq redrive --dry-run', `fleet dlq redrive --task-id ${EXAMPLE_ID}`))
+    .action((o: { taskId?: string; limit: string; dryRun?: boolean; json?: boolean }, cmd: Command) => {
+      const taskId = o.taskId !== undefined ? parseTaskId(o.taskId) : undefined;
+      const limit = parseCount(o.limit, '--limit');
+      return run(cmd, (ctx) => dlqRedriveCommand(ctx, { limit, taskId, dryRun: o.dryRun, json: o.json }));
+    });
+
+  return program;
+}
+
+/** Parses argv, runs the command, returns the exit code; every error is printed by describeError. */
+export async function main(argv: string[]): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = buildProgram((c) => (code = c));
+  try {
+    await program.parseAsync(argv);
+    return code;
+  } catch (err) {
+    const report = describeError(err, { tasksTable: process.env.FLEET_TASKS_TABLE });
+    for (const line of report.lines) process.stderr.write(`${line}\n`);
+    if (process.env.FLEET_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    return report.code;
+  }
+}

@@ -1,0 +1,28 @@
+/** `fleet status ID` and `fleet list`: reads of task records. */
+import type { TaskStatus } from '../../daemon/src/contract';
+import type { CliContext } from './config';
+import { EXIT } from './errors';
+import { formatAge, formatRecord, printJson, table } from './format';
+
+export async function statusCommand(ctx: CliContext, taskId: string, o: { json?: boolean }): Promise<number> {
+  const record = await ctx.client.getTask(taskId);
+  if (o.json) printJson(record);
+  else process.stdout.write(`${formatRecord(record)}\n`);
+  return EXIT.ok;
+}
+
+export async function listCommand(ctx: CliContext, o: { statuses?: TaskStatus[]; limit: number; cursor?: string; json?: boolean; statusText?: string }): Promise<number> {
+  const page = await ctx.client.listTasks({ statuses: o.statuses, limit: o.limit, cursor: o.cursor });
+  if (o.json) {
+    printJson({ tasks: page.tasks, next_cursor: page.nextCursor ?? null, skipped: page.skipped });
+    return EXIT.ok;
+  }
+  if (page.tasks.length === 0) process.stderr.write(`no tasks${o.statuses ? ` with status ${o.statuses.join(', ')}` : ''}\n`);
+  else {
+    const rows = page.tasks.map((t) => [t.task_id, t.status, formatAge(t.created_at), t.instance_id ?? '-', String(t.attempt), typeof t.spec.image === 'string' ? t.spec.image : '-']);
+    process.stdout.write(`${table(['task', 'status', 'created', 'instance', 'attempt', 'image'], rows)}\n`);
+  }
+  if (page.skipped) process.stderr.write(`(${page.skipped} invalid record(s) skipped)\n`);
+  if (page.nextCursor) process.stderr.write(`more: fleet list${o.statusText ? ` --status ${o.statusText}` : ''} --limit ${o.limit} --cursor ${page.nextCursor}\n`);
+  return EXIT.ok;
+}
