@@ -4,6 +4,7 @@
 # 30-host.sh), then checks what the issue asks of the unit:
 #
 #   test/helpers/systemd-boot/boot-check.sh [--bundle DIR] [--start-limit] [--keep]
+#                                            [--share DIR] [--prepare-only]
 #
 #   boot        systemd is PID 1 and reaches "running" (or "degraded" with the reason shown)
 #   provision   20-fleetd.sh and 30-host.sh run cleanly on Debian's systemd
@@ -17,9 +18,13 @@
 #               fleetd-unhealthy.service (which then fails here: no IMDS in the container)
 #
 # --bundle DIR runs a real fleetd bundle (fleetd.js from `npm run bundle`) instead of the
-# stand-in (standin-fleetd.js), with an invalid config: `start` then checks that it loads and
+# stand-in (standin-fleetd.cjs), with an invalid config: `start` then checks that it loads and
 # runs under the hardening and that its exit 78 is not restarted. (Running tasks against the
 # local stack needs its services inside the box's network namespace: not done here.)
+#
+# --share DIR mounts DIR at the same path in the box (read-write). --prepare-only stops after
+# `isolation` and leaves the provisioned, rebooted box running (fleetd not started) for a
+# driver such as e2e.ts; its last line is `boot-check: box NAME`.
 #
 # The engine's socket is mounted at /run/docker.sock and docker.service is a stand-in unit:
 # the container runs no dockerd of its own. The host's Node 20 is mounted as /usr/bin/node-20.
@@ -30,12 +35,16 @@ repo=$(cd "$here/../../.." && pwd)
 bundle=""
 start_limit=false
 keep=false
+prepare_only=false
+share=""
 while (($#)); do
   case $1 in
     --bundle) bundle=$(cd "$2" && pwd); shift 2 ;;
     --start-limit) start_limit=true; shift ;;
     --keep) keep=true; shift ;;
-    *) echo "usage: $0 [--bundle DIR] [--start-limit] [--keep]" >&2; exit 64 ;;
+    --prepare-only) prepare_only=true; keep=true; shift ;;
+    --share) share=$(cd "$2" && pwd); shift 2 ;;
+    *) echo "usage: $0 [--bundle DIR] [--start-limit] [--keep] [--share DIR] [--prepare-only]" >&2; exit 64 ;;
   esac
 done
 
@@ -51,7 +60,9 @@ node_bin=$(readlink -f "$(command -v node)")
 name=agent-fleet-boot-$$
 staging=$(mktemp -d)
 cleanup() {
-  if [[ $keep == true ]]; then
+  if [[ $prepare_only == true ]]; then
+    echo "boot-check: box $name"
+  elif [[ $keep == true ]]; then
     echo "boot-check: kept container $name (docker rm -f $name)"
   else
     docker rm -f "$name" >/dev/null 2>&1 || true
@@ -65,7 +76,7 @@ mkdir -p "$staging/bundle"
 if [[ -n $bundle ]]; then
   cp -r "$bundle"/. "$staging/bundle/"
 else
-  cp "$here/standin-fleetd.js" "$staging/bundle/fleetd.js"
+  cp "$here/standin-fleetd.cjs" "$staging/bundle/fleetd.js"
 fi
 cp -r "$repo/packer/files" "$repo/packer/scripts" "$staging/"
 chmod -R a+rX "$staging"
@@ -99,6 +110,9 @@ run_args=(-d --name "$name" --hostname fleet-boot --stop-signal SIGRTMIN+3 --net
   --tmpfs /run --tmpfs /run/lock --tmpfs /tmp
   -v "$engine_socket:/run/docker.sock" -v "$node_bin:/usr/bin/node-20:ro"
   -v "$staging:/fleetd-staging:ro")
+if [[ -n $share ]]; then
+  run_args+=(-v "$share:$share")
+fi
 started=$SECONDS
 if ! docker run --privileged "${run_args[@]}" "$image" >/dev/null 2>"$staging.err"; then
   docker rm -f "$name" >/dev/null 2>&1 || true
@@ -165,6 +179,12 @@ if in_box /usr/local/libexec/fleetd/host-isolation check >/dev/null 2>&1; then
   result isolation ok "at boot: $(in_box iptables -S DOCKER-USER | grep -c 169.254.169.254) IMDS reject in DOCKER-USER, $(in_box ip -4 -o addr show dev lo | grep -c 169.254.170.2) creds address on lo, $(in_box iptables -S INPUT | grep -c FLEET-CONTAINER-INPUT) bridge INPUT jumps"
 else
   result isolation FAIL "$(in_box /usr/local/libexec/fleetd/host-isolation check 2>&1 | tail -3)"
+fi
+
+if [[ $prepare_only == true ]]; then
+  echo "boot-check: prepared: ${passed} passed, ${failed} failed"
+  ((failed == 0))
+  exit
 fi
 
 # start, as user data does: write the config, then start the unit

@@ -1,6 +1,8 @@
 'use strict';
-// Test double for fleetd in the systemd boot check (boot-check.sh) while daemon/src/main.ts does
-// not exist yet. It is NOT fleetd: it only exercises, under the real packer/files/fleetd.service
+/* global require, process, console, setTimeout */
+/* eslint-disable @typescript-eslint/no-require-imports -- CommonJS: installed as /opt/fleetd/fleetd.js */
+// Stand-in for fleetd in the systemd boot check (boot-check.sh without --bundle). It is NOT
+// fleetd: independent of fleetd's code, it exercises, under the real packer/files/fleetd.service
 // and its hardening, what that unit promises fleetd (packer/README.md, "What fleetd must
 // provide"), and reports each as one line `standin-check NAME ok|FAIL detail`:
 //   docker     GET /_ping on $DOCKER_HOST's Unix socket works under ProtectSystem=strict
