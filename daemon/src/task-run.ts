@@ -11,6 +11,7 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ChangeMessageVisibilityCommand, DeleteMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type Docker from 'dockerode';
+import { abcaTaskIdOf, type AbcaHeartbeatMirror } from './abca-mirror';
 import { backoffDelayMs, sleep } from './backoff';
 import type { FleetdConfig } from './config';
 import { LIMITS, TaskStatus, parseTaskSpec, type TaskRecord, type TaskSpec } from './contract';
@@ -33,6 +34,8 @@ export interface TaskRunDeps {
   /** Extra env (e.g. the per-task credentials endpoint) added by the daemon. */
   readonly extraEnv?: (lease: Lease) => Promise<string[]>;
   readonly onTaskEnd?: (lease: Lease) => void;
+  /** Mirrors each heartbeat into ABCA's TaskTable (config `abcaTaskTable`; abca-mirror.ts). */
+  readonly abcaMirror?: AbcaHeartbeatMirror;
 }
 
 export interface TaskRunResult {
@@ -373,6 +376,9 @@ export class TaskRun {
         this.heartbeatAt = Date.now();
         this.leaseExpiresAt = this.heartbeatAt + timings.leaseSeconds * 1000;
         if (beat.status === TaskStatus.CANCEL_REQUESTED) this.requestStop('cancel');
+        // Best effort and never awaited: a slow ABCA table must not delay the lease.
+        const abcaTaskId = this.deps.abcaMirror && abcaTaskIdOf(this.record.spec);
+        if (abcaTaskId) void this.deps.abcaMirror!.beat(abcaTaskId);
         if (this.receiptHandle) {
           await this.deps.sqs
             .send(new ChangeMessageVisibilityCommand({ QueueUrl: this.deps.config.queueUrl, ReceiptHandle: this.receiptHandle, VisibilityTimeout: timings.leaseSeconds }))

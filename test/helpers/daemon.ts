@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { FleetdConfigFileInput } from '../../daemon/src/contract';
+import { instanceDir } from '../../scripts/local/paths';
 import { fleetdConfigFor } from '../../scripts/local/provision';
 import type { TestFleet } from './fleet';
 
@@ -15,6 +16,15 @@ const FLEETD = path.join(__dirname, '..', '..', 'bin', 'fleetd.js');
 
 /** Short timings so lease expiry and takeover happen within a test. */
 export const FAST_TIMINGS = { longPollSeconds: 1, heartbeatSeconds: 1, leaseSeconds: 6, cancelGraceSeconds: 2 };
+
+export interface TestDaemonOptions {
+  /**
+   * Listen where the local SSM agent delivers cancels for this instance
+   * (instanceDir(instanceId)/fleetd.sock), so `fleet cancel` reaches it through SSM.
+   * @default false: a socket in the daemon's own temp dir, out of SSM's reach
+   */
+  readonly ssmReachable?: boolean;
+}
 
 export class TestDaemon {
   readonly lines: string[] = [];
@@ -28,9 +38,10 @@ export class TestDaemon {
     readonly instanceId: string,
     private readonly overrides: Partial<FleetdConfigFileInput> = {},
     private readonly extraEnv: Record<string, string> = {},
+    options: TestDaemonOptions = {},
   ) {
     this.workDir = fs.mkdtempSync(path.join(os.tmpdir(), `fleetd-${instanceId}-`));
-    this.socketPath = path.join(this.workDir, 'run', 'fleetd.sock');
+    this.socketPath = options.ssmReachable ? path.join(instanceDir(instanceId), 'fleetd.sock') : path.join(this.workDir, 'run', 'fleetd.sock');
   }
 
   start(): this {
