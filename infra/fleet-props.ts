@@ -136,8 +136,9 @@ export interface AgentFleetProps {
    */
   readonly capacityRebalance?: boolean;
   /**
-   * A warm pool of pre-initialised instances (faster scale-out). fleetd does not poll while
-   * its target lifecycle state is not InService.
+   * A warm pool of pre-initialised instances (faster scale-out). A pooled instance boots once
+   * (user data starts fleetd) and is then stopped or hibernated: fleetd must not claim tasks
+   * while its `autoscaling/target-lifecycle-state` is `Warmed:*`.
    *
    * @default - no warm pool
    */

@@ -38,7 +38,7 @@ export class AgentFleetStack extends Stack {
       ['PayloadBucket', FLEET_ENV.payloadBucket, f.payloadBucket.bucketName],
       ['CancelDocument', FLEET_ENV.cancelDocument, f.cancelDocumentName],
       ['AutoScalingGroup', FLEET_ENV.asgName, f.autoScalingGroupName],
-      ['TagPrefix', FLEET_ENV.tagPrefix, f.tagKeys.status.split(':')[0]],
+      ['TagPrefix', FLEET_ENV.tagPrefix, f.tagPrefix],
     ];
     for (const [id, variable, value] of envOutputs) new CfnOutput(this, id, { value, description: variable });
     new CfnOutput(this, 'TaskRoleArn', { value: f.taskRole.roleArn, description: 'Role task containers get credentials from; grant it what agents need' });

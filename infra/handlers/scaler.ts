@@ -19,7 +19,14 @@ import {
 import { CloudWatchClient, PutMetricDataCommand, type MetricDatum } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { CLAIMABLE_STATUSES, DEFAULT_TIMINGS, FLEET_ENV, TASKS_TABLE, nextDesiredCapacity } from '../../daemon/src/contract';
+import {
+  CLAIMABLE_STATUSES,
+  DEFAULT_TIMINGS,
+  FLEET_ENV,
+  TASKS_TABLE,
+  nextDesiredCapacity,
+  type ScalingInput,
+} from '../../daemon/src/contract';
 import { FLEET_METRIC_DIMENSION, FleetMetric } from '../metrics';
 import { SCALER_SCHEDULE_SECONDS, scalerConfigFromEnv, type ScalerConfig } from './scaler-config';
 
@@ -36,15 +43,10 @@ export interface ScalerDeps {
   log(line: Record<string, unknown>): void;
 }
 
-export interface ScalingDecision {
+/** What one tick saw (the contract's ScalingInput, min/max being the group's) and decided. */
+export interface ScalingDecision extends ScalingInput {
   readonly fleetName: string;
   readonly asgName: string;
-  readonly visible: number;
-  readonly inFlight: number;
-  readonly slotsPerInstance: number;
-  readonly buffer: number;
-  readonly min: number;
-  readonly max: number;
   /** Desired capacity as read from the group. */
   readonly current: number;
   /** Desired capacity after this tick (equal to `current` unless raised). */
@@ -228,14 +230,15 @@ export async function scaleOnce(deps: ScalerDeps, config: ScalerConfig): Promise
   const oldestAge = settle(readOldestUnclaimedAgeSeconds(deps, config));
   const [depth, group] = await Promise.all([readQueueDepth(deps, config), readGroup(deps, config)]);
 
-  const desired = nextDesiredCapacity(group.current, {
+  const input: ScalingInput = {
     visible: depth.visible,
     inFlight: depth.inFlight,
     slotsPerInstance: config.slotsPerInstance,
     buffer: config.buffer,
     min: group.min,
     max: group.max,
-  });
+  };
+  const desired = nextDesiredCapacity(group.current, input);
   const raised = desired > group.current;
   if (raised) {
     try {
@@ -255,12 +258,7 @@ export async function scaleOnce(deps: ScalerDeps, config: ScalerConfig): Promise
   const decision: ScalingDecision = {
     fleetName: config.fleetName,
     asgName: config.asgName,
-    visible: depth.visible,
-    inFlight: depth.inFlight,
-    slotsPerInstance: config.slotsPerInstance,
-    buffer: config.buffer,
-    min: group.min,
-    max: group.max,
+    ...input,
     current: group.current,
     desired,
     raised,
