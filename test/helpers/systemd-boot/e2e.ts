@@ -33,6 +33,8 @@ import { fleetdConfigFor } from '../../../scripts/local/provision';
 import { freshFleet } from '../fleet';
 
 const HERE = __dirname;
+/** Generous: on a 2-core machine shared with other test runs, a task can wait a while. */
+const TASK_TIMEOUT_MS = 180_000;
 const ROOT = path.resolve(HERE, '..', '..', '..');
 
 let passed = 0;
@@ -138,7 +140,7 @@ async function main(): Promise<void> {
 
     const demo = (sleep: string) => ({ image: fleet.demoImage, payload: { prompt: 'boot test' }, env: { DEMO_SLEEP_S: sleep }, memory_mb: 128, cpus: 0.5 });
     const first = await client.submitTask(demo('1'));
-    const r1 = await client.waitForTerminal(first.taskId, { timeoutMs: 90_000 });
+    const r1 = await client.waitForTerminal(first.taskId, { timeoutMs: TASK_TIMEOUT_MS });
     result('task', r1.status === TaskStatus.COMPLETED, `${first.taskId}: ${r1.status}, exit ${r1.exit_code}, on ${r1.instance_id}`);
 
     const pid = prop('MainPID');
@@ -147,12 +149,12 @@ async function main(): Promise<void> {
     inBox(['kill', '-9', pid]);
     await waitFor('fleetd restarted', 60_000, () => count(/fleetd ready/) > readyBefore);
     const second = await client.submitTask(demo('1'));
-    const r2 = await client.waitForTerminal(second.taskId, { timeoutMs: 90_000 });
+    const r2 = await client.waitForTerminal(second.taskId, { timeoutMs: TASK_TIMEOUT_MS });
     const restarts = Number(prop('NRestarts')) - restartsBefore;
     result('restart', restarts === 1 && r2.status === TaskStatus.COMPLETED, `kill -9 ${pid}: restarted by systemd as ${prop('MainPID')} (${restarts} restart); next task ${r2.status}`);
 
     const third = await client.submitTask(demo('8'));
-    await waitFor('the task to run', 90_000, async () => (await client.getTask(third.taskId)).status === TaskStatus.RUNNING);
+    await waitFor('the task to run', TASK_TIMEOUT_MS, async () => (await client.getTask(third.taskId)).status === TaskStatus.RUNNING);
     const t0 = Date.now();
     const stop = await shAsync('docker', ['exec', box, 'systemctl', 'stop', 'fleetd.service']);
     const tookS = (Date.now() - t0) / 1000;
@@ -164,6 +166,10 @@ async function main(): Promise<void> {
     );
   } catch (err) {
     result('run', false, (err as Error).message);
+    if (box) {
+      const tail = sh('docker', ['exec', box, 'journalctl', '-u', 'fleetd.service', '-o', 'cat', '--no-pager', '-n', '25']).out;
+      console.log(tail.replace(/^/gm, '  journal: '));
+    }
   } finally {
     if (box && process.argv.includes('--keep')) console.log(`e2e: kept the box: docker rm -f ${box}`);
     else if (box) sh('docker', ['rm', '-f', box]);
