@@ -26,11 +26,14 @@ export interface FleetdConfig extends Omit<FleetdConfigFile, 'timings' | 'workDi
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
+  /** The merged file + environment values, when they could be read (to report the failure). */
+  readonly raw?: Record<string, unknown>;
   constructor(
     readonly problems: string[],
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; raw?: Record<string, unknown> },
   ) {
     super(`fleetd config is invalid:\n  - ${problems.join('\n  - ')}`, options);
+    this.raw = options?.raw;
   }
 }
 
@@ -77,11 +80,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, explicitPath?: 
     if (v !== undefined && v !== '') merged[field] = convert(v);
   }
   const parsed = parseFleetdConfigFile(merged);
-  if (!parsed.ok) throw new ConfigError(parsed.problems);
+  if (!parsed.ok) throw new ConfigError(parsed.problems, { raw: merged });
   const file = parsed.value;
   const timings: Timings = { ...DEFAULT_TIMINGS, ...file.timings };
   const timingProblems = validateTimings(timings);
-  if (timingProblems.length) throw new ConfigError(timingProblems.map((p) => `timings.${p}`));
+  if (timingProblems.length) throw new ConfigError(timingProblems.map((p) => `timings.${p}`), { raw: merged });
   return {
     ...file,
     timings,

@@ -3,6 +3,7 @@
  * instances table (for `fleet instances` and the reconciler). Tag writes are serialized so two
  * slots finishing together cannot leave a stale tag behind (EC2 tags are last-writer-wins).
  */
+import { SetInstanceHealthCommand, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { CreateTagsCommand, DeleteTagsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { InstanceStatus, tagKeys, type TagKeys } from './contract';
@@ -11,7 +12,8 @@ import type { Logger } from './log';
 export interface InstanceStateOptions {
   readonly ec2: EC2Client;
   readonly ddb: DynamoDBDocumentClient;
-  readonly instancesTable: string;
+  /** Unknown only when the config could not be read (a config failure is still reported). */
+  readonly instancesTable?: string;
   readonly instanceId: string;
   readonly tagPrefix: string;
   readonly slots: number;
@@ -38,11 +40,17 @@ export class InstanceState {
     this.running = [...running];
     this.reason = reason;
     const snapshot = { status, running: [...running], reason };
-    this.chain = this.chain.then(() => this.write(snapshot)).catch((err) => this.o.log.warn('updating instance tags failed', { error: err }));
+    this.chain = this.chain.then(() => this.write(snapshot)).catch((err) => this.o.log.warn('updating the instance row failed', { error: err }));
     return this.chain;
   }
 
+  /** Tags, then the row: the row is written even when tagging failed. */
   private async write(s: { status: InstanceStatus; running: string[]; reason?: string }): Promise<void> {
+    await this.writeTags(s).catch((err) => this.o.log.warn('updating instance tags failed', { error: err }));
+    await this.heartbeat(s);
+  }
+
+  private async writeTags(s: { status: InstanceStatus; running: string[] }): Promise<void> {
     const resources = [this.o.instanceId];
     await this.o.ec2.send(new CreateTagsCommand({
       Resources: resources,
@@ -52,11 +60,11 @@ export class InstanceState {
       ],
     }));
     if (!s.running.length) await this.o.ec2.send(new DeleteTagsCommand({ Resources: resources, Tags: [{ Key: this.keys.taskId }] }));
-    await this.heartbeat(s);
   }
 
   /** The instance row; also written on its own every heartbeat interval. */
   async heartbeat(s: { status: InstanceStatus; running: string[]; reason?: string } = { status: this.status, running: this.running, reason: this.reason }): Promise<void> {
+    if (!this.o.instancesTable) return;
     const now = Date.now();
     await this.o.ddb.send(new PutCommand({
       TableName: this.o.instancesTable,
@@ -80,5 +88,18 @@ export class InstanceState {
 
   flush(): Promise<void> {
     return this.chain;
+  }
+
+  /**
+   * A failed boot: tag `unhealthy`, the instance row with the reason (`boot_failed_at`), and
+   * SetInstanceHealth Unhealthy so the group replaces the instance. Best effort: each step is
+   * tried even when the one before failed, and failures are logged.
+   */
+  async reportUnhealthy(autoscaling: AutoScalingClient, reason: string): Promise<void> {
+    this.o.log.error('boot preflight failed; reporting the instance unhealthy', { reason });
+    await this.set(InstanceStatus.UNHEALTHY, [], reason);
+    await autoscaling
+      .send(new SetInstanceHealthCommand({ InstanceId: this.o.instanceId, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: false }))
+      .catch((err) => this.o.log.error('SetInstanceHealth failed', { error: err }));
   }
 }

@@ -2,7 +2,8 @@
  * `fleetd`: the instance daemon's entry point.
  *   fleetd run                 boot preflight, then pull and run tasks until SIGTERM (drains)
  *   fleetd cancel --task-id ID ask the local daemon to cancel a task (the SSM document runs this)
- *   fleetd status [--json]     slots, running tasks, heartbeat ages, draining / idle state
+ *   fleetd status [--json]     slots, running tasks, heartbeat ages, draining / idle state, and
+ *                              why it is not claiming (draining, low disk, idle check)
  * Exit codes: 0 ok · 1 failure (boot preflight, daemon error, cancel refused) · 2 usage
  * (bad arguments, an invalid task id) · 78 invalid configuration (systemd does not restart it).
  */
@@ -10,11 +11,12 @@ import './quiet-sdk-warning';
 import { Command, CommanderError } from 'commander';
 import { createAwsClients } from './aws';
 import { ConfigError, loadConfig } from './config';
-import { DEFAULT_SOCKET_PATH, FLEET_ENV, TASK_ID_PATTERN } from './contract';
+import { DEFAULT_SOCKET_PATH, DEFAULT_TAG_PREFIX, FLEET_ENV, FleetdConfigFileSchema, TASK_ID_PATTERN } from './contract';
 import { sendControlRequest } from './control';
-import { BootError, Fleetd } from './daemon';
+import { Fleetd } from './daemon';
 import { dockerClient } from './docker';
 import { ImdsClient } from './imds';
+import { InstanceState } from './instance';
 import { Logger } from './log';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 78 } as const;
@@ -25,29 +27,32 @@ function socketPath(): string {
 
 async function run(options: { config?: string }): Promise<void> {
   const log = new Logger({ component: 'fleetd' });
+  const imds = new ImdsClient();
   let config;
   try {
     config = loadConfig(process.env, options.config);
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const p of err.problems) log.error('invalid configuration', { problem: p });
+      await reportConfigFailure(err, imds, log);
       process.exit(EXIT.config);
     }
     throw err;
   }
-  const imds = new ImdsClient();
   const region = config.region ?? process.env.AWS_REGION ?? (await imds.identity().then((i) => i.region).catch(() => undefined));
   const clients = createAwsClients({ region });
   const fleetd = new Fleetd({ config, clients, docker: dockerClient(), imds, log });
-  let stopping: Promise<void> | undefined;
+  // Drained (SIGTERM, or a termination hook completed): a deliberate stop, not restarted.
+  fleetd.once('stopped', () => process.exit(EXIT.ok));
+  let signals = 0;
   const onSignal = (signal: string) => {
-    if (stopping) {
+    if (signals++ > 0) {
       log.warn('second signal: releasing running tasks now', { signal });
       void fleetd.stop({ abort: true, reason: `${signal} received twice` });
       return;
     }
     log.info('signal received: draining', { signal, budget_s: config.drainBudgetSeconds });
-    stopping = fleetd.stop({ reason: `${signal} received` }).then(() => process.exit(EXIT.ok));
+    void fleetd.stop({ reason: `${signal} received` });
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
@@ -55,7 +60,42 @@ async function run(options: { config?: string }): Promise<void> {
     await fleetd.start();
   } catch (err) {
     log.error('fleetd could not start', { error: err });
-    process.exit(err instanceof BootError ? EXIT.failure : EXIT.failure);
+    process.exit(EXIT.failure);
+  }
+}
+
+/**
+ * An invalid config is a boot failure too: when IMDS answers (we know which instance we are),
+ * tag it unhealthy, write the instance row with the problems (if the table name itself is
+ * readable) and tell the group, as the preflight does.
+ */
+async function reportConfigFailure(err: ConfigError, imds: ImdsClient, log: Logger): Promise<void> {
+  const identity = await imds.identity().catch(() => undefined);
+  if (!identity) {
+    log.warn('IMDS does not answer: the invalid configuration is reported by the unit failing only');
+    return;
+  }
+  const raw = err.raw ?? {};
+  const field = <K extends keyof typeof FleetdConfigFileSchema.shape>(key: K) => {
+    const parsed = FleetdConfigFileSchema.shape[key].safeParse(raw[key]);
+    return parsed.success ? parsed.data : undefined;
+  };
+  try {
+    const clients = createAwsClients({ region: (field('region') as string | undefined) ?? process.env.AWS_REGION ?? identity.region, maxAttempts: 2 });
+    const instance = new InstanceState({
+      ec2: clients.ec2,
+      ddb: clients.ddb,
+      instancesTable: field('instancesTable') as string | undefined,
+      instanceId: identity.instanceId,
+      tagPrefix: (field('tagPrefix') as string | undefined) ?? DEFAULT_TAG_PREFIX,
+      slots: 0,
+      asgName: field('asgName') as string | undefined,
+      availabilityZone: identity.availabilityZone,
+      log,
+    });
+    await instance.reportUnhealthy(clients.autoscaling, `invalid configuration: ${err.problems.join('; ')}`.slice(0, 2000));
+  } catch (reportErr) {
+    log.error('reporting the invalid configuration failed', { error: reportErr });
   }
 }
 
@@ -75,10 +115,25 @@ async function status(options: { json?: boolean }): Promise<void> {
   if (options.json || !res.ok) {
     console.log(JSON.stringify(res, null, 2));
   } else {
-    const s = res as unknown as { instance_id: string; state: string; slots: number; free_slots: number; draining: boolean; disk_problem: string | null; tasks: Array<{ task_id: string; attempt: number; phase: string; heartbeat_age_s: number }> };
-    console.log(`instance ${s.instance_id}: ${s.state}${s.draining ? ' (draining)' : ''}, ${s.slots - s.free_slots}/${s.slots} slots busy`);
-    if (s.disk_problem) console.log(`not claiming: ${s.disk_problem}`);
-    for (const t of s.tasks) console.log(`  ${t.task_id}  attempt ${t.attempt}  ${t.phase}  heartbeat ${t.heartbeat_age_s}s ago`);
+    const s = res as unknown as {
+      instance_id: string;
+      state: string;
+      slots: number;
+      free_slots: number;
+      not_claiming: string | null;
+      drain: { reason: string; since: string; releasing: string | null } | null;
+      idle: { idle_for_s: number; terminate_after_s: number | null; state: string };
+      credentials: { endpoint: string; active_tasks: string[] } | null;
+      last_prune: { at: string; containers: string[]; images: string[]; reclaimed_bytes?: number } | null;
+      tasks: Array<{ task_id: string; attempt: number; phase: string; stopping: string | null; heartbeat_age_s: number }>;
+    };
+    console.log(`instance ${s.instance_id}: ${s.state}, ${s.slots - s.free_slots}/${s.slots} slots busy`);
+    console.log(s.not_claiming ? `not claiming: ${s.not_claiming}` : 'claiming: polling the queue');
+    if (s.drain) console.log(`draining since ${s.drain.since}: ${s.drain.reason}${s.drain.releasing ? ` (releasing: ${s.drain.releasing})` : ''}`);
+    if (!s.tasks.length) console.log(`idle for ${s.idle.idle_for_s}s${s.idle.terminate_after_s ? ` (self-termination check after ${s.idle.terminate_after_s}s)` : ''}; ${s.idle.state}`);
+    if (s.credentials) console.log(`credentials endpoint ${s.credentials.endpoint}: ${s.credentials.active_tasks.length} task(s)`);
+    if (s.last_prune) console.log(`last prune ${s.last_prune.at}: ${s.last_prune.containers.length} container(s), ${s.last_prune.images.length} image(s)`);
+    for (const t of s.tasks) console.log(`  ${t.task_id}  attempt ${t.attempt}  ${t.phase}${t.stopping ? ` (stopping: ${t.stopping})` : ''}  heartbeat ${t.heartbeat_age_s}s ago`);
   }
   process.exit(res.ok ? EXIT.ok : EXIT.failure);
 }
@@ -98,7 +153,7 @@ program
   .requiredOption('--task-id <id>', 'the task id')
   .addHelpText('after', '\nExample:\n  fleetd cancel --task-id t-01j0abcdefghjkmnpqrstvwxyz')
   .action(cancel);
-program.command('status').description('show slots, running tasks and heartbeat ages').option('--json', 'machine-readable output').addHelpText('after', '\nExample:\n  fleetd status').action(status);
+program.command('status').description('show slots, running tasks, heartbeat ages, drain / idle state and why it is not claiming').option('--json', 'machine-readable output').addHelpText('after', '\nExample:\n  fleetd status').action(status);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);

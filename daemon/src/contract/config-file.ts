@@ -4,8 +4,20 @@
  * Unknown keys are rejected so a typo is an error at boot, not a silent default.
  */
 import { z } from 'zod';
+import { TERMINATION_HOOK_NAME } from './deployment';
 import { DEFAULT_TAG_PREFIX, TAG_PREFIX_PATTERN } from './tags';
 import { parseWith, type Parsed } from './validation';
+
+/**
+ * Where fleetd serves per-task credentials (ECS-compatible container credentials endpoint). The
+ * AMI adds this address to `lo` (packer/files/host-isolation.sh); the SDKs accept plain http
+ * for AWS_CONTAINER_CREDENTIALS_FULL_URI only on loopback and this link-local address.
+ */
+export const DEFAULT_CREDENTIALS_HOST = '169.254.170.2';
+export const DEFAULT_CREDENTIALS_PORT = 80;
+
+/** STS session tags on every task's credentials (IAM policies read `aws:PrincipalTag/<key>`). */
+export const TASK_SESSION_TAG_KEYS = { taskId: 'task-id', repo: 'repo' } as const;
 
 export const FleetdConfigFileSchema = z.strictObject({
   fleetName: z.string().min(1).max(64).optional(),
@@ -54,6 +66,34 @@ export const FleetdConfigFileSchema = z.strictObject({
   minFreeDiskBytes: z.int().min(0).default(5 * 1024 ** 3),
   /** Claiming stops below this many free inodes. @default 250000 */
   minFreeInodes: z.int().min(0).default(250_000),
+  /**
+   * Per-task credentials endpoint bind address and port (`port: 0` picks a free port; tests).
+   * @default { host: '169.254.170.2', port: 80 }
+   */
+  credentialsEndpoint: z
+    .strictObject({
+      host: z.ipv4({ error: 'expected an IPv4 address, e.g. 169.254.170.2' }).default(DEFAULT_CREDENTIALS_HOST),
+      port: z.int().min(0).max(65535).default(DEFAULT_CREDENTIALS_PORT),
+    })
+    .prefault({}),
+  /** Lifetime asked of STS for a task's credentials (role chaining caps it at 1 h). @default 3600 */
+  taskCredentialsSeconds: z.int().min(900).max(43_200).default(3600),
+  /** Termination lifecycle hook fleetd heartbeats and completes. @default TERMINATION_HOOK_NAME ('fleetd-drain', as infra/ creates it) */
+  lifecycleHookName: z.string().min(1).max(255).default(TERMINATION_HOOK_NAME),
+  /** RecordLifecycleActionHeartbeat interval while draining; keep it well below the hook's heartbeat timeout. @default 60 */
+  lifecycleHeartbeatSeconds: z.number().min(1).max(3600).default(60),
+  /**
+   * Scheduled Docker and file prune: stopped fleetd containers no live run owns, dangling
+   * images, images fleetd used last more than `afterHours` ago (never-used images, e.g. baked
+   * into the AMI, stay), task logs and leftover task files older than that.
+   * `intervalSeconds: 0` turns it off. @default { intervalSeconds: 3600, afterHours: 24 }
+   */
+  prune: z
+    .strictObject({
+      intervalSeconds: z.number().min(0).max(7 * 86400).default(3600),
+      afterHours: z.number().min(0).max(24 * 365).default(24),
+    })
+    .prefault({}),
   /** Mirror heartbeats into an ABCA TaskTable (agent_heartbeat_at, only while status = RUNNING). */
   abcaTaskTable: z.string().min(3).max(255).optional(),
 });
