@@ -1,7 +1,9 @@
 'use strict';
 // Two projects: `unit` (no stack needed) and `integration` (real Docker + moto; the global setup
 // brings the local stack up when it is not running). `npm test` runs both.
-const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: { warnOnly: false } }];
+// ts-jest transpiles each file on its own (isolatedModules): type checking is `npm run lint`'s
+// job (tsc --noEmit over the whole project), which cut the unit suite's CPU time about 5x.
+const tsJest = ['ts-jest', { tsconfig: 'tsconfig.jest.json' }];
 module.exports = {
   projects: [
     {

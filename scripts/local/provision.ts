@@ -27,6 +27,7 @@ import {
   INSTANCES_TABLE,
   QUEUE_DEFAULTS,
   TASKS_TABLE,
+  TERMINATION_HOOK_NAME,
   cancelDocumentContent,
   tagKeys,
   type FleetdConfigFileInput,
@@ -196,7 +197,7 @@ export async function provisionFleet(clients: AwsClients, fleetName: string, opt
   })), ['AlreadyExists', 'AlreadyExistsFault']);
   await ignoreExists('lifecycle hook', () => clients.autoscaling.send(new PutLifecycleHookCommand({
     AutoScalingGroupName: asgName,
-    LifecycleHookName: `${fleetName}-drain`,
+    LifecycleHookName: TERMINATION_HOOK_NAME,
     LifecycleTransition: 'autoscaling:EC2_INSTANCE_TERMINATING',
     HeartbeatTimeout: 900,
     DefaultResult: 'CONTINUE',
