@@ -97,7 +97,7 @@ export function planTask(rng: Rng, index: number, image: string, submitAtMs: num
       return plan({ env: sleep(rng.int(2, 5)) }, ['COMPLETED'], { extraDeliveries: Array.from({ length: rng.int(1, 3) }, () => rng.int(0, 12)) });
     case 'long':
       // Longer than a lease: the heartbeat must keep extending the message's visibility.
-      return plan({ env: sleep(rng.int(18, 28)) }, ['COMPLETED']);
+      return plan({ env: sleep(rng.int(42, 50)) }, ['COMPLETED']);
     case 'exit':
       return plan({ env: { ...sleep(1), DEMO_EXIT_CODE: String(rng.int(1, 125)) } }, ['FAILED']);
     case 'crash':
@@ -126,7 +126,7 @@ export function planTask(rng: Rng, index: number, image: string, submitAtMs: num
     case 'cancel-finishing': {
       const stage = behaviour.slice('cancel-'.length) as CancelStage;
       // finishing: a short task, cancelled close to its end; the rest run long enough to be caught.
-      const env = stage === 'finishing' ? sleep(3) : sleep(rng.int(20, 40));
+      const env = stage === 'finishing' ? sleep(3) : sleep(rng.int(12, 20));
       return plan({ env }, stage === 'finishing' ? ['CANCELLED', 'COMPLETED'] : ['CANCELLED'], { cancelStage: stage });
     }
   }

@@ -11,12 +11,14 @@ import type { TestFleet } from '../../test/helpers/fleet';
 import type { FaultProxy } from './fault-proxy';
 
 /** Short enough that takeovers happen within a run, long enough for a loaded 2-core machine. */
-export const CHAOS_TIMINGS = { longPollSeconds: 2, heartbeatSeconds: 3, leaseSeconds: 24, cancelGraceSeconds: 2 } as const;
+export const CHAOS_TIMINGS = { longPollSeconds: 2, heartbeatSeconds: 4, leaseSeconds: 40, cancelGraceSeconds: 2 } as const;
 
 export interface DaemonCrash {
   readonly instanceId: string;
   readonly code: number | null;
   readonly lastLines: string[];
+  /** The exit was a failed boot (preflight), which systemd restarts: not a crash on input. */
+  readonly bootFailure: boolean;
 }
 
 export class ChaosDaemon {
@@ -38,7 +40,9 @@ export class ChaosDaemon {
       drainBudgetSeconds: 3,
       timings: CHAOS_TIMINGS,
     };
-    this.daemon = new TestDaemon(fleet, instanceId, overrides, { AWS_ENDPOINT_URL: proxy.url });
+    // FLEET_* variables override the config file (fleetd's design): the queue URLs must point at
+    // the proxy there too, or the SQS client would use the queue URL's host and bypass it.
+    this.daemon = new TestDaemon(fleet, instanceId, overrides, { AWS_ENDPOINT_URL: proxy.url, FLEET_QUEUE_URL: overrides.queueUrl, FLEET_DLQ_URL: overrides.dlqUrl });
   }
 
   get lines(): string[] {
@@ -49,9 +53,15 @@ export class ChaosDaemon {
     this.expectingExit = false;
     this.daemon.start();
     this.alive = true;
+    const from = this.daemon.lines.length;
     void this.daemon.waitForExit().then((code) => {
       this.alive = false;
-      if (!this.expectingExit) this.crashes.push({ instanceId: this.instanceId, code, lastLines: this.daemon.lines.slice(-20) });
+      if (this.expectingExit) return;
+      const lines = this.daemon.lines.slice(from);
+      const bootFailure = lines.some((l) => /fleetd could not start/.test(l)) && !lines.some((l) => /fleetd ready/.test(l));
+      this.crashes.push({ instanceId: this.instanceId, code, lastLines: lines.slice(-20), bootFailure });
+      // systemd's Restart=on-failure (RestartSec=10s): a failed boot is tried again.
+      if (bootFailure && !this.retired) setTimeout(() => !this.retired && !this.alive && this.start(), 10_000);
     });
     return this;
   }
@@ -64,6 +74,9 @@ export class ChaosDaemon {
     this.expectingExit = true;
     await this.daemon.kill9();
   }
+
+  /** No more restarts after a failed boot (end of the run). */
+  retired = false;
 
   async stop(): Promise<void> {
     if (!this.alive) return;

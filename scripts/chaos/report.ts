@@ -45,6 +45,8 @@ export interface ChaosReport {
   readonly longestTakeoverMs?: number;
   readonly badInputs: { total: number; rejectedWithReason: number; detail: string[]; problems: string[] };
   readonly crashes: readonly DaemonCrash[];
+  /** Failed boots (preflight, e.g. IMDS timing out on an overloaded machine), restarted as systemd would. */
+  readonly bootFailures: number;
   readonly unexpectedOutcomes: Record<string, number>;
   readonly injected: Injected;
   readonly proxyStats: ProxyStats;
@@ -140,7 +142,8 @@ export function buildReport(i: ReportInput): ChaosReport {
   if (invalidOk < i.sideRecords.invalidRecord.length) problems.push(`${i.sideRecords.invalidRecord.length - invalidOk} invalid record(s) not dead-lettered with a reason`);
 
   const doubleRun = [...new Set(i.doubles.map((d) => d.taskId))];
-  const ok = lost.length === 0 && doubleRun.length === 0 && i.crashes.length === 0 && rejected === total;
+  const crashes = i.crashes.filter((c) => !c.bootFailure);
+  const ok = lost.length === 0 && doubleRun.length === 0 && crashes.length === 0 && rejected === total;
   return {
     seed: i.seed,
     runtimeMs: i.runtimeMs,
@@ -155,7 +158,8 @@ export function buildReport(i: ReportInput): ChaosReport {
     takeovers: delays.length,
     longestTakeoverMs: delays.length ? Math.max(...delays) : undefined,
     badInputs: { total, rejectedWithReason: rejected, detail, problems },
-    crashes: i.crashes,
+    crashes,
+    bootFailures: i.crashes.length - crashes.length,
     unexpectedOutcomes,
     injected: i.injected,
     proxyStats: i.proxyStats,
@@ -187,6 +191,7 @@ export function formatTable(r: ChaosReport): string {
     ['bad inputs rejected with a reason', `${r.badInputs.rejectedWithReason}/${r.badInputs.total}${r.badInputs.rejectedWithReason === r.badInputs.total ? '' : '   <-- MUST BE ALL'}`],
     ...r.badInputs.detail.map((d): [string, string] => [`  ${d.replace(/ \d+\/\d+.*$/, '')}`, d.replace(/^.*? (\d+\/\d+)/, '$1')]),
     ['daemon crashes (exits we did not cause)', must(r.crashes.length)],
+    ['  failed boots, restarted (not crashes)', String(r.bootFailures)],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`);

@@ -43,13 +43,13 @@ export interface ChaosOptions {
 
 export const DEFAULT_CHAOS_OPTIONS: Omit<ChaosOptions, 'seed' | 'tasks' | 'log'> = {
   daemons: 3,
-  slots: 2,
+  slots: 3,
   intensity: 'full',
   dockerRestart: true,
   fuzzPerKind: 2000,
   badMessages: 60,
-  activeBudgetMs: 6 * 60_000,
-  drainBudgetMs: 150_000,
+  activeBudgetMs: 390_000,
+  drainBudgetMs: 120_000,
 };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -397,6 +397,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     });
   } finally {
     stopActive.abort();
+    for (const d of daemons) d.retired = true;
     await Promise.all(daemons.map((d) => d.stop().catch(() => undefined)));
     watch.stop();
     await proxy.close();
