@@ -22,7 +22,7 @@ export function deadLetterTaskId(body: string | undefined): string | undefined {
   return decoded.ok ? decoded.value.task_id : decoded.taskId;
 }
 
-export function decideRedrive(taskId: string | undefined, lookup: { record?: TaskRecord; problems?: string[] }): RedriveDecision {
+export function decideRedrive(taskId: string | undefined, lookup: { readonly record?: TaskRecord; readonly problems?: readonly string[] }): RedriveDecision {
   if (taskId === undefined) return { action: 'keep', why: 'the message names no task id; inspect it and delete it by hand' };
   if (lookup.problems) return { action: 'keep', taskId, why: `the task record is invalid (${lookup.problems[0]})` };
   const record = lookup.record;
