@@ -90,7 +90,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const daemons = instanceIds.map((id) => new ChaosDaemon(fleet, id, o.slots, proxy, crashes));
   const injected: Injected = { kills: 0, restarts: 0, instanceDeaths: 0, dockerRestarts: 0, faultWindows: [], duplicateDeliveries: 0, cancels: {}, reconcilerRuns: 0, reconcilerActions: {} };
   const reconcileDeps = { ddb: fleet.clients.ddb, sqs: fleet.clients.sqs, names: fleet.resources, log: () => undefined };
-  const reconcileOptions = { timings: { ...DEFAULT_TIMINGS, ...CHAOS_TIMINGS }, resendAfterMs: 40_000 };
+  // Just over a lease: a message a live daemon holds stays hidden that long, so it is never resent early.
+  const reconcileOptions = { timings: { ...DEFAULT_TIMINGS, ...CHAOS_TIMINGS }, resendAfterMs: (CHAOS_TIMINGS.leaseSeconds + 10) * 1000 };
   const reconcile = async () => {
     const r = await reconcileOnce(reconcileDeps, reconcileOptions).catch((err: Error) => {
       say(`reconciler failed: ${err.message}`);
