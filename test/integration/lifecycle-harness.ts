@@ -63,6 +63,8 @@ export interface InProcessDaemon {
   waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>;
   /** Resolves at `stopped`; rejects after the timeout. */
   stopped(timeoutMs?: number): Promise<void>;
+  /** Stops (releasing at once) and closes the AWS clients' connections. */
+  dispose(): Promise<void>;
 }
 
 export function inProcessDaemon(fleet: TestFleet, instanceId: string, overrides: Partial<FleetdConfigFileInput>, recorder: RecorderOptions): InProcessDaemon {
@@ -107,6 +109,10 @@ export function inProcessDaemon(fleet: TestFleet, instanceId: string, overrides:
         if (Date.now() > deadline || isStopped) throw new Error(`in-process fleetd ${instanceId}: no log line matching ${pattern}; last lines:\n${lines.slice(-15).join('\n')}`);
         await new Promise((r) => setTimeout(r, 100));
       }
+    },
+    async dispose() {
+      await fleetd.stop({ abort: true });
+      for (const c of Object.values(clients)) if (typeof c === 'object' && 'destroy' in c) c.destroy();
     },
     async stopped(timeoutMs = 60_000) {
       let timer: NodeJS.Timeout | undefined;

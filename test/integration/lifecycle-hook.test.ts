@@ -18,7 +18,7 @@ const inProcess: InProcessDaemon[] = [];
 const children: TestDaemon[] = [];
 
 afterEach(async () => {
-  await Promise.all(inProcess.splice(0).map((d) => d.fleetd.stop({ abort: true })));
+  await Promise.all(inProcess.splice(0).map((d) => d.dispose()));
   await Promise.all(children.splice(0).map((d) => d.stop()));
 });
 
