@@ -45,14 +45,14 @@ export interface ErrorReport {
 }
 
 /** What to print for an error and the exit code; `context` names the fleet for not-found hints. */
-export function describeError(err: unknown, context: { tasksTable?: string } = {}): ErrorReport {
+export function describeError(err: unknown, context: { tasksTable?: string; command?: string } = {}): ErrorReport {
   const line = (message: string, hint?: string) => [`fleet: ${oneLine(message, 400)}`, ...(hint ? [`  hint: ${oneLine(hint, 400)}`] : [])];
   if (err instanceof CommanderError) {
     // Commander already printed its one-line message and our hint (program.ts); --help and
     // --version exit 0, a bare `fleet` (help shown as an error) and every parse error exit 2.
     return { code: err.exitCode === 0 ? EXIT.ok : EXIT.usage, lines: [] };
   }
-  if (err instanceof UsageError) return { code: EXIT.usage, lines: line(err.message, err.hint) };
+  if (err instanceof UsageError) return { code: EXIT.usage, lines: line(err.message, err.hint ?? `"fleet ${context.command ?? ''}${context.command ? ' ' : ''}--help" shows the options and an example`) };
   if (err instanceof InvalidTaskIdError) return { code: EXIT.usage, lines: line(err.message, 'task ids are printed by "fleet submit" and "fleet list"') };
   if (err instanceof InvalidSpecError) {
     return { code: EXIT.usage, lines: ['fleet: the task spec is invalid:', ...err.problems.map((p) => `  - ${oneLine(p, 400)}`), '  hint: "fleet submit --help" lists the options and their forms'] };

@@ -173,12 +173,17 @@ export function buildProgram(setExit: (code: number) => void): Command {
 /** Parses argv, runs the command, returns the exit code; every error is printed by describeError. */
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.ok;
+  let command: string | undefined;
   const program = buildProgram((c) => (code = c));
+  // The command being run, for the hint of a usage error found by its action.
+  program.hook('preAction', (_program, action) => {
+    command = action.parent && action.parent !== program ? `${action.parent.name()} ${action.name()}` : action.name();
+  });
   try {
     await program.parseAsync(argv);
     return code;
   } catch (err) {
-    const report = describeError(err, { tasksTable: process.env.FLEET_TASKS_TABLE });
+    const report = describeError(err, { tasksTable: process.env.FLEET_TASKS_TABLE, command });
     for (const line of report.lines) process.stderr.write(`${line}\n`);
     if (process.env.FLEET_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     return report.code;
