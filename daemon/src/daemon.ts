@@ -20,6 +20,7 @@ import {
   type Message,
 } from '@aws-sdk/client-sqs';
 import type Docker from 'dockerode';
+import { abcaMirrorFor, type AbcaHeartbeatMirror } from './abca-mirror';
 import type { AwsClients } from './aws';
 import { backoffDelayMs, sleep } from './backoff';
 import type { FleetdConfig } from './config';
@@ -86,6 +87,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   private credentials?: CredentialsServer;
   private pruner?: Pruner;
   private watcher?: InterruptionWatcher;
+  private abcaMirror?: AbcaHeartbeatMirror;
   private readonly runs = new Map<string, TaskRun>();
   /** Supervisions of containers re-adopted after a restart (not inside a slot loop). */
   private readonly adopted = new Set<Promise<unknown>>();
@@ -160,6 +162,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     }
     this.store = new TaskStore({ ddb: clients.ddb, tasksTable: config.tasksTable, eventsTable: config.eventsTable, timings: config.timings });
     this.runner = new ContainerRunner({ docker, workDir: config.workDir, instanceId: id.instanceId, allowedRegistries: config.allowedRegistries, ecr: clients.ecr, log: this.log });
+    this.abcaMirror = abcaMirrorFor(config, clients.ddb, this.log);
     this.pruner = new Pruner({ docker, instanceId: id.instanceId, workDir: config.workDir, afterHours: config.prune.afterHours, liveTaskIds: () => new Set(this.runs.keys()), log: this.log });
     await this.recoverContainers();
     // A termination or spot notice already pending (fleetd restarted mid-drain): never idle.
@@ -304,6 +307,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
         secrets: clients.secrets,
         config,
         log: this.log,
+        abcaMirror: this.abcaMirror,
         extraEnv: credentials
           ? async (l) => [...(await withRetries(() => credentials.issue(l.taskId, l.attempt, repoOf(record)))), `AWS_REGION=${clients.region}`, `AWS_DEFAULT_REGION=${clients.region}`]
           : undefined,
