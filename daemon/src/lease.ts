@@ -215,7 +215,8 @@ export class TaskStore {
             claimed_at: now,
             updated_at: now,
           },
-          remove: ['container_id', 'started_at', 'heartbeat_at'],
+          // A previous attempt's reason (e.g. a release) must not survive into this attempt's outcome.
+          remove: ['container_id', 'started_at', 'heartbeat_at', 'reason'],
         },
         takeover
           ? {

@@ -729,3 +729,21 @@ describe('Contract: task spec', () => {
     });
   });
 });
+
+describe('payload nesting (regression: found by the chaos fuzzer)', () => {
+  const nested = (levels: number) => {
+    let v: Record<string, unknown> = { leaf: 1 };
+    for (let i = 1; i < levels; i++) v = { n: v };
+    return v;
+  };
+  test.each([31, 40, 3000])('a payload nested %i levels is rejected with a reason, not a stack overflow', (levels) => {
+    // Act
+    const r = parseTaskSpec({ image: 'agent-fleet/demo-agent:latest', payload: nested(levels) });
+    // Assess
+    expect(r.ok).toBe(false);
+    expect(r.ok ? [] : r.problems).toEqual([expect.stringMatching(/^spec\.payload: nested more than 30 levels deep/)]);
+  });
+  test('30 levels is accepted', () => {
+    expect(parseTaskSpec({ image: 'agent-fleet/demo-agent:latest', payload: nested(30) }).ok).toBe(true);
+  });
+});

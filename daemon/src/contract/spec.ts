@@ -169,6 +169,30 @@ export type TaskSpec = z.output<typeof TaskSpecSchema>;
 /** What a submitter may write: defaults optional. */
 export type TaskSpecInput = z.input<typeof TaskSpecSchema>;
 
+/** DynamoDB stores documents nested at most 32 levels; the record adds one (spec) above payload. */
+export const MAX_PAYLOAD_DEPTH = 30;
+
+/** Nesting depth of a JSON value, computed iteratively (no stack overflow on hostile input). */
+export function jsonDepth(value: unknown, stopAt = Infinity): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    max = Math.max(max, d + 1);
+    if (max > stopAt) return max;
+    for (const child of Object.values(v as Record<string, unknown>)) stack.push([child, d + 1]);
+  }
+  return max;
+}
+
 export function parseTaskSpec(input: unknown): Parsed<TaskSpec> {
+  const payload = (input as { payload?: unknown } | null)?.payload;
+  if (typeof payload === 'object' && payload !== null) {
+    const depth = jsonDepth(payload, MAX_PAYLOAD_DEPTH + 1);
+    if (depth > MAX_PAYLOAD_DEPTH) {
+      return { ok: false, problems: [`spec.payload: nested more than ${MAX_PAYLOAD_DEPTH} levels deep; DynamoDB cannot store it inline: flatten it, or put it in S3 and use payload_ref`] };
+    }
+  }
   return parseWith(TaskSpecSchema, input, 'spec');
 }
