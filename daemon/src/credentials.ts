@@ -165,6 +165,7 @@ export class CredentialsServer {
     this.byTask.delete(taskId);
     this.byPath.delete(entry.path);
     this.setCreds(entry, undefined);
+    this.o.log.info('task credentials revoked', { task_id: taskId });
   }
 
   async close(): Promise<void> {

@@ -73,14 +73,18 @@ test("a container gets the task role's credentials from its endpoint; wrong, mis
   const b = await client.submitTask(spec(20));
   const [credsA, credsB] = await Promise.all([containerCredentials(a.taskId), containerCredentials(b.taskId)]);
   const right = await fetchCredentials(credsA.uri, credsA.token);
-  const wrong = await fetchCredentials(credsA.uri, `${credsA.token.slice(0, -2)}xx`);
+  const wrong = await fetchCredentials(credsA.uri, credsA.token.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')));
   const missing = await fetchCredentials(credsA.uri);
   const othersToken = await fetchCredentials(credsA.uri, credsB.token);
-  const identity = await new STSClient({
+  const asTask = new STSClient({
     region: fleet.resources.region,
     credentials: { accessKeyId: right.body.AccessKeyId, secretAccessKey: right.body.SecretAccessKey, sessionToken: right.body.Token },
-  }).send(new GetCallerIdentityCommand({}));
+  });
+  const identity = await asTask.send(new GetCallerIdentityCommand({}));
+  asTask.destroy();
   const recordA = await client.waitForTerminal(a.taskId, { timeoutMs: 90_000 });
+  // The run ends (container removed, credentials revoked) just after the terminal write.
+  await d.waitForLog(new RegExp(`"msg":"task credentials revoked".*"task_id":"${a.taskId}"`));
   const expired = await fetchCredentials(credsA.uri, credsA.token);
   await client.waitForTerminal(b.taskId, { timeoutMs: 90_000 });
 
