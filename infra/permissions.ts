@@ -92,6 +92,8 @@ export function instanceRoleStatements(t: InstanceRoleTargets): iam.PolicyStatem
       'OwnGroupLifecycle',
       [
         'autoscaling:SetInstanceHealth',
+        // Set at boot and never cleared: only the instance decides it is idle.
+        'autoscaling:SetInstanceProtection',
         'autoscaling:TerminateInstanceInAutoScalingGroup',
         'autoscaling:RecordLifecycleActionHeartbeat',
         'autoscaling:CompleteLifecycleAction',

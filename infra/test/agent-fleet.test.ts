@@ -350,6 +350,14 @@ describe('instance role', () => {
     // Assess
     expect(JSON.stringify(resourcesOf(s))).toContain(`autoScalingGroupName/${fleet.fleet.autoScalingGroupName}`);
     expect(resourcesOf(s)).toHaveLength(1);
+    // Exactly what fleetd calls on its group (daemon/src/daemon.ts, lifecycle.ts).
+    expect(actionsOf(s).sort()).toEqual([
+      'autoscaling:CompleteLifecycleAction',
+      'autoscaling:RecordLifecycleActionHeartbeat',
+      'autoscaling:SetInstanceHealth',
+      'autoscaling:SetInstanceProtection',
+      'autoscaling:TerminateInstanceInAutoScalingGroup',
+    ]);
   });
 
   test('may assume the task role only (with session tags), and the task role trusts only the instance role', () => {
