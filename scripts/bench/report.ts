@@ -1,0 +1,147 @@
+/**
+ * The bench's table (what `npm run bench` prints) and the issue's targets checked against the
+ * figures. A target is reported met / missed; nothing fails on it: benchmarks are not tests.
+ */
+import type { CancelResult } from './cancel';
+import type { DispatchResult } from './dispatch';
+import type { IdleResult } from './idle';
+import type { LoadAverage, MachineInfo } from './machine';
+import { formatLoad } from './machine';
+import type { ProfileResult } from './profile';
+import type { Summary } from './stats';
+import type { ThroughputResult } from './throughput';
+
+export interface Row {
+  readonly metric: string;
+  readonly n: number | string;
+  readonly median: string;
+  readonly p95: string;
+  readonly target?: string;
+  readonly met?: boolean;
+}
+
+export interface TargetCheck {
+  readonly target: string;
+  readonly measured: string;
+  readonly met: boolean;
+}
+
+export interface BenchFigures {
+  readonly machine: MachineInfo;
+  readonly load: { readonly start: LoadAverage; readonly end: LoadAverage };
+  readonly startedAt: string;
+  readonly runtimeSeconds: number;
+  /** Spawn → "fleetd ready" per daemon, booted one at a time. */
+  readonly boot: ReadonlyArray<{ daemon: string; slots: number; bootMs: number; retries: number }>;
+  readonly dispatch: DispatchResult;
+  readonly cancel: CancelResult;
+  readonly idle: IdleResult;
+  readonly rssAfterWorkMiB: number;
+  /** Dispatch pairs during which a cancel target was being stopped or removed. */
+  readonly dispatchPairsOverlappingCancel: number;
+  readonly throughput: ThroughputResult[];
+  readonly profile?: ProfileResult;
+}
+
+const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : '–');
+const sec = (v: number) => (Number.isFinite(v) ? `${(v / 1000).toFixed(1)} s` : '–');
+const num = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : '–');
+
+function row(metric: string, s: Summary, fmt: (v: number) => string, target?: string, met?: boolean): Row {
+  return { metric, n: s.n, median: fmt(s.median), p95: fmt(s.p95), target, met };
+}
+
+/** 80 MB as the issue writes it, decimal: 80·10⁶ bytes = 76.3 MiB. */
+const RSS_TARGET_MIB = 80e6 / 1024 / 1024;
+
+export function targets(f: BenchFigures): TargetCheck[] {
+  const out: TargetCheck[] = [
+    { target: 'control-plane overhead p50 ≤ 300 ms', measured: ms(f.dispatch.overheadMs.median), met: f.dispatch.overheadMs.median <= 300 },
+    { target: 'dispatch latency (enqueue → container started) p50 ≤ 1 s on an idle daemon', measured: ms(f.dispatch.enqueueToStartMs.median), met: f.dispatch.enqueueToStartMs.median <= 1000 },
+    { target: 'idle resident memory ≤ 80 MB (largest idle sample)', measured: `${num(f.idle.rssMiB.max)} MiB = ${num((f.idle.rssMiB.max * 1024 * 1024) / 1e6)} MB`, met: f.idle.rssMiB.max <= RSS_TARGET_MIB },
+    { target: '≤ 200 AWS API calls per idle hour', measured: `${Math.round(f.idle.awsCallsPerHour)} /h (by design ${f.idle.expectedCallsPerHour} /h)`, met: f.idle.awsCallsPerHour <= 200 },
+  ];
+  for (const t of f.throughput) {
+    out.push({ target: `throughput ≥ 90 % of the raw engine at ${t.slots} slot(s)`, measured: `${num(t.ratio.median * 100, 0)} % (median of ${t.ratio.n})`, met: t.ratio.median >= 0.9 });
+  }
+  return out;
+}
+
+export function rows(f: BenchFigures): Row[] {
+  const d = f.dispatch;
+  const c = f.cancel;
+  const i = f.idle;
+  const out: Row[] = [
+    row('dispatch: enqueue → container started', d.enqueueToStartMs, ms, 'p50 ≤ 1 s', d.enqueueToStartMs.median <= 1000),
+    row('dispatch: enqueue → terminal record', d.enqueueToTerminalMs, ms),
+    row('dispatch: enqueue → container removed', d.enqueueToGoneMs, ms),
+    row('raw engine: create + start', d.rawCreateStartMs, ms),
+    row('raw engine: create + start + wait + remove', d.rawTotalMs, ms),
+    row('control-plane overhead (→ terminal − raw, paired)', d.overheadMs, ms, 'p50 ≤ 300 ms', d.overheadMs.median <= 300),
+    row('dispatch − raw create + start (paired)', d.dispatchOverRawStartMs, ms),
+    ...(f.profile ? [row('traced: enqueue → start request sent', f.profile.toStartRequestMs, ms)] : []),
+    row(`cancel → container stopped (heartbeat ${c.heartbeatSeconds} s)`, c.toStoppedMs, sec),
+    row('cancel → CANCELLED record', c.toRecordMs, sec),
+    row('cancel → container removed', c.toGoneMs, sec),
+    row(`idle RSS, MiB (${i.windowSeconds} s window)`, i.rssMiB, (v) => num(v), '≤ 80 MB', i.rssMiB.max <= RSS_TARGET_MIB),
+    { metric: 'idle peak RSS since boot (VmHWM), MiB', n: 1, median: num(i.peakRssMiB), p95: '' },
+    { metric: 'RSS after the dispatch/throughput work, MiB', n: 1, median: num(f.rssAfterWorkMiB), p95: '' },
+    { metric: 'idle CPU seconds per hour', n: 1, median: num(i.cpuSecondsPerHour), p95: '' },
+    { metric: `idle AWS calls per hour (${i.slots} slot)`, n: i.awsCalls, median: String(Math.round(i.awsCallsPerHour)), p95: '', target: '≤ 200', met: i.awsCallsPerHour <= 200 },
+  ];
+  for (const t of f.throughput) {
+    out.push(row(`throughput ${t.slots} slot(s), fleet, tasks/min`, t.fleetPerMin, (v) => num(v)));
+    out.push(row(`throughput ${t.slots} slot(s), raw engine, tasks/min`, t.rawPerMin, (v) => num(v)));
+    out.push(row(`throughput ${t.slots} slot(s), fleet ÷ raw`, t.ratio, (v) => `${num(v * 100, 0)} %`, '≥ 90 %', t.ratio.median >= 0.9));
+  }
+  return out;
+}
+
+function pad(s: string, n: number, right = false): string {
+  return right ? s.padStart(n) : s.padEnd(n);
+}
+
+export function renderTable(f: BenchFigures): string {
+  const rs = rows(f);
+  const w = Math.max(...rs.map((r) => r.metric.length));
+  const header = `${pad('metric', w)}  ${pad('n', 3, true)}  ${pad('median', 10, true)}  ${pad('p95', 10, true)}  ${pad('target', 12)}  met`;
+  const lines = rs.map((r) => `${pad(r.metric, w)}  ${pad(String(r.n), 3, true)}  ${pad(r.median, 10, true)}  ${pad(r.p95, 10, true)}  ${pad(r.target ?? '', 12)}  ${r.met === undefined ? '' : r.met ? 'yes' : 'NO'}`);
+  const m = f.machine;
+  return [
+    `agent-fleet bench ${f.startedAt} · ${m.cores} cores (${m.cpuModel}) · load avg ${formatLoad(f.load.start)} at start, ${formatLoad(f.load.end)} at end`,
+    `node ${m.node} · dockerd ${m.docker} · moto ${m.moto} · fleetd: esbuild bundle, long poll 20 s, heartbeat ${f.cancel.heartbeatSeconds} s · runtime ${f.runtimeSeconds.toFixed(0)} s`,
+    '',
+    header,
+    '-'.repeat(header.length),
+    ...lines,
+    '-'.repeat(header.length),
+    `${f.dispatchPairsOverlappingCancel} of ${f.dispatch.pairs.length} dispatch pairs overlapped a cancel target's stop/remove (the cancel phase runs beside them).`,
+    `idle AWS calls by operation (${f.idle.windowSeconds} s window): ${Object.entries(f.idle.byOperation).map(([op, c]) => `${op} ${c.count} (${c.perHour}/h)`).join(', ')}; by design ${f.idle.expectedCallsPerHour}/h.`,
+  ].join('\n');
+}
+
+function hop(v: number): string {
+  return v < 1 ? '< 1 ms' : `~${num(v)} ms`;
+}
+
+export function renderProfile(p: ProfileResult): string {
+  const w = Math.max(...p.steps.map((s) => s.call.length), 4);
+  const lines = p.steps.map((s) => {
+    const end = Number.isFinite(s.endMs.median) ? `${Math.round(s.endMs.median)}` : '…';
+    const dur = Number.isFinite(s.durationMs.median) ? `${Math.round(s.durationMs.median)}` : '…';
+    return `${pad(`+${Math.round(s.startMs.median)}`, 8, true)} ${pad(`+${end}`, 8, true)} ${pad(dur, 7, true)}  ${pad(s.call, w)}  ${s.seenIn}/${p.samples}  ${s.meaning}`;
+  });
+  return [
+    `profile of one dispatch (traced daemon, ${p.samples} samples; medians, ms from enqueue; the tracing hop adds ${hop(p.proxyOverheadMs.aws)} per AWS call and ${hop(p.proxyOverheadMs.docker)} per Docker call)`,
+    `${pad('start', 8, true)} ${pad('end', 8, true)} ${pad('dur', 7, true)}  ${pad('call', w)}  seen  what`,
+    ...lines,
+  ].join('\n');
+}
+
+export function renderSegments(d: DispatchResult): string {
+  const w = Math.max(...d.segments.map((s) => s.name.length));
+  return [
+    `where dispatch time goes (untraced daemon, ${d.pairs.length} samples; from record timestamps and engine events)`,
+    ...d.segments.map((s) => `${pad(s.name, w)}  ${pad(ms(s.summary.median), 9, true)}  p95 ${pad(ms(s.summary.p95), 9, true)}`),
+  ].join('\n');
+}
