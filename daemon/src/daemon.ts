@@ -135,10 +135,15 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
    */
   async start(): Promise<void> {
     const { config, clients, docker, imds } = this.deps;
-    try {
-      this.identity = await imds.identity();
-    } catch (err) {
-      throw new BootError(`preflight: IMDS did not answer (${(err as Error).message})`, { cause: err });
+    // IMDS can be slow to answer on a busy host (seen with several daemons booting at once):
+    // 5 tries, backoff with full jitter from 0.5 s, before the boot counts as failed.
+    for (let attempt = 0; !this.identity; attempt++) {
+      try {
+        this.identity = await imds.identity();
+      } catch (err) {
+        if (attempt >= 4) throw new BootError(`preflight: IMDS did not answer after ${attempt + 1} tries (${(err as Error).message})`, { cause: err });
+        await sleep(500 + backoffDelayMs(attempt, 500, 4000));
+      }
     }
     const id = this.identity;
     this.log.info('fleetd booting', { instance_id: id.instanceId, region: id.region, az: id.availabilityZone, slots: config.slots, config: config.source });
