@@ -3,21 +3,27 @@
  * stack (moto, a real Docker engine, the local SSM agent) and real fleetd daemons.
  *
  * Cancel latencies are measured from the moment the CLI's CANCEL_REQUESTED write landed
- * (record.cancel_requested_at) to the moment the container is gone, and printed. The SSM path
- * on the local stack is slower than on AWS for two reasons of the stand-ins, not of the fleet:
- * moto 5.2 adds every EC2 instance it knows to each SendCommand (empty Targets match all
- * instances), and the local SSM agent runs the document serially, starting a tsx-compiled
- * `fleetd cancel` for each of them; the test therefore also measures the on-instance part
- * (agent runs `fleetd cancel` → socket → ladder → container gone) on its own.
+ * (record.cancel_requested_at) to the moment the container is gone, and printed.
+ *
+ * The SSM test runs the SSM agent of its one instance (instanceAgent below), as a real SSM
+ * agent does: it asks SSM for the commands of its instance, checks the document's parameters
+ * and builds argv with the local agent's own buildArgv, and runs `fleetd cancel` on the
+ * instance's socket. The stack's shared agent (scripts/local/ssm-agent.ts) cannot be relied on
+ * for timing: moto 5.2 adds every EC2 instance it knows to each SendCommand (an empty Targets
+ * list matches all instances), and that agent runs each command serially on all of them,
+ * a tsx-started `fleetd cancel` each, so with the many instances of the test fleets one cancel
+ * waits minutes in its queue.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
-import { EventType, TaskStatus, encodeEnvelope, type TaskRecord, type TaskSpecInput } from '../../daemon/src/contract';
+import { GetDocumentCommand, ListCommandsCommand } from '@aws-sdk/client-ssm';
+import { EventType, FLEETD_BIN_PATH, TaskStatus, encodeEnvelope, type TaskRecord, type TaskSpecInput } from '../../daemon/src/contract';
 import { FleetClient } from '../../scripts/lib/client';
-import { LOG_DIR, PROJECT_ROOT } from '../../scripts/local/paths';
+import { LOG_DIR, PROJECT_ROOT, instanceDir } from '../../scripts/local/paths';
+import { buildArgv } from '../../scripts/local/ssm-agent';
 import { TestDaemon } from '../helpers/daemon';
 import { freshFleet, type TestFleet } from '../helpers/fleet';
 
@@ -85,6 +91,55 @@ async function cancelledAndGone(taskId: string, timeoutMs = 120_000): Promise<{ 
   const goneAt = await waitFor('the container to be gone', async () => ((await containers(taskId, true)) === 0 ? Date.now() : undefined), timeoutMs, 100);
   const record = await client.waitForTerminal(taskId, { timeoutMs: 60_000 });
   return { record, goneAt, latencyMs: goneAt - record.cancel_requested_at! };
+}
+
+interface AgentRun {
+  readonly at: number;
+  readonly argv: string[];
+  readonly exit: number;
+  readonly stdout: string;
+}
+
+/**
+ * The SSM agent of one instance: every 250 ms it lists the commands SSM holds for the
+ * instance, runs those of the fleet's cancel document it has not seen (argv from the local
+ * agent's buildArgv, which enforces allowedPattern), with FLEETD_SOCKET at the instance's
+ * socket, exactly as scripts/local/ssm-agent.ts runs them.
+ */
+function instanceAgent(instanceId: string, documentName: string): { runs: AgentRun[]; stop: () => void } {
+  const ssm = fleet.clients.ssm;
+  const runs: AgentRun[] = [];
+  const seen = new Set<string>();
+  let stopped = false;
+  const list = async () => {
+    const out = [];
+    let token: string | undefined;
+    do {
+      const page = await ssm.send(new ListCommandsCommand({ InstanceId: instanceId, NextToken: token, MaxResults: 50 }));
+      out.push(...(page.Commands ?? []).filter((c) => c.DocumentName === documentName));
+      token = page.NextToken;
+    } while (token);
+    return out;
+  };
+  void (async () => {
+    for (const c of await list()) seen.add(c.CommandId!);
+    const content = JSON.parse((await ssm.send(new GetDocumentCommand({ Name: documentName }))).Content ?? '{}');
+    while (!stopped) {
+      for (const c of await list()) {
+        if (seen.has(c.CommandId!)) continue;
+        seen.add(c.CommandId!);
+        const at = Date.now();
+        const argv = buildArgv(content.mainSteps[0].inputs.runCommand[0], c.Parameters ?? {}, content);
+        if (argv[0] !== FLEETD_BIN_PATH) throw new Error(`refusing ${argv[0]}`);
+        const result = await new Promise<{ exit: number; stdout: string }>((resolve) =>
+          execFile(process.execPath, [FLEETD, ...argv.slice(1)], { env: { ...process.env, FLEETD_SOCKET: path.join(instanceDir(instanceId), 'fleetd.sock') } }, (err, stdout) =>
+            resolve({ exit: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout })));
+        runs.push({ at, argv, ...result });
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+  return { runs, stop: () => (stopped = true) };
 }
 
 beforeAll(async () => {
@@ -239,34 +294,33 @@ describe('cancel', () => {
     expect(d.lines.some((l) => l.includes(taskId) && /container started|claimed task/.test(l))).toBe(false);
   });
 
-  it('of a running task through SSM: the local SSM agent runs fleetd cancel on the socket; CANCELLED, container gone', async () => {
+  it("of a running task through SSM: the instance's SSM agent runs fleetd cancel on the socket; CANCELLED, container gone", async () => {
     // Prepare: no heartbeat within the test, so only the SSM push can stop the task.
     const grace = 2;
     const d = daemon(0, { timings: { heartbeatSeconds: 600, leaseSeconds: 1200, cancelGraceSeconds: grace } }, { ssmReachable: true });
     await d.ready();
     const taskId = await runningTask();
-    // Act
-    const t0 = Date.now();
-    const r = await fleetCli(['cancel', taskId]);
-    const { record, goneAt, latencyMs } = await cancelledAndGone(taskId, 540_000);
-    // Assess
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^cancel requested for ${taskId} \\(RUNNING on ${d.instanceId}\\); SSM command [0-9a-f-]+ asks its fleetd to stop it`));
-    expect(record.status).toBe(TaskStatus.CANCELLED);
-    expect(record.reason).toBe('cancelled by request');
-    const agent = fs.readFileSync(path.join(LOG_DIR, 'ssm-agent.log'), 'utf8').split('\n').filter((l) => l.includes(taskId) && l.includes(d.instanceId)).map((l) => JSON.parse(l) as { at: string; msg: string; exit?: number; stdout?: string });
-    const started = agent.find((l) => l.msg === 'running command');
-    const finished = agent.find((l) => l.msg === 'command finished');
-    expect(finished).toMatchObject({ exit: 0, stdout: expect.stringContaining('"found":true') });
-    // From the agent running `fleetd cancel` on the instance to the container gone: the socket
-    // path and the ladder (the agent's queue before it is the local stand-in's, see below).
-    const onInstanceMs = goneAt - Date.parse(started!.at);
-    expect(onInstanceMs).toBeLessThan((grace + 20) * 1000);
-    const types = (await client.listEvents(taskId)).map((e) => e.type);
-    expect(types.slice(-2)).toEqual([EventType.CANCEL_REQUESTED, EventType.CANCELLED]);
-    console.log(`cancel via SSM: ${latencyMs} ms from the recorded request to the container gone (${goneAt - t0} ms from running "fleet cancel"); ` +
-      `${Date.parse(started!.at) - record.cancel_requested_at!} ms until the local SSM agent ran the command, ${onInstanceMs} ms from there (fleetd cancel → socket → ladder)`);
-  }, 600_000);
+    const agent = instanceAgent(d.instanceId, fleet.resources.cancelDocument);
+    try {
+      // Act
+      const t0 = Date.now();
+      const r = await fleetCli(['cancel', taskId]);
+      const { record, goneAt, latencyMs } = await cancelledAndGone(taskId);
+      // Assess
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^cancel requested for ${taskId} \\(RUNNING on ${d.instanceId}\\); SSM command [0-9a-f-]+ asks its fleetd to stop it`));
+      expect(record.status).toBe(TaskStatus.CANCELLED);
+      expect(record.reason).toBe('cancelled by request');
+      expect(agent.runs).toEqual([expect.objectContaining({ argv: [FLEETD_BIN_PATH, 'cancel', '--task-id', taskId], exit: 0, stdout: expect.stringContaining('"found":true') })]);
+      expect(latencyMs).toBeLessThan((grace + 20) * 1000);
+      const types = (await client.listEvents(taskId)).map((e) => e.type);
+      expect(types.slice(-2)).toEqual([EventType.CANCEL_REQUESTED, EventType.CANCELLED]);
+      console.log(`cancel via SSM: ${latencyMs} ms from the recorded request to the container gone (${goneAt - t0} ms from running "fleet cancel"); ` +
+        `the agent picked the command up after ${agent.runs[0].at - record.cancel_requested_at!} ms, then ${goneAt - agent.runs[0].at} ms (fleetd cancel → socket → ladder → container removed)`);
+    } finally {
+      agent.stop();
+    }
+  });
 
   it('of a running task with SSM unavailable: the heartbeat pull cancels within one heartbeat interval', async () => {
     // Prepare: SSM unreachable for the CLI; the daemon's socket is out of the SSM agent's reach too.
