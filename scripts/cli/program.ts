@@ -68,6 +68,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
     return body(createContext({ envFile: opts.envFile as string | undefined }), opts).then(setExit);
   };
 
+  /** A command on one task: `<id>` checked before anything else, then `body`. */
+  const taskCommand = (name: string, description: string, ...example: string[]) => command(name, description, ...example).argument('<id>', 'task id');
+  const onTask = <O>(body: (ctx: CliContext, taskId: string, o: O) => Promise<number>) => (id: string, o: O, cmd: Command) => {
+    const taskId = parseTaskId(id);
+    return run(cmd, (ctx) => body(ctx, taskId, o));
+  };
+  const LOG_DIR_HELP = 'where fleetd keeps task logs on this machine (default $FLEETD_WORK_DIR/logs, /var/lib/fleetd/logs)';
+
   command('submit', 'submit a task; prints its id',
     'fleet submit --image agent-fleet/demo-agent:latest --prompt "fix the bug" --env LOG_LEVEL=debug --memory 2g --timeout 90m',
     'fleet submit --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/agent:1.4 --payload-file task.json --secret GITHUB_TOKEN=arn:aws:secretsmanager:us-east-1:123456789012:secret:gh --follow')
@@ -85,13 +93,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--json', 'print {task_id, created, status} (with --follow: JSON lines)')
     .action((o: SubmitOptions, cmd: Command) => run(cmd, (ctx) => submitCommand(ctx, o)));
 
-  command('status', 'show one task: status, where it runs, heartbeat, outcome and result', `fleet status ${EXAMPLE_ID}`, `fleet status ${EXAMPLE_ID} --json | jq .result`)
-    .argument('<id>', 'task id')
+  taskCommand('status', 'show one task: status, where it runs, heartbeat, outcome and result', `fleet status ${EXAMPLE_ID}`, `fleet status ${EXAMPLE_ID} --json | jq .result`)
     .option('--json', 'print the task record as JSON')
-    .action((id: string, o: { json?: boolean }, cmd: Command) => {
-      const taskId = parseTaskId(id);
-      return run(cmd, (ctx) => statusCommand(ctx, taskId, o));
-    });
+    .action(onTask(statusCommand));
 
   command('list', 'list tasks, newest first', 'fleet list --status running,queued --limit 50', 'fleet list --status failed --json')
     .option('--status <statuses>', `only these statuses, comma-separated (${ALL_STATUSES.join(', ').toLowerCase()})`)
@@ -104,33 +108,21 @@ export function buildProgram(setExit: (code: number) => void): Command {
       return run(cmd, (ctx) => listCommand(ctx, { statuses, limit, cursor: o.cursor, json: o.json, statusText: o.status }));
     });
 
-  command('watch', 'follow a task until it ends: events, live status with heartbeat age, output, then the result', `fleet watch ${EXAMPLE_ID}`, `fleet watch ${EXAMPLE_ID} --json`)
-    .argument('<id>', 'task id')
+  taskCommand('watch', 'follow a task until it ends: events, live status with heartbeat age, output, then the result', `fleet watch ${EXAMPLE_ID}`, `fleet watch ${EXAMPLE_ID} --json`)
     .option('--json', 'print events and status changes as JSON lines')
-    .option('--log-dir <dir>', 'where fleetd keeps task logs on this machine (default $FLEETD_WORK_DIR/logs, /var/lib/fleetd/logs)')
-    .action((id: string, o: { json?: boolean; logDir?: string }, cmd: Command) => {
-      const taskId = parseTaskId(id);
-      return run(cmd, (ctx) => watchTask(ctx.client, taskId, o));
-    });
+    .option('--log-dir <dir>', LOG_DIR_HELP)
+    .action(onTask((ctx, taskId, o: { json?: boolean; logDir?: string }) => watchTask(ctx.client, taskId, o)));
 
-  command('logs', "print a task's output (its log file on this machine, else the tail kept in the record)", `fleet logs ${EXAMPLE_ID}`, `fleet logs ${EXAMPLE_ID} --follow --log-dir /var/lib/fleetd/logs`)
-    .argument('<id>', 'task id')
+  taskCommand('logs', "print a task's output (its log file on this machine, else the tail kept in the record)", `fleet logs ${EXAMPLE_ID}`, `fleet logs ${EXAMPLE_ID} --follow --log-dir /var/lib/fleetd/logs`)
     .option('--follow', 'keep printing until the task ends')
-    .option('--log-dir <dir>', 'where fleetd keeps task logs on this machine (default $FLEETD_WORK_DIR/logs, /var/lib/fleetd/logs)')
+    .option('--log-dir <dir>', LOG_DIR_HELP)
     .option('--json', 'print {task_id, status, source, text} as JSON')
-    .action((id: string, o: { follow?: boolean; logDir?: string; json?: boolean }, cmd: Command) => {
-      const taskId = parseTaskId(id);
-      return run(cmd, (ctx) => logsCommand(ctx, taskId, o));
-    });
+    .action(onTask(logsCommand));
 
-  command('cancel', 'cancel a task: a queued one never starts; a running one gets SIGTERM, then SIGKILL after the grace period', `fleet cancel ${EXAMPLE_ID}`, `fleet cancel ${EXAMPLE_ID} --wait`)
-    .argument('<id>', 'task id')
+  taskCommand('cancel', 'cancel a task: a queued one never starts; a running one gets SIGTERM, then SIGKILL after the grace period', `fleet cancel ${EXAMPLE_ID}`, `fleet cancel ${EXAMPLE_ID} --wait`)
     .option('--wait', 'wait until the task has stopped')
     .option('--json', 'print the outcome as JSON')
-    .action((id: string, o: { wait?: boolean; json?: boolean }, cmd: Command) => {
-      const taskId = parseTaskId(id);
-      return run(cmd, (ctx) => cancelCommand(ctx, taskId, o));
-    });
+    .action(onTask(cancelCommand));
 
   command('instances', "list the fleet's instances: idle / busy / draining / unhealthy, running task, last heartbeat, uptime", 'fleet instances', 'fleet instances --json')
     .option('--json', 'print {instances, warnings} as JSON')

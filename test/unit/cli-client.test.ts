@@ -153,6 +153,10 @@ describe('error reporting', () => {
     expect(report.code).toBe(code);
     expect(report.lines).toEqual(lines);
   });
+
+  it('a usage error without its own hint points at the help of the command that ran', () => {
+    expect(describeError(new UsageError('--limit: got "0"'), { command: 'dlq list' }).lines).toEqual(['fleet: --limit: got "0"', '  hint: "fleet dlq list --help" shows the options and an example']);
+  });
 });
 
 describe('configuration', () => {
