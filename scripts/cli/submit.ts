@@ -63,12 +63,15 @@ export function specFromOptions(o: SubmitOptions): TaskSpecInput & Record<string
 export async function submitCommand(ctx: CliContext, o: SubmitOptions): Promise<number> {
   const spec = specFromOptions(o);
   const res = await ctx.client.submitTask(spec);
-  if (o.json && !o.follow) {
-    printJson({ task_id: res.taskId, created: res.created, status: res.record.status });
-    return EXIT.ok;
+  if (o.json) {
+    // With --follow the watch's JSON lines follow this one.
+    const submitted = { task_id: res.taskId, created: res.created, status: res.record.status };
+    if (!o.follow) printJson(submitted);
+    else process.stdout.write(`${JSON.stringify({ kind: 'submitted', ...submitted })}\n`);
+    return o.follow ? watchTask(ctx.client, res.taskId, { json: true, logDir: o.logDir }) : EXIT.ok;
   }
   process.stdout.write(`${res.taskId}\n`);
   if (res.created) process.stderr.write(`submitted ${res.taskId} (QUEUED)${o.follow ? '' : `; follow it with: fleet watch ${res.taskId}`}\n`);
   else process.stderr.write(`${res.taskId} already exists (same idempotency key; ${res.record.status}): nothing new submitted\n`);
-  return o.follow ? watchTask(ctx.client, res.taskId, { json: o.json, logDir: o.logDir }) : EXIT.ok;
+  return o.follow ? watchTask(ctx.client, res.taskId, { logDir: o.logDir }) : EXIT.ok;
 }
