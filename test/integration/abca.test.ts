@@ -1,24 +1,15 @@
 /**
  * The ABCA adapter against the local stack through its three methods (startSession → a fleet
  * task, pollSession → running / completed / failed from the record, stopSession → cancel), and
- * the heartbeat mirror into an ABCA TaskTable driven by a real TaskRun heartbeat loop on Docker.
+ * the heartbeat mirror into an ABCA TaskTable written by a real fleetd (config abcaTaskTable).
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { AbcaHeartbeatMirror, abcaMirrorFor } from '../../daemon/src/abca-mirror';
-import { loadConfig } from '../../daemon/src/config';
-import { TaskStatus } from '../../daemon/src/contract';
-import { TaskStore } from '../../daemon/src/lease';
+import { AbcaHeartbeatMirror } from '../../daemon/src/abca-mirror';
 import { Logger } from '../../daemon/src/log';
-import { ContainerRunner } from '../../daemon/src/runner';
-import { TaskRun } from '../../daemon/src/task-run';
 import { AbcaAdapterError, Ec2ComputeStrategy, type AbcaSessionStatus, type Ec2SessionHandle } from '../../scripts/lib/abca-adapter';
 import { FleetClient } from '../../scripts/lib/client';
-import { fleetdConfigFor } from '../../scripts/local/provision';
-import { FAST_TIMINGS, TestDaemon } from '../helpers/daemon';
+import { TestDaemon } from '../helpers/daemon';
 import { freshFleet, uniqueName, type TestFleet } from '../helpers/fleet';
 
 let fleet: TestFleet;
@@ -128,37 +119,24 @@ describe('Ec2ComputeStrategy', () => {
 });
 
 describe('heartbeat mirror into the ABCA TaskTable', () => {
-  it("fleetd's heartbeat tick writes agent_heartbeat_at while ABCA says RUNNING, and nothing otherwise", async () => {
-    // Prepare: one ABCA task RUNNING, one still HYDRATING; a task run with 1 s heartbeats.
-    const lines: string[] = [];
-    const log = new Logger({ component: 'test' }, undefined, 'debug', (l) => lines.push(l));
-    const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'abca-mirror-'));
-    const configPath = path.join(workDir, 'config.json');
-    fs.writeFileSync(configPath, JSON.stringify(fleetdConfigFor(fleet.resources, { workDir, abcaTaskTable: abcaTable, timings: FAST_TIMINGS })));
-    const config = loadConfig({}, configPath);
-    const instanceId = fleet.resources.instanceIds[0];
-    const store = new TaskStore({ ddb: fleet.clients.ddb, tasksTable: config.tasksTable, eventsTable: config.eventsTable, timings: config.timings });
-    const runner = new ContainerRunner({ docker: fleet.docker, workDir, instanceId, allowedRegistries: config.allowedRegistries, log });
-    const deps = { store, runner, sqs: fleet.clients.sqs, s3: fleet.clients.s3, secrets: fleet.clients.secrets, config, log, abcaMirror: abcaMirrorFor(config, fleet.clients.ddb, log) };
+  it("fleetd (abcaTaskTable set) writes agent_heartbeat_at on each heartbeat while ABCA says RUNNING, and nothing otherwise", async () => {
+    // Prepare: one ABCA task RUNNING, one still HYDRATING; a daemon with 1 s heartbeats and 2 slots.
+    const d = new TestDaemon(fleet, fleet.resources.instanceIds[0], { abcaTaskTable: abcaTable, slots: 2 }, { FLEETD_LOG_LEVEL: 'debug' }).start();
+    daemons.push(d);
     const s = strategy({ DEMO_SLEEP_S: '4' });
     const running = await abcaTask('RUNNING');
     const hydrating = await abcaTask('HYDRATING');
-    const runTask = async (abcaId: string) => {
-      const handle = await s.startSession({ taskId: abcaId, userId: 'u', payload: { task_id: abcaId }, blueprintConfig });
-      const claim = await store.claim(handle.fleetTaskId, instanceId);
-      if (claim.kind !== 'claimed') throw new Error(`claim: ${claim.kind}`);
-      return new TaskRun(deps, claim.lease, claim.record, undefined).execute();
-    };
     // Act
-    const results = await Promise.all([runTask(running), runTask(hydrating)]);
+    const handles = await Promise.all([running, hydrating].map((id) => s.startSession({ taskId: id, userId: 'u', payload: { task_id: id }, blueprintConfig })));
+    const ends = await Promise.all(handles.map((h) => pollUntil(s, h, (st) => st.status !== 'running')));
     // Assess
-    expect(results.map((r) => r.status)).toEqual([TaskStatus.COMPLETED, TaskStatus.COMPLETED]);
+    expect(ends).toEqual([{ status: 'completed' }, { status: 'completed' }]);
     const mirrored = await abcaRow(running);
     expect(mirrored.agent_heartbeat_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
     expect(Date.now() - Date.parse(mirrored.agent_heartbeat_at as string)).toBeLessThan(60_000);
     expect(mirrored.status).toBe('RUNNING');
     expect(await abcaRow(hydrating)).not.toHaveProperty('agent_heartbeat_at');
-    expect(lines.some((l) => /abca heartbeat not mirrored: the ABCA task is not RUNNING/.test(l) && l.includes(hydrating))).toBe(true);
+    await d.waitForLog(new RegExp(`abca heartbeat not mirrored: the ABCA task is not RUNNING.*${hydrating}`));
   });
 
   it('a failing ABCA table is logged, never thrown', async () => {
