@@ -49,6 +49,11 @@ export function buildArgv(template: string, parameters: Record<string, string[]>
 async function runOnInstance(argv: string[], instanceId: string): Promise<void> {
   if (argv[0] !== FLEETD_BIN_PATH) throw new Error(`refused: the local SSM agent only runs ${FLEETD_BIN_PATH}, got ${argv[0]}`);
   const socket = path.join(instanceDir(instanceId), 'fleetd.sock');
+  // moto targets every instance it knows; only instances a local daemon acts as can answer.
+  if (!fs.existsSync(socket)) {
+    log({ msg: 'no local daemon acts as this instance: skipped', instanceId });
+    return;
+  }
   await new Promise<void>((resolve) => {
     execFile(
       process.execPath,
