@@ -6,6 +6,7 @@
  *   scaler Lambda (every 10 s) ── raises desired capacity from the queue depth; instances
  *   scale themselves in. reconciler Lambda ── repairs what no daemon will finish.
  *   cancellers ──grantCancel──▶ SSM cancel document on fleet-tagged instances ──▶ fleetd cancel
+ *   readers ──grantRead──▶ records, events, instances; operators ──grantRedrive──▶ the DLQ
  *
  * Names, tag keys, table schemas and timings come from the task contract (daemon/src/contract);
  * permissions from ./permissions; fleetd's user data from ./user-data; alarms and the
@@ -52,6 +53,7 @@ import {
   PAYLOAD_KEY_PATTERN,
   readStatements,
   reconcilerStatements,
+  redriveStatements,
   scalerStatements,
   submitStatements,
   type FleetPermissionTargets,
@@ -112,7 +114,7 @@ export class AgentFleet extends Construct {
   constructor(scope: Construct, id: string, props: AgentFleetProps = {}) {
     super(scope, id);
     const stack = Stack.of(this);
-    const p = resolveFleetProps(this.node.path, props);
+    const p = resolveFleetProps(this.node.path, props, { account: stack.account, region: stack.region });
     this.fleetName = p.fleetName;
     this.tagPrefix = p.tagPrefix;
     this.tagKeys = tagKeys(p.tagPrefix);
@@ -266,6 +268,7 @@ export class AgentFleet extends Construct {
       allowedRegistries,
       secretArnPrefix,
       taskRoleArn: this.taskRole.roleArn,
+      ...(props.abcaTaskTable ? { abcaTaskTable: props.abcaTaskTable.tableName } : {}),
     };
     const mixed = p.instanceTypes.length > 1 || props.spot !== undefined;
     this.launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
@@ -369,6 +372,7 @@ export class AgentFleet extends Construct {
       secretArnPrefix,
       ecrRepositoryArns,
       instanceLogGroupArns: this.instanceLogGroups.map((g) => g.logGroupArn),
+      abcaTaskTable: props.abcaTaskTable,
     });
     for (const s of instanceStatements) this.instanceRole.addToPrincipalPolicy(s);
     this.acknowledgeInstanceRole({ secretArnPrefix, ecrRepositoryArns, asgArn });
@@ -445,9 +449,22 @@ export class AgentFleet extends Construct {
     return grantStatements(grantee, cancelStatements(this.permissionTargets, documentArn));
   }
 
-  /** Lets `grantee` read task records and events (`fleet watch`, `fleet list`). */
+  /**
+   * Lets `grantee` run the read-only `fleet` verbs (`status`, `list`, `watch`, `logs`,
+   * `instances`): get task records, query the by-status index and the events, scan the
+   * instances table, and `ec2:DescribeInstances` (which AWS only grants on resource `*`).
+   */
   grantRead(grantee: iam.IGrantable): iam.Grant {
     return grantStatements(grantee, readStatements(this.permissionTargets, TASKS_TABLE.statusIndex.name));
+  }
+
+  /**
+   * Lets `grantee` inspect and redrive the dead-letter queue (`fleet dlq list`,
+   * `fleet dlq redrive`): receive, release and delete dead letters; read the task record a
+   * letter names; send a runnable task's fresh message to the task queue and record when.
+   */
+  grantRedrive(grantee: iam.IGrantable): iam.Grant {
+    return grantStatements(grantee, redriveStatements(this.permissionTargets));
   }
 
   /** Tasks waiting or running: visible + in-flight messages of the task queue. */

@@ -3,8 +3,9 @@
  * combination into one message per problem (what was got, what was expected, how to fix it)
  * before any resource is created.
  */
-import { Duration, RemovalPolicy, Size, Token } from 'aws-cdk-lib';
+import { Arn, ArnFormat, Duration, RemovalPolicy, Size, Token } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -216,6 +217,26 @@ export interface AgentFleetProps {
    * @default - alarms have no actions (visible on the dashboard and in the console)
    */
   readonly alarmTopic?: sns.ITopic;
+  /**
+   * ABCA's TaskTable: fleetd mirrors each heartbeat of a task submitted through the ABCA
+   * adapter into it (`agent_heartbeat_at`, only while ABCA's status is RUNNING; docs/abca.md).
+   * The construct writes its name into fleetd's config (`abcaTaskTable`) and gives the instance
+   * role `dynamodb:UpdateItem` on it, nothing else. The table must be in the fleet's account and
+   * region (fleetd addresses it by name). If it is encrypted with a customer managed KMS key,
+   * also grant that key to `instanceRole`.
+   *
+   * @default - no ABCA mirror
+   */
+  readonly abcaTaskTable?: dynamodb.ITable;
+}
+
+/**
+ * Where the fleet is deployed, for the checks that compare it with imported resources (values
+ * that are still tokens, as in an environment-agnostic stack, are not compared).
+ */
+export interface FleetEnvironment {
+  readonly account: string;
+  readonly region: string;
 }
 
 /** Props with every default filled in. */
@@ -261,6 +282,8 @@ const FLEET_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** The bake's check of cloudwatch_log_group_prefix (packer/scripts/40-cloudwatch-agent.sh). */
 const LOG_GROUP_PREFIX_PATTERN = /^\/[A-Za-z0-9_./#-]{1,400}$/;
 const REGISTRY_PATTERN = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$/;
+/** DynamoDB's table-name rule (and fleetd's config bounds for `abcaTaskTable`). */
+const TABLE_NAME_PATTERN = /^[A-Za-z0-9_.-]{3,255}$/;
 /** Auto Scaling's lifecycle hook heartbeat bounds. */
 const HOOK_TIMEOUT_SECONDS = { min: 30, max: 7200 } as const;
 
@@ -286,7 +309,7 @@ function checkInteger(problems: string[], name: string, value: number | undefine
 }
 
 /** Returns one message per problem; empty when the props are valid. */
-export function validateFleetProps(props: AgentFleetProps): string[] {
+export function validateFleetProps(props: AgentFleetProps, env?: FleetEnvironment): string[] {
   const problems: string[] = [];
   const name = props.fleetName;
   if (name !== undefined && !Token.isUnresolved(name) && !FLEET_NAME_PATTERN.test(name)) {
@@ -388,12 +411,32 @@ export function validateFleetProps(props: AgentFleetProps): string[] {
   if (retention !== undefined && !retention.isUnresolved() && retention.toDays({ integral: false }) < 1) {
     problems.push(`payloadRetention: got ${retention.toHumanString()}, expected at least 1 day (S3 lifecycle expiry is counted in days)`);
   }
+  if (props.abcaTaskTable) checkAbcaTaskTable(problems, props.abcaTaskTable, env);
   return problems;
 }
 
+function checkAbcaTaskTable(problems: string[], table: dynamodb.ITable, env: FleetEnvironment | undefined): void {
+  const name = table.tableName;
+  if (!Token.isUnresolved(name) && !TABLE_NAME_PATTERN.test(name)) {
+    problems.push(
+      `abcaTaskTable: got a table named ${JSON.stringify(name)}, expected a DynamoDB table name (3-255 letters, digits, '_', '-' or '.'); import ABCA's TaskTable by its real name, e.g. dynamodb.Table.fromTableName(this, 'AbcaTaskTable', 'abca-TaskTable-1A2B3C4D')`,
+    );
+  }
+  // Table.fromTableArn takes its env from the importing stack, not from the ARN: read the ARN.
+  const arn = Token.isUnresolved(table.tableArn) ? undefined : Arn.split(table.tableArn, ArnFormat.SLASH_RESOURCE_NAME);
+  for (const key of ['account', 'region'] as const) {
+    const got = arn?.[key] ?? table.env[key];
+    const want = env?.[key];
+    if (want === undefined || Token.isUnresolved(got) || Token.isUnresolved(want) || got === want) continue;
+    problems.push(
+      `abcaTaskTable: got a table in ${key} ${got}, expected the fleet's ${key} ${want} (fleetd writes to it by name, with its own ${key}'s DynamoDB endpoint and credentials); deploy the fleet in the table's account and region, or leave abcaTaskTable unset`,
+    );
+  }
+}
+
 /** Validates (throwing AgentFleetPropsError with every problem) and fills in the defaults. */
-export function resolveFleetProps(path: string, props: AgentFleetProps): ResolvedFleetProps {
-  const problems = validateFleetProps(props);
+export function resolveFleetProps(path: string, props: AgentFleetProps, env?: FleetEnvironment): ResolvedFleetProps {
+  const problems = validateFleetProps(props, env);
   if (problems.length > 0) throw new AgentFleetPropsError(path, problems);
   return {
     fleetName: props.fleetName ?? FLEET_DEFAULTS.fleetName,

@@ -9,13 +9,18 @@
  *                          | read secrets under the prefix; pull from ECR; tag *itself* with
  *                          | the status/task-id keys only; act on its *own* group; assume the
  *                          | task role; write to the fleet's instance log groups; SSM core
- *                          | (the cancel document runs through the SSM agent)
+ *                          | (the cancel document runs through the SSM agent); UpdateItem on
+ *                          | ABCA's TaskTable only when `abcaTaskTable` is set
  * task role                | nothing by default (the owner grants what agents need); assumable
  *                          | only by the instance role, with session tags
  * grantSubmit              | put payloads, create records and events, send to the queue
  * grantCancel              | request cancel on records; SendCommand of the fleet's document
  *                          | on instances carrying the fleet tag
- * grantRead                | read records and events (`fleet watch`, `fleet list`)
+ * grantRead                | the read-only CLI verbs (status, list, watch, logs, instances):
+ *                          | get records, query the by-status index and events, scan the
+ *                          | instances table, ec2:DescribeInstances
+ * grantRedrive             | `fleet dlq list` / `fleet dlq redrive`: read, release and delete
+ *                          | dead letters; get a letter's record; resend to the task queue
  */
 import { Stack } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -43,6 +48,8 @@ export interface InstanceRoleTargets extends FleetPermissionTargets {
   readonly ecrRepositoryArns: string[];
   /** The log groups the AMI's CloudWatch agent ships fleetd's, the tasks' and boot logs to. */
   readonly instanceLogGroupArns: string[];
+  /** ABCA's TaskTable, when fleetd mirrors heartbeats into it (config `abcaTaskTable`). */
+  readonly abcaTaskTable?: dynamodb.ITable;
 }
 
 /** Key prefix of uploaded payloads (the contract's payloadKey: `tasks/<task_id>/payload.json`). */
@@ -53,6 +60,8 @@ export const FLEETD_TABLE_ACTIONS = {
   tasks: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'],
   events: ['dynamodb:PutItem'],
   instances: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+  /** The heartbeat mirror (daemon/src/abca-mirror.ts): one conditional UpdateItem, nothing else. */
+  abcaTaskTable: ['dynamodb:UpdateItem'],
 } as const;
 
 export function instanceArnPattern(stack: Stack): string {
@@ -106,6 +115,8 @@ export function instanceRoleStatements(t: InstanceRoleTargets): iam.PolicyStatem
     statement('AssumeTaskRole', ['sts:AssumeRole', 'sts:TagSession'], [t.taskRole.roleArn]),
     // The CloudWatch agent: streams in the fleet's pre-created groups only (no CreateLogGroup).
     statement('InstanceLogs', ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'], t.instanceLogGroupArns),
+    // Only with `abcaTaskTable`: SET agent_heartbeat_at on ABCA's task while its status is RUNNING.
+    ...(t.abcaTaskTable ? [statement('AbcaHeartbeatMirror', FLEETD_TABLE_ACTIONS.abcaTaskTable, [t.abcaTaskTable.tableArn])] : []),
   ];
 }
 
@@ -144,11 +155,38 @@ export function cancelStatements(t: FleetPermissionTargets, cancelDocumentArn: s
   ];
 }
 
-/** `fleet watch` / `fleet list` / `fleet status`: records, the by-status index, events. */
+/**
+ * The read-only `fleet` verbs, exactly the calls FleetClient makes for them
+ * (scripts/lib/client.ts):
+ * - `status`, `logs`: GetItem on the tasks table (getTask, waitForTerminal);
+ * - `list`: Query on the by-status index (listTasks; never the base table);
+ * - `watch`: GetItem on the tasks table, Query on the events table (watchTask);
+ * - `instances`: Scan on the instances table, ec2:DescribeInstances (listInstances).
+ */
 export function readStatements(t: FleetPermissionTargets, statusIndexName: string): iam.PolicyStatement[] {
   return [
-    statement('TaskRead', ['dynamodb:GetItem', 'dynamodb:Query'], [t.tasksTable.tableArn, `${t.tasksTable.tableArn}/index/${statusIndexName}`]),
+    statement('TaskRead', ['dynamodb:GetItem'], [t.tasksTable.tableArn]),
+    statement('TaskList', ['dynamodb:Query'], [`${t.tasksTable.tableArn}/index/${statusIndexName}`]),
     statement('EventRead', ['dynamodb:Query'], [t.eventsTable.tableArn]),
+    statement('InstanceRowsRead', ['dynamodb:Scan'], [t.instancesTable.tableArn]),
+    // DescribeInstances has no resource-level permissions (nor resource-tag conditions): AWS
+    // requires "*". The CLI filters by the fleet tag itself.
+    statement('InstancesDescribe', ['ec2:DescribeInstances'], ['*']),
+  ];
+}
+
+/**
+ * `fleet dlq list` / `fleet dlq redrive` (FleetClient.listDeadLetters, redriveDeadLetters):
+ * receive dead letters (hidden while read), make them visible again
+ * (ChangeMessageVisibilityBatch is authorised as sqs:ChangeMessageVisibility), delete the
+ * redriven and obsolete ones; read the record each letter names; resend a runnable task
+ * (resendMessage: SendMessage to the task queue, then UpdateItem message_sent_at).
+ */
+export function redriveStatements(t: FleetPermissionTargets): iam.PolicyStatement[] {
+  return [
+    statement('DeadLetterWork', ['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage'], [t.deadLetterQueue.queueArn]),
+    statement('TaskLookupAndResendMark', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [t.tasksTable.tableArn]),
+    statement('Resend', ['sqs:SendMessage'], [t.queue.queueArn]),
   ];
 }
 

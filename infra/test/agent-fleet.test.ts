@@ -5,6 +5,7 @@
 import { Duration } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import {
@@ -393,17 +394,111 @@ describe('instance role', () => {
   });
 });
 
+describe('ABCA heartbeat mirror (abcaTaskTable)', () => {
+  const ABCA_TABLE = 'abca-TaskTable-1A2B3C4D';
+  let abca: FleetUnderTest;
+  let abcaTable: dynamodb.ITable;
+  beforeAll(() => {
+    abca = buildFleet((stack) => {
+      abcaTable = dynamodb.Table.fromTableName(stack, 'AbcaTaskTable', ABCA_TABLE);
+      return { abcaTaskTable: abcaTable };
+    });
+  });
+
+  test('unset: no statement for it and no abcaTaskTable in fleetd’s config', () => {
+    // Prepare
+    const statements = statementsOfRole(fleet, fleet.fleet.instanceRole);
+    // Assess
+    expect(statements.filter((s) => s.Sid === 'AbcaHeartbeatMirror')).toEqual([]);
+    expect(fleet.fleet.fleetdConfig).not.toHaveProperty('abcaTaskTable');
+  });
+
+  test('set: the instance role may UpdateItem on that table, and nothing else on it', () => {
+    // Prepare
+    const statements = statementsOfRole(abca, abca.fleet.instanceRole);
+    const arn = JSON.stringify(resolved(abca, abcaTable.tableArn));
+    // Act
+    const s = statementBySid(statements, 'AbcaHeartbeatMirror');
+    // Assess
+    expect(actionsOf(s)).toEqual(['dynamodb:UpdateItem']);
+    expect(resourcesOf(s)).toEqual([resolved(abca, abcaTable.tableArn)]);
+    expect(JSON.stringify(resourcesOf(s))).toContain(`:table/${ABCA_TABLE}`);
+    expect(s.Condition).toBeUndefined();
+    const touching = statements.filter((x) => resourcesOf(x).some((r) => JSON.stringify(r) === arn || JSON.stringify(r).includes(ABCA_TABLE)));
+    expect(touching.map((x) => x.Sid)).toEqual(['AbcaHeartbeatMirror']);
+  });
+
+  test('set: its name goes into fleetd’s config, which the user data writes', () => {
+    // Assess
+    expect(abca.fleet.fleetdConfig.abcaTaskTable).toBe(ABCA_TABLE);
+    const lt = onlyResource(abca, 'AWS::EC2::LaunchTemplate').Properties.LaunchTemplateData;
+    expect(JSON.stringify(lt)).toContain(`\\"abcaTaskTable\\":\\"${ABCA_TABLE}\\"`);
+  });
+});
+
 describe('grants', () => {
   let t: FleetUnderTest;
   let submitter: iam.Role;
   let canceller: iam.Role;
+  let reader: iam.Role;
+  let redriver: iam.Role;
   beforeAll(() => {
     t = buildFleet({}, (stack, f) => {
       submitter = new iam.Role(stack, 'Submitter', { assumedBy: new iam.AccountRootPrincipal() });
       canceller = new iam.Role(stack, 'Canceller', { assumedBy: new iam.AccountRootPrincipal() });
+      reader = new iam.Role(stack, 'Reader', { assumedBy: new iam.AccountRootPrincipal() });
+      redriver = new iam.Role(stack, 'Redriver', { assumedBy: new iam.AccountRootPrincipal() });
       f.grantSubmit(submitter);
       f.grantCancel(canceller);
+      f.grantRead(reader);
+      f.grantRedrive(redriver);
     });
+  });
+
+  /** Each statement as {actions (sorted), resources, condition}, in policy order. */
+  const shape = (statements: Statement[]) => statements.map((s) => ({ actions: actionsOf(s).sort(), resources: resourcesOf(s), condition: s.Condition }));
+
+  test('grantRead: exactly the calls of status, list, watch, logs and instances, each on its own resource', () => {
+    // Prepare
+    const f = t.fleet;
+    const arn = (x: string) => resolved(t, x);
+    // Act
+    const statements = shape(statementsOfRole(t, reader));
+    // Assess: GetItem (status, logs, watch), Query on the index only (list), Query on events
+    // (watch), Scan on instances + DescribeInstances (instances).
+    expect(statements).toEqual([
+      { actions: ['dynamodb:GetItem'], resources: [arn(f.tasksTable.tableArn)], condition: undefined },
+      { actions: ['dynamodb:Query'], resources: [arn(`${f.tasksTable.tableArn}/index/${TASKS_TABLE.statusIndex.name}`)], condition: undefined },
+      { actions: ['dynamodb:Query'], resources: [arn(f.eventsTable.tableArn)], condition: undefined },
+      { actions: ['dynamodb:Scan'], resources: [arn(f.instancesTable.tableArn)], condition: undefined },
+      { actions: ['ec2:DescribeInstances'], resources: ['*'], condition: undefined },
+    ]);
+  });
+
+  test('grantRead: nothing writes, and "*" is only for ec2:DescribeInstances (no resource-level permissions)', () => {
+    // Prepare
+    const statements = statementsOfRole(t, reader);
+    // Assess
+    for (const a of statements.flatMap(actionsOf)) expect(a).toMatch(/^(dynamodb:(GetItem|Query|Scan)|ec2:DescribeInstances)$/);
+    expect(statements.filter((s) => resourcesOf(s).includes('*')).flatMap(actionsOf)).toEqual(['ec2:DescribeInstances']);
+  });
+
+  test('grantRedrive: receive/release/delete on the DLQ, GetItem/UpdateItem on tasks, SendMessage on the task queue — nothing else', () => {
+    // Prepare
+    const f = t.fleet;
+    const arn = (x: string) => resolved(t, x);
+    // Act
+    const statements = shape(statementsOfRole(t, redriver));
+    // Assess
+    expect(statements).toEqual([
+      {
+        actions: ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:ReceiveMessage'],
+        resources: [arn(f.deadLetterQueue.queueArn)],
+        condition: undefined,
+      },
+      { actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], resources: [arn(f.tasksTable.tableArn)], condition: undefined },
+      { actions: ['sqs:SendMessage'], resources: [arn(f.queue.queueArn)], condition: undefined },
+    ]);
   });
 
   test('grantSubmit: upload payloads, create records and events, enqueue (and note it) — nothing else', () => {

@@ -20,10 +20,14 @@ export function fastApp(context: Record<string, unknown> = {}): App {
   return new App({ builtinCloudFormationValidation: false, context: { 'aws:cdk:bundling-stacks': [], ...context } });
 }
 
-export function buildFleet(props: AgentFleetProps = {}, extend?: (stack: Stack, fleet: AgentFleet) => void): FleetUnderTest {
+/** `props` may be a function of the stack, for props that are constructs in it (an imported table). */
+export function buildFleet(
+  props: AgentFleetProps | ((stack: Stack) => AgentFleetProps) = {},
+  extend?: (stack: Stack, fleet: AgentFleet) => void,
+): FleetUnderTest {
   const app = fastApp();
   const stack = new Stack(app, 'Test');
-  const fleet = new AgentFleet(stack, 'Fleet', props);
+  const fleet = new AgentFleet(stack, 'Fleet', typeof props === 'function' ? props(stack) : props);
   extend?.(stack, fleet);
   return { app, stack, fleet, template: Template.fromStack(stack) };
 }

@@ -3,6 +3,7 @@
  * and the fix), fleetd's user data, and the app's synth with cdk-nag's AwsSolutions checks.
  */
 import { Duration, Stack } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import {
@@ -40,12 +41,48 @@ describe('bad props fail at construction with a message saying got / expected / 
     ['a registry with a scheme', { allowedRegistries: ['https://ghcr.io'] }, /allowedRegistries: got "https:\/\/ghcr.io", expected a registry host\[:port\] without scheme/],
     ['capacity rebalance without spot', { capacityRebalance: true }, /capacityRebalance: got true without spot/],
     ['a negative buffer', { scalingBuffer: -1 }, /scalingBuffer: got -1, expected an integer from 0/],
+    [
+      'an ABCA table name DynamoDB would refuse',
+      { abcaTaskTable: dynamodb.Table.fromTableName(new Stack(fastApp(), 'Abca'), 'AbcaTaskTable', 'ab') },
+      /abcaTaskTable: got a table named "ab", expected a DynamoDB table name \(3-255 letters, digits, '_', '-' or '.'\); import ABCA's TaskTable by its real name/,
+    ],
   ])('%s', (_what, props, message) => {
     // Act
     const error = constructionError(props);
     // Assess
     expect(error.message).toMatch(message);
     expect(error.message).toContain('AgentFleet Test/Fleet: invalid props');
+  });
+
+  test.each([
+    ['region', 'arn:aws:dynamodb:eu-west-1:123456789012:table/abca-TaskTable-1A2B3C4D', /abcaTaskTable: got a table in region eu-west-1, expected the fleet's region us-east-1 .*; deploy the fleet in the table's account and region, or leave abcaTaskTable unset/],
+    ['account', 'arn:aws:dynamodb:us-east-1:210987654321:table/abca-TaskTable-1A2B3C4D', /abcaTaskTable: got a table in account 210987654321, expected the fleet's account 123456789012 /],
+  ])("an ABCA table in another %s fails (fleetd addresses it by name, in the fleet's own account and region)", (_what, tableArn, message) => {
+    // Prepare
+    const stack = new Stack(fastApp(), 'Test', { env: { account: '123456789012', region: 'us-east-1' } });
+    const table = dynamodb.Table.fromTableArn(stack, 'AbcaTaskTable', tableArn);
+    // Act
+    const error = (() => {
+      try {
+        new AgentFleet(stack, 'Fleet', { abcaTaskTable: table });
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    // Assess
+    expect(error).toBeInstanceOf(AgentFleetPropsError);
+    expect((error as Error).message).toMatch(message);
+  });
+
+  test("an ABCA table in the fleet's account and region is accepted", () => {
+    // Prepare
+    const stack = new Stack(fastApp(), 'Test', { env: { account: '123456789012', region: 'us-east-1' } });
+    const table = dynamodb.Table.fromTableArn(stack, 'AbcaTaskTable', 'arn:aws:dynamodb:us-east-1:123456789012:table/abca-TaskTable-1A2B3C4D');
+    // Act
+    const fleet = new AgentFleet(stack, 'Fleet', { abcaTaskTable: table });
+    // Assess
+    expect(fleet.fleetdConfig.abcaTaskTable).toBe('abca-TaskTable-1A2B3C4D');
   });
 
   test('every problem is reported at once, before any resource is created', () => {
@@ -162,6 +199,21 @@ describe("fleetd's user data", () => {
       secretArnPrefix: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:agent-fleet/gpu/',
     });
     expect(t.fleet.fleetdConfig.asgName).toBe(config.asgName);
+  });
+});
+
+describe("fleetd's user data with abcaTaskTable", () => {
+  test("carries the table's name, valid for fleetd's schema (the one key added to the default config)", () => {
+    // Prepare
+    const t = buildFleet((stack) => ({ abcaTaskTable: dynamodb.Table.fromTableName(stack, 'AbcaTaskTable', 'abca-TaskTable-1A2B3C4D') }));
+    const json = renderUserData(t).split('\n').find((l) => l.startsWith('{'))!;
+    // Act
+    const config = JSON.parse(json) as FleetdConfigFileInput;
+    const parsed = parseFleetdConfigFile(config);
+    // Assess
+    expect(parsed.ok ? [] : parsed.problems).toEqual([]);
+    expect(config.abcaTaskTable).toBe('abca-TaskTable-1A2B3C4D');
+    expect(parsed.ok && parsed.value.abcaTaskTable).toBe('abca-TaskTable-1A2B3C4D');
   });
 });
 
