@@ -113,6 +113,8 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   private lastBusyAt = Date.now();
   private idleState = 'not checked yet';
   private selfTerminated = false;
+  // Docker engine: set when it stops answering; the slots claim nothing until a ping answers.
+  private engineProblem?: string;
   // Disk.
   private diskPaths: string[] = [];
   private diskProblem?: string;
@@ -316,6 +318,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
         extraEnv: credentials
           ? async (l) => [...(await withRetries(() => credentials.issue(l.taskId, l.attempt, repoOf(record)))), `AWS_REGION=${clients.region}`, `AWS_DEFAULT_REGION=${clients.region}`]
           : undefined,
+        onEngineTrouble: (problem) => this.onEngineTrouble(problem),
         onTaskEnd: (l) => {
           this.runs.delete(l.taskId);
           credentials?.revoke(l.taskId);
@@ -368,6 +371,12 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
         await sleep(5000, this.loopsAbort.signal);
         continue;
       }
+      // A claim on an instance whose engine is down could only be released again: ping first
+      // (a local socket, ~1 ms). While it does not answer: re-check every 2 s (no jitter, local).
+      if (!(await this.engineAnswers())) {
+        await sleep(2000, this.loopsAbort.signal);
+        continue;
+      }
       let messages: Message[];
       this.receivesInFlight++;
       try {
@@ -407,6 +416,46 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
           this.lastBusyAt = Date.now();
         }
       }
+    }
+  }
+
+  /** True when the engine answers; the first answer after trouble sweeps unsupervised containers. */
+  private async engineAnswers(): Promise<boolean> {
+    const answers = await dockerAnswers(this.deps.docker, 2000);
+    if (!answers) {
+      if (!this.engineProblem) this.onEngineTrouble('the Docker engine does not answer /_ping');
+      return false;
+    }
+    if (this.engineProblem) {
+      const was = this.engineProblem;
+      this.engineProblem = undefined;
+      this.log.info('the Docker engine answers again: claiming resumes', { was });
+      await this.sweepUnsupervised();
+    }
+    return true;
+  }
+
+  private onEngineTrouble(problem: string): void {
+    if (!this.engineProblem) this.log.warn('not claiming: the Docker engine is not answering', { problem });
+    this.engineProblem = problem;
+  }
+
+  /**
+   * After an engine outage: a container of this instance that no task run supervises (its run
+   * was released while the engine was down, so it could not be removed) must not keep running
+   * while another attempt of its task runs elsewhere. With live-restore such a container survives
+   * the engine's restart; without it the engine has already stopped it, and this only removes it.
+   */
+  private async sweepUnsupervised(): Promise<void> {
+    const supervised = new Set([...this.runs.values()].map((r) => r.containerId).filter((id): id is string => Boolean(id)));
+    const found = await this.runner!.managedContainers().catch(() => []);
+    for (const info of found) {
+      if (supervised.has(info.Id)) continue;
+      // A run still preparing has no container id yet; its container's name carries the task.
+      const taskId = info.Labels[CONTAINER_LABELS.taskId];
+      if (taskId && this.runs.has(taskId) && !this.runs.get(taskId)!.containerId) continue;
+      this.log.warn('removing a container no task run supervises (left by an engine outage)', { task_id: taskId, container_id: info.Id, state: info.State });
+      await this.deps.docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
     }
   }
 
@@ -603,6 +652,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     if (this.drainState) return `draining: ${this.drainState.reason}`;
     if (!this.receiving) return this.finalizing ? 'stopped' : 'booting';
     if (this.diskProblem) return this.diskProblem;
+    if (this.engineProblem) return this.engineProblem;
     if (this.pause) return 'idle check in progress: receiving paused';
     if (this.runs.size >= this.deps.config.slots) return 'every slot is busy';
     return null;
@@ -623,6 +673,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       free_slots: Math.max(0, config.slots - this.runs.size),
       idle: { idle_for_s: idleFor, terminate_after_s: config.asgName ? config.timings.idleBeforeTerminateSeconds : null, state: this.idleState },
       disk_problem: this.diskProblem ?? null,
+      engine_problem: this.engineProblem ?? null,
       credentials: this.credentials ? { endpoint: this.credentials.endpoint, active_tasks: this.credentials.activeTasks } : null,
       last_prune: this.pruner?.last ? { ...this.pruner.last, at: new Date(this.pruner.last.at).toISOString() } : null,
       imds_watch: this.watcher?.status ?? null,

@@ -24,6 +24,28 @@ export class ImagePolicyError extends Error {
 export class ImagePullError extends Error {
   override readonly name = 'ImagePullError';
 }
+/**
+ * The Docker engine did not answer (stopped, restarting, socket gone): an infrastructure fault,
+ * never the task's. The task is released for another attempt rather than failed.
+ */
+export class EngineUnavailableError extends Error {
+  override readonly name = 'EngineUnavailableError';
+}
+
+const ENGINE_DOWN_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH']);
+
+/** A connection-level failure talking to the engine (as opposed to an answer from it). */
+export function isEngineUnreachable(err: unknown): boolean {
+  if (err instanceof EngineUnavailableError) return true;
+  const e = err as { code?: unknown; message?: unknown; statusCode?: unknown } | undefined;
+  if (!e || typeof e !== 'object' || typeof e.statusCode === 'number') return false;
+  return (typeof e.code === 'string' && ENGINE_DOWN_CODES.has(e.code)) || (typeof e.message === 'string' && /socket hang up/i.test(e.message));
+}
+
+/** Exit codes of a process ended by a signal (128 + n), as Docker and tini report them. */
+export function isSignalExit(exitCode: number): boolean {
+  return exitCode > 128 && exitCode < 128 + 65;
+}
 
 /** The registry host of an image reference, or undefined for a bare name (Docker Hub / local). */
 export function registryOf(image: string): string | undefined {
@@ -58,7 +80,12 @@ export interface TaskFiles {
 export interface ExitFacts {
   readonly exitCode: number;
   readonly oomKilled: boolean;
+  /** The container was removed from outside fleetd before its exit could be read. */
+  readonly vanished?: boolean;
 }
+
+/** How often `wait` double-checks the container by inspect (see ContainerRunner.wait). */
+export const EXIT_POLL_MS = 5000;
 
 export interface RunnerOptions {
   readonly docker: Docker;
@@ -90,8 +117,11 @@ export class ContainerRunner {
     try {
       await this.o.docker.getImage(image).inspect();
       return;
-    } catch {
-      // absent: pull below when allowed
+    } catch (err) {
+      // Only a 404 means "absent". An engine that does not answer (dockerd restarting) must not
+      // turn into "image not on this instance", a permanent-looking failure of the task.
+      if (isEngineUnreachable(err)) throw new EngineUnavailableError(`the Docker engine did not answer while looking for image ${image}: ${(err as Error).message}`, { cause: err });
+      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
     }
     if (!policy.mayPull) throw new ImagePolicyError(`image ${image} is not on this instance, and bare local images are never pulled; bake it into the AMI or use a registry image`);
     let authconfig: Docker.AuthConfig | undefined;
@@ -113,6 +143,7 @@ export class ContainerRunner {
         }),
       );
     } catch (err) {
+      if (isEngineUnreachable(err)) throw new EngineUnavailableError(`the Docker engine did not answer while pulling ${image}: ${(err as Error).message}`, { cause: err });
       throw new ImagePullError(`pulling ${image} failed: ${(err as Error).message}`, { cause: err });
     }
   }
@@ -193,10 +224,101 @@ export class ContainerRunner {
     return { done };
   }
 
+  /**
+   * The container's exit. Docker's wait is one long HTTP response, and when the engine's
+   * connection dies after the headers (dockerd killed or restarted) dockerode's promise never
+   * settles: a task would stay RUNNING, heartbeating, forever. So an inspect every
+   * `EXIT_POLL_MS` (5 s, no jitter: a local socket) races it: it sees the exit, or throws
+   * EngineUnavailableError when the engine does not answer. A container removed from outside
+   * fleetd meanwhile is reported as `vanished`.
+   */
   async wait(container: Docker.Container): Promise<ExitFacts> {
-    const res = (await container.wait()) as { StatusCode: number };
-    const info = await container.inspect();
-    return { exitCode: res.StatusCode, oomKilled: Boolean(info.State?.OOMKilled) };
+    const abort = new AbortController();
+    try {
+      const exitCode = await Promise.race([
+        container.wait({ abortSignal: abort.signal }).then((r: { StatusCode: number }) => r.StatusCode),
+        this.pollForExit(container, abort.signal),
+      ]);
+      if (exitCode === undefined) return { exitCode: -1, oomKilled: false, vanished: true };
+      const info = await container.inspect().catch((err: unknown) => {
+        if (isEngineUnreachable(err)) throw new EngineUnavailableError(`the Docker engine did not answer inspecting the container: ${(err as Error).message}`, { cause: err });
+        return undefined;
+      });
+      return { exitCode, oomKilled: Boolean(info?.State?.OOMKilled) };
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return { exitCode: -1, oomKilled: false, vanished: true };
+      throw err;
+    } finally {
+      abort.abort();
+    }
+  }
+
+  /** Resolves with the exit code once inspect shows the container stopped; undefined when it is gone. */
+  private async pollForExit(container: Docker.Container, signal: AbortSignal): Promise<number | undefined> {
+    for (;;) {
+      await new Promise((r) => setTimeout(r, EXIT_POLL_MS).unref());
+      if (signal.aborted) return new Promise<never>(() => undefined);
+      try {
+        const info = await container.inspect();
+        if (info.State && !info.State.Running && info.State.Status !== 'created') return info.State.ExitCode;
+      } catch (err) {
+        if (isEngineUnreachable(err)) throw new EngineUnavailableError(`the Docker engine does not answer: ${(err as Error).message}`, { cause: err });
+        if ((err as { statusCode?: number }).statusCode === 404) return undefined;
+        // Any other answer: the engine is up; wait for the next poll or the wait itself.
+      }
+    }
+  }
+
+  /**
+   * Why a container that died by a signal fleetd did not send was stopped, when it was stopped
+   * from outside: a `kill` event in the engine's history since `sinceMs` (dockerd stopping its
+   * containers on shutdown, or someone's `docker stop` / `docker kill`), or an engine that no
+   * longer answers (it is going down). Undefined when the process died by its own signal
+   * (a crash such as SIGSEGV, or the kernel's OOM killer): that outcome is the task's.
+   */
+  async stoppedFromOutside(container: Docker.Container, sinceMs: number): Promise<string | undefined> {
+    const since = Math.floor(sinceMs / 1000) - 1;
+    const until = Math.ceil(Date.now() / 1000) + 1;
+    let text: string;
+    try {
+      // Bounded by `until`: the engine sends the matching history, then ends the stream.
+      const stream = (await this.o.docker.getEvents({ since, until, filters: { container: [container.id], type: ['container'], event: ['kill'] } })) as NodeJS.ReadableStream;
+      text = await new Promise<string>((resolve, reject) => {
+        let buf = '';
+        stream.on('data', (c: Buffer) => (buf += c.toString('utf8')));
+        stream.once('end', () => resolve(buf));
+        stream.once('close', () => resolve(buf));
+        stream.once('error', reject);
+      });
+    } catch (err) {
+      if (isEngineUnreachable(err)) return 'the Docker engine stopped answering as the container exited';
+      this.o.log.warn('reading the engine events failed; taking the exit as the task outcome', { container: container.id, error: err });
+      return undefined;
+    }
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        const ev = JSON.parse(line) as { Action?: string; Actor?: { Attributes?: Record<string, string> } };
+        if (ev.Action === 'kill') return `the engine killed it with signal ${ev.Actor?.Attributes?.signal ?? '?'} (dockerd shutting down, or docker stop/kill)`;
+      } catch {
+        // a partial line: ignore
+      }
+    }
+    return undefined;
+  }
+
+  /** Pings the engine every second until it answers or `timeoutMs` passes (or `signal` aborts). */
+  async waitForEngine(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && !signal?.aborted) {
+      try {
+        await this.o.docker.ping();
+        return true;
+      } catch {
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+    return false;
   }
 
   /** The ladder: SIGTERM, `graceSeconds`, then SIGKILL (Docker's stop does exactly this). */

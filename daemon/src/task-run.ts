@@ -17,7 +17,7 @@ import type { FleetdConfig } from './config';
 import { LIMITS, TaskStatus, parseTaskSpec, type TaskRecord, type TaskSpec } from './contract';
 import type { Lease, TaskStore } from './lease';
 import type { Logger } from './log';
-import { CONTAINER_OUTPUT_DIR, CONTAINER_PAYLOAD_PATH, MAX_ENV_PAYLOAD_BYTES, type ContainerRunner, type TaskFiles } from './runner';
+import { CONTAINER_OUTPUT_DIR, CONTAINER_PAYLOAD_PATH, MAX_ENV_PAYLOAD_BYTES, isEngineUnreachable, isSignalExit, type ContainerRunner, type ExitFacts, type TaskFiles } from './runner';
 import { OomWatch } from './oom-watch';
 import { TaskOutput } from './task-output';
 
@@ -34,6 +34,8 @@ export interface TaskRunDeps {
   /** Extra env (e.g. the per-task credentials endpoint) added by the daemon. */
   readonly extraEnv?: (lease: Lease) => Promise<string[]>;
   readonly onTaskEnd?: (lease: Lease) => void;
+  /** Told when the Docker engine stopped answering, so the daemon stops claiming until it is back. */
+  readonly onEngineTrouble?: (problem: string) => void;
   /** Mirrors each heartbeat into ABCA's TaskTable (config `abcaTaskTable`; abca-mirror.ts). */
   readonly abcaMirror?: AbcaHeartbeatMirror;
 }
@@ -60,6 +62,8 @@ export class TaskRun {
   private readonly secretValues: string[] = [];
   private releaseReason = '';
   private fencedOut = false;
+  /** The engine stopped answering at least once while the container ran (see waitThroughEngineRestarts). */
+  private engineRestarted = false;
   phase: 'preparing' | 'running' | 'stopping' | 'finishing' = 'preparing';
 
   constructor(
@@ -71,6 +75,11 @@ export class TaskRun {
     this.taskId = lease.taskId;
     this.log = deps.log.child({ task_id: lease.taskId, attempt: lease.attempt });
     this.leaseExpiresAt = Date.now() + deps.config.timings.leaseSeconds * 1000;
+  }
+
+  /** The container this run started or adopted (undefined while preparing). */
+  get containerId(): string | undefined {
+    return this.container?.id;
   }
 
   get heartbeatAgeMs(): number {
@@ -165,6 +174,7 @@ export class TaskRun {
         this.container = await runner.create({ taskId: this.taskId, attempt: this.lease.attempt, spec, env, files, graceSeconds: config.timings.cancelGraceSeconds });
       } catch (err) {
         if (this.stopReason) return await this.endWithoutStart();
+        if (isEngineUnreachable(err)) return await this.engineInterrupted(`the Docker engine did not answer while preparing the task: ${(err as Error).message}`, true);
         const reason = err instanceof PrepareError || /Image(Policy|Pull)Error/.test((err as Error).name) ? (err as Error).message : `preparing the task failed: ${(err as Error).message}`;
         this.log.warn('task failed before start', { reason });
         return await this.finish(TaskStatus.FAILED, { reason: this.deps.log.secrets.redact(reason) });
@@ -182,7 +192,16 @@ export class TaskRun {
       output = new TaskOutput(files.logFile, this.deps.log.secrets, LIMITS.logFileBytes, LIMITS.logTailBytes);
       const { done: streamDone } = await runner.attach(this.container, output);
       const startedAt = Date.now();
-      await this.container.start();
+      try {
+        await this.container.start();
+      } catch (err) {
+        if (isEngineUnreachable(err)) return await this.engineInterrupted(`the Docker engine did not answer when starting the container: ${(err as Error).message}`, true);
+        // The engine refused (e.g. the command's executable does not exist in the image): the
+        // task's own fault, and every attempt would fail the same way.
+        const reason = this.deps.log.secrets.redact(`the container could not start: ${(err as Error).message}`);
+        this.log.warn('task failed at container start', { reason });
+        return await this.finish(TaskStatus.FAILED, { reason });
+      }
       this.started = true;
       this.phase = 'running';
       this.log.info('container started', { container_id: this.container.id, image: spec.image });
@@ -203,10 +222,16 @@ export class TaskRun {
     const timeout = setTimeout(() => this.requestStop('timeout'), timeoutLeft);
     const oom = new OomWatch(this.container!.id).start();
     let exit;
+    let engineLost: string | undefined;
     try {
-      const facts = await runner.wait(this.container!);
+      const facts = await this.waitThroughEngineRestarts();
       oom.stop();
-      exit = { exitCode: facts.exitCode, oomKilled: oom.verdict(facts.oomKilled, facts.exitCode, spec.memory_mb * 1024 * 1024, this.stopReason !== undefined) };
+      if (facts === 'engine-lost') {
+        engineLost = `the Docker engine stopped answering while the container ran and was not back within ${this.deps.config.timings.leaseSeconds} s`;
+        exit = { exitCode: -1, oomKilled: false, vanished: false };
+      } else {
+        exit = { exitCode: facts.exitCode, vanished: facts.vanished, oomKilled: oom.verdict(facts.oomKilled, facts.exitCode, spec.memory_mb * 1024 * 1024, this.stopReason !== undefined) };
+      }
     } finally {
       clearTimeout(timeout);
       oom.stop();
@@ -219,12 +244,51 @@ export class TaskRun {
 
     if (this.fencedOut || this.stopReason === 'lease-lost') return this.fenced('lease lost while running');
     if (this.stopReason === 'release') return await this.releaseTask();
+    // Stopped by something other than the agent and other than fleetd (dockerd shutting down or
+    // restarting, an operator's `docker stop`): not the task's outcome, so it gets another attempt.
+    if (engineLost) return await this.engineInterrupted(engineLost, true);
+    if (exit.vanished && !this.stopReason) return await this.engineInterrupted('the container was removed from outside fleetd before it exited; use `fleet cancel` to stop a task for good');
+    if (!this.stopReason && exit.exitCode !== 0 && !exit.oomKilled && (this.engineRestarted || isSignalExit(exit.exitCode))) {
+      const outside = this.engineRestarted ? `the Docker engine restarted while the container ran (exit code ${exit.exitCode})` : await runner.stoppedFromOutside(this.container!, startedAt);
+      if (outside) return await this.engineInterrupted(`${outside}; use \`fleet cancel\` to stop a task for good`);
+    }
     const common = { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, log_tail: output.tail(), ...runner.readResult(files, (s) => this.deps.log.secrets.redact(s)) };
     if (this.stopReason === 'cancel') return await this.finish(TaskStatus.CANCELLED, { ...common, reason: 'cancelled by request' });
     if (this.stopReason === 'timeout') return await this.finish(TaskStatus.TIMED_OUT, { ...common, reason: `timed out after ${spec.timeout_s} s` });
     if (exit.exitCode === 0 && !exit.oomKilled) return await this.finish(TaskStatus.COMPLETED, common);
     const reason = exit.oomKilled ? `killed: out of memory (limit ${spec.memory_mb} MiB)` : `exit code ${exit.exitCode}`;
     return await this.finish(TaskStatus.FAILED, { ...common, reason });
+  }
+
+  /**
+   * The container's exit, waiting out an engine restart: when the engine stops answering, ping
+   * it every second (heartbeats go on meanwhile) for up to one lease, then wait again. A
+   * container that survived (live-restore) is supervised on; one the engine stopped answers at
+   * once with its exit code.
+   */
+  private async waitThroughEngineRestarts(): Promise<ExitFacts | 'engine-lost'> {
+    const { runner, config } = this.deps;
+    for (;;) {
+      try {
+        return await runner.wait(this.container!);
+      } catch (err) {
+        if (!isEngineUnreachable(err)) throw err;
+        this.engineRestarted = true;
+        this.log.warn('the Docker engine stopped answering while the container ran; waiting for it', { error: err });
+        this.deps.onEngineTrouble?.(`the Docker engine stopped answering: ${(err as Error).message}`);
+        if (!(await runner.waitForEngine(config.timings.leaseSeconds * 1000, this.heartbeatAbort.signal))) return 'engine-lost';
+        this.log.info('the Docker engine answers again; looking at the container');
+      }
+    }
+  }
+
+  /** An infrastructure fault, not the task's: hand the task back for another attempt. */
+  private async engineInterrupted(why: string, engineDown = false): Promise<TaskRunResult> {
+    this.log.warn('the task was interrupted by its instance, not by itself: releasing it for another attempt', { why });
+    if (engineDown) this.deps.onEngineTrouble?.(why);
+    this.releaseReason = this.deps.log.secrets.redact(why);
+    this.stopReason = 'release';
+    return this.releaseTask();
   }
 
   private validSpec(): TaskSpec {
