@@ -71,7 +71,11 @@ async function main(): Promise<number> {
     for (const c of report.crashes) console.log(`crash: ${c.instanceId} exited ${c.code}; last lines:\n  ${c.lastLines.join('\n  ')}`);
     for (const p of report.badInputs.problems.slice(0, 20)) console.log(`bad input: ${p}`);
   }
-  if (Object.keys(report.unexpectedOutcomes).length) console.log(`outcomes other than the behaviour's own (faults hit them): ${Object.entries(report.unexpectedOutcomes).map(([k, v]) => `${k} ×${v}`).join('; ')}`);
+  if (Object.keys(report.unexpectedOutcomes).length) {
+    console.log(`outcomes other than the behaviour's own (faults hit them): ${Object.entries(report.unexpectedOutcomes).map(([k, v]) => `${k} ×${v}`).join('; ')}`);
+    for (const d of report.unexpectedDetails) console.log(`  ${d.taskId} (${d.behaviour}, attempt ${d.attempt}): ${d.status}${d.reason ? ` — ${d.reason}` : ''}`);
+  }
+  if (report.bootFailures) console.log(`failed boots by reason: ${Object.entries(report.bootFailureReasons).map(([k, v]) => `${k} ×${v}`).join('; ')}`);
   if (opts.json) {
     const fs = await import('node:fs');
     fs.writeFileSync(opts.json, `${JSON.stringify(report, null, 2)}\n`);

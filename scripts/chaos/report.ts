@@ -48,6 +48,10 @@ export interface ChaosReport {
   /** Failed boots (preflight, e.g. IMDS timing out on an overloaded machine), restarted as systemd would. */
   readonly bootFailures: number;
   readonly unexpectedOutcomes: Record<string, number>;
+  /** Each unexpected outcome in full (task, attempt, reason), to read why a fault changed it. */
+  readonly unexpectedDetails: Array<{ taskId: string; behaviour: string; status: string; attempt: number; reason?: string }>;
+  /** Why boots failed, grouped (the "fleetd could not start" line without its particulars). */
+  readonly bootFailureReasons: Record<string, number>;
   readonly injected: Injected;
   readonly proxyStats: ProxyStats;
   readonly ok: boolean;
@@ -63,6 +67,20 @@ export function reasonCategory(reason: string | undefined): string {
     .split(/[:;(]/)[0]
     .trim()
     .slice(0, 48);
+}
+
+/** The error of a failed boot's "fleetd could not start" line (fleetd logs JSON lines). */
+export function bootFailureReason(lines: readonly string[]): string {
+  const line = lines.find((l) => /fleetd could not start/.test(l));
+  if (!line) return '(no "could not start" line)';
+  try {
+    const parsed = JSON.parse(line) as { error?: unknown };
+    const err = parsed.error as { message?: string } | string | undefined;
+    const text = typeof err === 'string' ? err : (err?.message ?? JSON.stringify(err));
+    return text.replace(/i-[0-9a-f]{8,17}/g, '<instance>').replace(/\d+/g, 'N').slice(0, 120);
+  } catch {
+    return line.slice(0, 120);
+  }
 }
 
 /** TAKEN_OVER.at − the last sign of life of the attempt it replaced (heartbeat, RUNNING, claim). */
@@ -87,12 +105,19 @@ export function buildReport(i: ReportInput): ChaosReport {
   for (const r of statuses) if (r?.status === TaskStatus.FAILED) failedByReason[reasonCategory(r.reason)] = (failedByReason[reasonCategory(r.reason)] ?? 0) + 1;
   const lost = [...i.planned.keys()].filter((id) => !isTerminal(i.records.get(id)?.status ?? TaskStatus.QUEUED));
   const unexpectedOutcomes: Record<string, number> = {};
+  const unexpectedDetails: ChaosReport['unexpectedDetails'] = [];
   for (const [id, plan] of i.planned) {
-    const st = i.records.get(id)?.status;
-    if (st && isTerminal(st) && !plan.expected.includes(st)) {
-      const k = `${plan.behaviour} → ${st} (${reasonCategory(i.records.get(id)?.reason)})`;
+    const rec = i.records.get(id);
+    if (rec && isTerminal(rec.status) && !plan.expected.includes(rec.status)) {
+      const k = `${plan.behaviour} → ${rec.status} (${reasonCategory(rec.reason)})`;
       unexpectedOutcomes[k] = (unexpectedOutcomes[k] ?? 0) + 1;
+      unexpectedDetails.push({ taskId: id, behaviour: plan.behaviour, status: rec.status, attempt: rec.attempt, reason: rec.reason });
     }
+  }
+  const bootFailureReasons: Record<string, number> = {};
+  for (const c of i.crashes.filter((x) => x.bootFailure)) {
+    const k = bootFailureReason(c.lastLines);
+    bootFailureReasons[k] = (bootFailureReasons[k] ?? 0) + 1;
   }
   const delays = takeoverDelays(i.events, i.lastBeat);
 
@@ -161,6 +186,8 @@ export function buildReport(i: ReportInput): ChaosReport {
     crashes,
     bootFailures: i.crashes.length - crashes.length,
     unexpectedOutcomes,
+    unexpectedDetails,
+    bootFailureReasons,
     injected: i.injected,
     proxyStats: i.proxyStats,
     ok,

@@ -157,6 +157,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const res = await client.cancelTask(taskId, { by: `chaos:${stage}` }).catch((err: Error) => ({ outcome: `error ${err.name}` }));
       injected.cancels[`${stage}:${res.outcome}`] = (injected.cancels[`${stage}:${res.outcome}`] ?? 0) + 1;
     };
+    const missed = (stage: string) => (injected.cancels[`${stage}:stage not seen`] = (injected.cancels[`${stage}:stage not seen`] ?? 0) + 1);
     const actRng = rng.fork('act');
     const actOn = async (plan: PlannedTask) => {
       await sleep(plan.submitAtMs);
@@ -180,20 +181,24 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         case 'claiming':
           await sleep(actRng.int(0, 400));
           return cancel(taskId, 'claiming');
+        // No deadline but the end of the active phase: under a backlog a task may wait minutes
+        // for a slot. A stage never seen (it ended first, or the phase ended) is counted, so an
+        // uncancelled outcome is not mistaken for a lost cancel.
         case 'starting':
-          if (await waitStatus(taskId, [TaskStatus.CLAIMED], 50, 60_000)) await cancel(taskId, 'starting');
+          if (await waitStatus(taskId, [TaskStatus.CLAIMED], 150, Infinity)) await cancel(taskId, 'starting');
+          else missed('starting');
           return;
         case 'running':
-          if (await waitStatus(taskId, [TaskStatus.RUNNING], 200, 90_000)) {
+          if (await waitStatus(taskId, [TaskStatus.RUNNING], 200, Infinity)) {
             await sleep(actRng.int(500, 3000));
             await cancel(taskId, 'running');
-          }
+          } else missed('running');
           return;
         case 'finishing':
-          if (await waitStatus(taskId, [TaskStatus.RUNNING], 100, 90_000)) {
+          if (await waitStatus(taskId, [TaskStatus.RUNNING], 100, Infinity)) {
             await sleep(actRng.int(2500, 3500)); // the task sleeps 3 s: around its exit
             await cancel(taskId, 'finishing');
-          }
+          } else missed('finishing');
           return;
       }
     };
