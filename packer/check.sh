@@ -102,7 +102,7 @@ check_units() {
   [[ -d $system_units ]] || system_units=/lib/systemd/system
   mkdir -p "$root/etc/systemd/system" "$root/usr/lib/systemd"
   cp -r "$system_units" "$root/usr/lib/systemd/"
-  cp "$here"/files/*.service "$root/etc/systemd/system/"
+  cp "$here"/files/*.service "$here"/files/*.timer "$root/etc/systemd/system/"
   printf '[Unit]\nDescription=stand-in for Docker\n[Service]\nExecStart=/usr/bin/dockerd\n' \
     >"$root/etc/systemd/system/docker.service"
   # Every absolute ExecStart path in our units, plus the stub's.
@@ -113,7 +113,7 @@ check_units() {
   done
   local -a units=()
   local unit
-  for unit in "$here"/files/*.service; do
+  for unit in "$here"/files/*.service "$here"/files/*.timer; do
     units+=("$root/etc/systemd/system/$(basename "$unit")")
   done
   if ! systemd-analyze verify --man=no --root="$root" "${units[@]}" 2>"$work/verify.err"; then

@@ -28,6 +28,7 @@ import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE, DLQ_REASON_ATTRIBUT
 import { startControlServer, type ControlResponse } from './control';
 import { CredentialsServer } from './credentials';
 import { dockerAnswers } from './docker';
+import { LeaseFiles } from './lease-guard';
 import { diskShortage } from './disk';
 import type { ImdsClient, InstanceIdentity } from './imds';
 import { InstanceState } from './instance';
@@ -113,6 +114,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   private lastBusyAt = Date.now();
   private idleState = 'not checked yet';
   private selfTerminated = false;
+  private readonly leaseFiles: LeaseFiles;
   // Docker engine: set when it stops answering; the slots claim nothing until a ping answers.
   private engineProblem?: string;
   // Disk.
@@ -124,6 +126,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   constructor(private readonly deps: FleetdDeps) {
     super();
     this.log = deps.log;
+    this.leaseFiles = new LeaseFiles(deps.config.workDir);
   }
 
   get instanceId(): string | undefined {
@@ -169,6 +172,8 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     }
     this.store = new TaskStore({ ddb: clients.ddb, tasksTable: config.tasksTable, eventsTable: config.eventsTable, timings: config.timings });
     this.runner = new ContainerRunner({ docker, workDir: config.workDir, instanceId: id.instanceId, allowedRegistries: config.allowedRegistries, ecr: clients.ecr, log: this.log });
+    // The lease guard (`fleetd guard`, its own systemd timer) acts on this instance's containers only.
+    this.leaseFiles.writeInstanceId(id.instanceId);
     this.abcaMirror = abcaMirrorFor(config, clients.ddb, this.log);
     this.pruner = new Pruner({ docker, instanceId: id.instanceId, workDir: config.workDir, afterHours: config.prune.afterHours, liveTaskIds: () => new Set(this.runs.keys()), log: this.log });
     await this.recoverContainers();
@@ -318,6 +323,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
         extraEnv: credentials
           ? async (l) => [...(await withRetries(() => credentials.issue(l.taskId, l.attempt, repoOf(record)))), `AWS_REGION=${clients.region}`, `AWS_DEFAULT_REGION=${clients.region}`]
           : undefined,
+        leaseFiles: this.leaseFiles,
         onEngineTrouble: (problem) => this.onEngineTrouble(problem),
         onTaskEnd: (l) => {
           this.runs.delete(l.taskId);

@@ -4,11 +4,12 @@
  *   fleetd cancel --task-id ID ask the local daemon to cancel a task (the SSM document runs this)
  *   fleetd status [--json]     slots, running tasks, heartbeat ages, draining / idle state, and
  *                              why it is not claiming (draining, low disk, idle check)
+ *   fleetd guard [--every S]   stop containers whose lease fleetd did not renew (lease-guard.ts)
  * Exit codes: 0 ok · 1 failure (boot preflight, daemon error, cancel refused) · 2 usage
  * (bad arguments, an invalid task id) · 78 invalid configuration (systemd does not restart it).
  */
 import './quiet-sdk-warning';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { createAwsClients } from './aws';
 import { ConfigError, loadConfig } from './config';
 import { DEFAULT_SOCKET_PATH, DEFAULT_TAG_PREFIX, FLEET_ENV, FleetdConfigFileSchema, TASK_ID_PATTERN } from './contract';
@@ -17,6 +18,7 @@ import { Fleetd } from './daemon';
 import { dockerClient } from './docker';
 import { ImdsClient } from './imds';
 import { InstanceState } from './instance';
+import { LeaseFiles, guardMarginMs, guardOnce } from './lease-guard';
 import { Logger } from './log';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 78 } as const;
@@ -99,6 +101,41 @@ async function reportConfigFailure(err: ConfigError, imds: ImdsClient, log: Logg
   }
 }
 
+function parsePositiveSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 3600) throw new InvalidArgumentError(`expected seconds between 0 and 3600, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** `fleetd guard`: lease-guard.ts, one pass or a loop (interval `--every`, no jitter: local only). */
+async function guard(options: { config?: string; every?: number }): Promise<void> {
+  const log = new Logger({ component: 'fleetd-guard' });
+  let config;
+  try {
+    config = loadConfig(process.env, options.config);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const p of err.problems) log.error('invalid configuration', { problem: p });
+      process.exit(EXIT.config);
+    }
+    throw err;
+  }
+  const docker = dockerClient();
+  const files = new LeaseFiles(config.workDir);
+  const marginMs = guardMarginMs(config.timings.leaseSeconds);
+  for (;;) {
+    try {
+      const pass = await guardOnce({ docker, files, marginMs });
+      for (const k of pass.killed) log.warn('stopped a container whose lease fleetd did not renew', { task_id: k.taskId, container_id: k.containerId, why: k.why, instance_id: pass.instanceId });
+    } catch (err) {
+      log.error('guard pass failed', { error: err });
+      if (!options.every) process.exit(EXIT.failure);
+    }
+    if (!options.every) process.exit(EXIT.ok);
+    await new Promise((r) => setTimeout(r, options.every! * 1000));
+  }
+}
+
 async function cancel(options: { taskId: string }): Promise<void> {
   // Checked here as well as by the SSM document's allowedPattern (moto does not enforce it).
   if (!TASK_ID_PATTERN.test(options.taskId)) {
@@ -154,6 +191,21 @@ program
   .addHelpText('after', '\nExample:\n  fleetd cancel --task-id t-01j0abcdefghjkmnpqrstvwxyz')
   .action(cancel);
 program.command('status').description('show slots, running tasks, heartbeat ages, drain / idle state and why it is not claiming').option('--json', 'machine-readable output').addHelpText('after', '\nExample:\n  fleetd status').action(status);
+
+program
+  .command('guard')
+  .description('stop any container of this instance whose lease fleetd has not renewed (run by fleetd-guard.timer every 10 s; no AWS calls)')
+  .option('--config <path>', 'config file path (for workDir and leaseSeconds)')
+  .option('--every <seconds>', 'keep running, one pass every <seconds> (default: one pass, then exit)', parsePositiveSeconds)
+  .addHelpText('after', `\nA container is stopped when its local lease (written by fleetd before the start and at each
+heartbeat) is missing, belongs to another attempt, or ends within a quarter of leaseSeconds.
+fleetd itself stops containers it can no longer renew; the guard covers a fleetd that is dead
+or frozen, so that no task runs on two instances at once after a takeover.
+
+Examples:
+  fleetd guard                 # one pass, as the systemd timer runs it
+  fleetd guard --every 2       # a loop (tests, or hosts without systemd timers)`)
+  .action(guard);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);

@@ -16,6 +16,7 @@ import { backoffDelayMs, sleep } from './backoff';
 import type { FleetdConfig } from './config';
 import { LIMITS, TaskStatus, parseTaskSpec, type TaskRecord, type TaskSpec } from './contract';
 import type { Lease, TaskStore } from './lease';
+import type { LeaseFiles } from './lease-guard';
 import type { Logger } from './log';
 import { CONTAINER_OUTPUT_DIR, CONTAINER_PAYLOAD_PATH, MAX_ENV_PAYLOAD_BYTES, isEngineUnreachable, isSignalExit, type ContainerRunner, type ExitFacts, type TaskFiles } from './runner';
 import { OomWatch } from './oom-watch';
@@ -34,6 +35,8 @@ export interface TaskRunDeps {
   /** Extra env (e.g. the per-task credentials endpoint) added by the daemon. */
   readonly extraEnv?: (lease: Lease) => Promise<string[]>;
   readonly onTaskEnd?: (lease: Lease) => void;
+  /** Local copies of each renewed lease, for the lease guard (lease-guard.ts). */
+  readonly leaseFiles?: LeaseFiles;
   /** Told when the Docker engine stopped answering, so the daemon stops claiming until it is back. */
   readonly onEngineTrouble?: (problem: string) => void;
   /** Mirrors each heartbeat into ABCA's TaskTable (config `abcaTaskTable`; abca-mirror.ts). */
@@ -135,6 +138,7 @@ export class TaskRun {
         this.container = container;
         this.started = true;
         this.phase = 'running';
+        if (this.record.lease_expires_at) this.deps.leaseFiles?.write({ task_id: this.taskId, attempt: this.lease.attempt, lease_expires_at: this.record.lease_expires_at });
         const { done: streamDone } = await runner.attach(container, output);
         const startedAt = this.record.started_at ?? Date.now();
         return await this.supervise(spec, files, output, streamDone, startedAt);
@@ -153,6 +157,7 @@ export class TaskRun {
     } finally {
       this.heartbeatAbort.abort();
       await heartbeats;
+      this.deps.leaseFiles?.remove(this.taskId);
       for (const v of this.secretValues) this.deps.log.secrets.remove(v);
       this.deps.onTaskEnd?.(this.lease);
     }
@@ -182,12 +187,15 @@ export class TaskRun {
       if (this.stopReason) return await this.endWithoutStart();
 
       // The first heartbeat must succeed before the container starts.
+      const sentAt = Date.now();
       const running = await store.markRunning(this.lease, this.container.id);
       if (running === 'fenced') return this.fenced('first heartbeat fenced out');
       if (running === 'cancel-requested' || this.stopReason) {
         this.stopReason ??= 'cancel';
         return await this.endWithoutStart();
       }
+      // Before the start: the lease guard kills a running container that has no local lease.
+      this.recordLease(sentAt);
 
       output = new TaskOutput(files.logFile, this.deps.log.secrets, LIMITS.logFileBytes, LIMITS.logTailBytes);
       const { done: streamDone } = await runner.attach(this.container, output);
@@ -279,6 +287,21 @@ export class TaskRun {
         if (!(await runner.waitForEngine(config.timings.leaseSeconds * 1000, this.heartbeatAbort.signal))) return 'engine-lost';
         this.log.info('the Docker engine answers again; looking at the container');
       }
+    }
+  }
+
+  /**
+   * The lease just renewed in DynamoDB ends `leaseSeconds` after the write was sent, at the
+   * earliest: kept here (the heartbeat loop's own deadline) and in the local lease file.
+   */
+  private recordLease(sentAt: number): void {
+    this.leaseExpiresAt = sentAt + this.deps.config.timings.leaseSeconds * 1000;
+    try {
+      this.deps.leaseFiles?.write({ task_id: this.taskId, attempt: this.lease.attempt, lease_expires_at: this.leaseExpiresAt });
+    } catch (err) {
+      // Not fatal here: the guard then finds no lease (or a stale one) and stops the container,
+      // which is the safe side of the trade.
+      this.log.warn('writing the local lease file failed', { error: err });
     }
   }
 
@@ -428,6 +451,7 @@ export class TaskRun {
       await sleep(wait, signal);
       if (signal.aborted) return;
       try {
+        const sentAt = Date.now();
         const beat = await this.deps.store.heartbeat(this.lease);
         if (beat.kind === 'fenced') {
           this.fencedOut = true;
@@ -438,7 +462,7 @@ export class TaskRun {
         }
         failures = 0;
         this.heartbeatAt = Date.now();
-        this.leaseExpiresAt = this.heartbeatAt + timings.leaseSeconds * 1000;
+        this.recordLease(sentAt);
         if (beat.status === TaskStatus.CANCEL_REQUESTED) this.requestStop('cancel');
         // Best effort and never awaited: a slow ABCA table must not delay the lease.
         const abcaTaskId = this.deps.abcaMirror && abcaTaskIdOf(this.record.spec);

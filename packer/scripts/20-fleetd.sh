@@ -33,7 +33,11 @@ install -d -m 0750 /var/log/fleetd
 
 install -m 0644 "$files/fleetd.service" /etc/systemd/system/fleetd.service
 install -m 0644 "$files/fleetd-unhealthy.service" /etc/systemd/system/fleetd-unhealthy.service
+install -m 0644 "$files/fleetd-guard.service" /etc/systemd/system/fleetd-guard.service
+install -m 0644 "$files/fleetd-guard.timer" /etc/systemd/system/fleetd-guard.timer
 systemctl daemon-reload
+# The lease guard runs apart from fleetd, so a dead fleetd cannot stop it (lease-guard.ts).
+systemctl enable fleetd-guard.timer
 # Enabled, but skipped at boot until user data has written /etc/fleetd/config.json
 # (ConditionPathExists); user data then runs `systemctl start fleetd.service`.
 systemctl enable fleetd.service
