@@ -37,6 +37,17 @@ function findMotoServer(): string | undefined {
   return fs.existsSync(shim) ? shim : undefined;
 }
 
+/** moto's server with DynamoDB calls serialized (moto's transaction rollback can undo concurrent writes). */
+const SERIALIZED_LAUNCHER = path.join(__dirname, 'moto-serialized.py');
+
+/** The Python interpreter that runs `moto_server` (the pyenv shim's sibling), if it imports moto. */
+function pythonWithMoto(binary: string): string | undefined {
+  const candidate = path.join(path.dirname(binary), 'python3');
+  if (!fs.existsSync(candidate)) return undefined;
+  const probe = spawnSync(candidate, ['-c', 'import moto.server, moto.moto_server.werkzeug_app'], { encoding: 'utf8', timeout: 60_000 });
+  return probe.status === 0 ? candidate : undefined;
+}
+
 /** Unpacks Debian's python3-moto and its pure-Python deps into .fleet/moto (once). */
 function prepareDebianMoto(): string {
   const root = path.join(FALLBACK_DIR, 'root');
@@ -74,12 +85,19 @@ export async function ensureMoto(previous?: MotoState): Promise<MotoState> {
   const binary = findMotoServer();
   let pid: number;
   let flavour: string;
-  if (binary) {
-    pid = spawnDetached('moto', binary, ['-H', '127.0.0.1', '-p', String(port)]);
+  const args = ['-H', '127.0.0.1', '-p', String(port)];
+  const python = binary ? pythonWithMoto(binary) : undefined;
+  if (python) {
+    // The same moto, started through SERIALIZED_LAUNCHER (see its docstring for why).
+    pid = spawnDetached('moto', python, [SERIALIZED_LAUNCHER, ...args]);
+    flavour = 'moto_server';
+  } else if (binary) {
+    console.warn(`moto: no Python next to ${binary} imports moto; starting moto_server itself, without serialized DynamoDB calls (see ${SERIALIZED_LAUNCHER})`);
+    pid = spawnDetached('moto', binary, args);
     flavour = 'moto_server';
   } else {
     const sitePackages = prepareDebianMoto();
-    pid = spawnDetached('moto', '/usr/bin/python3', ['-c', 'import sys; from moto.server import main; main(sys.argv[1:])', '-H', '127.0.0.1', '-p', String(port)], {
+    pid = spawnDetached('moto', '/usr/bin/python3', [SERIALIZED_LAUNCHER, ...args], {
       ...process.env,
       PYTHONPATH: sitePackages,
     });
