@@ -3,12 +3,16 @@
  * each acting as one instance of the run's fleet, reaching AWS only through the fault proxy.
  * Every exit the suite did not cause itself (kill -9, SIGTERM) is recorded as a crash.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type Docker from 'dockerode';
 import { CONTAINER_LABELS } from '../../daemon/src/contract';
 import { TestDaemon } from '../../test/helpers/daemon';
 import type { TestFleet } from '../../test/helpers/fleet';
 import type { FaultProxy } from './fault-proxy';
+
+const FLEETD_BIN = path.join(__dirname, '..', '..', 'bin', 'fleetd.js');
 
 /** Short enough that takeovers happen within a run, long enough for a loaded 2-core machine. */
 export const CHAOS_TIMINGS = { longPollSeconds: 2, heartbeatSeconds: 4, leaseSeconds: 40, cancelGraceSeconds: 2 } as const;
@@ -27,7 +31,7 @@ export class ChaosDaemon {
   alive = false;
 
   constructor(
-    fleet: TestFleet,
+    private readonly fleet: TestFleet,
     readonly instanceId: string,
     slots: number,
     proxy: FaultProxy,
@@ -65,6 +69,34 @@ export class ChaosDaemon {
     });
     return this;
   }
+
+  /**
+   * The instance's lease guard (`fleetd guard`), as its systemd timer runs it: apart from
+   * fleetd, so a fleetd that is down does not take it down. Every 2 s here (10 s in production,
+   * against a 10 s margin here and 30 s there).
+   */
+  startGuard(): void {
+    if (this.guard) return;
+    const guard = spawn(process.execPath, [FLEETD_BIN, 'guard', '--every', '2'], {
+      env: { ...process.env, ...this.fleet.env, FLEETD_CONFIG: path.join(this.daemon.workDir, 'config.json') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const keep = (c: Buffer) => {
+      for (const line of c.toString().split('\n')) if (/stopped a container/.test(line)) this.guardActions.push(line);
+    };
+    guard.stdout.on('data', keep);
+    guard.stderr.on('data', keep);
+    this.guard = guard;
+  }
+
+  stopGuard(): void {
+    this.guard?.kill('SIGKILL');
+    this.guard = undefined;
+  }
+
+  private guard?: ChildProcess;
+  /** The guard's log lines for each container it stopped. */
+  readonly guardActions: string[] = [];
 
   ready(timeoutMs = 60_000): Promise<void> {
     return this.daemon.ready(timeoutMs);

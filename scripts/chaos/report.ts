@@ -26,6 +26,10 @@ export interface ReportInput {
   readonly dlq: readonly DeadLetterView[];
   readonly sideRecords: { badSpec: string[]; invalidRecord: string[]; victims: string[] };
   readonly crashes: readonly DaemonCrash[];
+  /** Containers `fleetd guard` stopped (their fleetd had not renewed the lease). */
+  readonly guardStops: number;
+  /** Tasks the harness itself could not submit or drive (each with its error). */
+  readonly driverErrors: readonly string[];
   readonly injected: Injected;
   readonly proxyStats: ProxyStats;
 }
@@ -43,6 +47,8 @@ export interface ChaosReport {
   readonly containers: number;
   readonly takeovers: number;
   readonly longestTakeoverMs?: number;
+  readonly guardStops: number;
+  readonly driverErrors: readonly string[];
   readonly badInputs: { total: number; rejectedWithReason: number; detail: string[]; problems: string[] };
   readonly crashes: readonly DaemonCrash[];
   /** Failed boots (preflight, e.g. IMDS timing out on an overloaded machine), restarted as systemd would. */
@@ -182,6 +188,8 @@ export function buildReport(i: ReportInput): ChaosReport {
     containers: i.lifetimes.length,
     takeovers: delays.length,
     longestTakeoverMs: delays.length ? Math.max(...delays) : undefined,
+    guardStops: i.guardStops,
+    driverErrors: i.driverErrors,
     badInputs: { total, rejectedWithReason: rejected, detail, problems },
     crashes,
     bootFailures: i.crashes.length - crashes.length,
@@ -215,6 +223,8 @@ export function formatTable(r: ChaosReport): string {
     ['containers seen (docker events)', String(r.containers)],
     ['takeovers after a crash / lost lease', String(r.takeovers)],
     ['longest takeover', r.longestTakeoverMs === undefined ? 'n/a' : `${(r.longestTakeoverMs / 1000).toFixed(1)} s`],
+    ['containers stopped by the lease guard', String(r.guardStops)],
+    ['harness driver errors (not submitted)', String(r.driverErrors.length)],
     ['bad inputs rejected with a reason', `${r.badInputs.rejectedWithReason}/${r.badInputs.total}${r.badInputs.rejectedWithReason === r.badInputs.total ? '' : '   <-- MUST BE ALL'}`],
     ...r.badInputs.detail.map((d): [string, string] => [`  ${d.replace(/ \d+\/\d+.*$/, '')}`, d.replace(/^.*? (\d+\/\d+)/, '$1')]),
     ['daemon crashes (exits we did not cause)', must(r.crashes.length)],
@@ -223,6 +233,6 @@ export function formatTable(r: ChaosReport): string {
   const width = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`);
   const inj = r.injected;
-  const injectedLine = `injected: ${inj.kills} kill -9 (${inj.instanceDeaths} instance deaths, ${inj.restarts} restarts), ${inj.dockerRestarts} dockerd restart${inj.dockerDownMs ? ` (${(inj.dockerDownMs / 1000).toFixed(1)} s down)` : ''}, ${inj.faultWindows.length} AWS fault windows (${Object.entries(r.proxyStats.faulted).map(([k, v]) => `${k} ${v}`).join(', ') || 'none hit'} of ${r.proxyStats.requests} requests), ${inj.duplicateDeliveries} duplicate deliveries, cancels ${Object.entries(inj.cancels).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}, reconciler ${inj.reconcilerRuns} runs (${Object.entries(inj.reconcilerActions).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ') || 'no actions'})`;
+  const injectedLine = `injected: ${inj.kills} kill -9 (${inj.instanceDeaths} instance deaths, ${inj.longOutages} down past the lease, ${inj.restarts} restarts), ${inj.dockerRestarts} dockerd restart${inj.dockerDownMs ? ` (${(inj.dockerDownMs / 1000).toFixed(1)} s down)` : ''}, ${inj.faultWindows.length} AWS fault windows (${Object.entries(r.proxyStats.faulted).map(([k, v]) => `${k} ${v}`).join(', ') || 'none hit'} of ${r.proxyStats.requests} requests), ${inj.duplicateDeliveries} duplicate deliveries, cancels ${Object.entries(inj.cancels).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}, reconciler ${inj.reconcilerRuns} runs (${Object.entries(inj.reconcilerActions).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ') || 'no actions'})`;
   return [...lines, '', injectedLine, `verdict: ${r.ok ? 'PASS' : 'FAIL'}`].join('\n');
 }

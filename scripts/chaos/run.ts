@@ -56,6 +56,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface Injected {
   kills: number;
+  /** fleetd down longer than a lease while its containers ran on. */
+  longOutages: number;
   restarts: number;
   instanceDeaths: number;
   dockerRestarts: number;
@@ -88,7 +90,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   await watch.start();
   const crashes: DaemonCrash[] = [];
   const daemons = instanceIds.map((id) => new ChaosDaemon(fleet, id, o.slots, proxy, crashes));
-  const injected: Injected = { kills: 0, restarts: 0, instanceDeaths: 0, dockerRestarts: 0, faultWindows: [], duplicateDeliveries: 0, cancels: {}, reconcilerRuns: 0, reconcilerActions: {} };
+  const injected: Injected = { kills: 0, longOutages: 0, restarts: 0, instanceDeaths: 0, dockerRestarts: 0, faultWindows: [], duplicateDeliveries: 0, cancels: {}, reconcilerRuns: 0, reconcilerActions: {} };
   const reconcileDeps = { ddb: fleet.clients.ddb, sqs: fleet.clients.sqs, names: fleet.resources, log: () => undefined };
   // Just over a lease: a message a live daemon holds stays hidden that long, so it is never resent early.
   const reconcileOptions = { timings: { ...DEFAULT_TIMINGS, ...CHAOS_TIMINGS }, resendAfterMs: (CHAOS_TIMINGS.leaseSeconds + 10) * 1000 };
@@ -112,6 +114,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
   try {
     await Promise.all(daemons.map((d) => d.start().ready()));
+    for (const d of daemons) d.startGuard();
     say(`${o.daemons} fleetd × ${o.slots} slots ready on fleet ${fleet.resources.fleetName}; AWS through the fault proxy ${proxy.url}`);
 
     // Snapshots of every record (one Scan per 1.5 s): progress, cancel stages, last heartbeats.
@@ -158,6 +161,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       injected.cancels[`${stage}:${res.outcome}`] = (injected.cancels[`${stage}:${res.outcome}`] ?? 0) + 1;
     };
     const missed = (stage: string) => (injected.cancels[`${stage}:stage not seen`] = (injected.cancels[`${stage}:stage not seen`] ?? 0) + 1);
+    const driverErrors: string[] = [];
     const actRng = rng.fork('act');
     const actOn = async (plan: PlannedTask) => {
       await sleep(plan.submitAtMs);
@@ -202,7 +206,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           return;
       }
     };
-    const submitters = plans.map((p) => actOn(p).catch((err: Error) => say(`task ${p.index} (${p.behaviour}): driver error ${err.name}: ${err.message}`)));
+    // A submit the harness could not complete is counted (the table's "driver errors"), never waited for.
+    const submitters = plans.map((p) =>
+      actOn(p).catch((err: Error) => {
+        driverErrors.push(`task ${p.index} (${p.behaviour}): ${err.name}: ${err.message}`);
+        say(`task ${p.index} (${p.behaviour}): driver error ${err.name}: ${err.message}`);
+      }),
+    );
 
     // 4. Bad input through the real daemons: SQS bodies, records with bad specs, invalid records, victims.
     const badRng = rng.fork('bad');
@@ -292,10 +302,26 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         const alive = daemons.filter((d) => d.alive);
         if (alive.length === 0) continue;
         const victim = killRng.pick(alive);
-        const death = k % 2 === 1; // alternate: fleetd crash (restart at once) and instance death
+        // In turn: fleetd crash (restart at once), instance death, and fleetd down for longer
+        // than a lease while its containers run on (only the lease guard stands between them
+        // and a takeover elsewhere). The light run has crashes and deaths only.
+        const kind = o.intensity === 'full' ? (['crash', 'death', 'down past its lease'] as const)[k % 3] : k % 2 ? 'death' : 'crash';
         await victim.kill9();
         injected.kills++;
-        if (death) {
+        if (kind === 'down past its lease') {
+          injected.longOutages++;
+          const downMs = (CHAOS_TIMINGS.leaseSeconds + 5) * 1000;
+          say(`kill -9 fleetd on ${victim.instanceId}, back in ${downMs / 1000} s (down past its lease; the lease guard must stop its containers)`);
+          // Restarted later without holding up the next kills.
+          setTimeout(() => {
+            if (!stopActive.signal.aborted && !victim.alive) {
+              victim.start();
+              injected.restarts++;
+            }
+          }, downMs);
+          continue;
+        }
+        if (kind === 'death') {
           // The instance is gone: its containers die with it; it comes back later as a new boot.
           const removed = await removeContainersOf(fleet.docker, [victim.instanceId]);
           injected.instanceDeaths++;
@@ -340,7 +366,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     for (;;) {
       await sleep(2000);
       const open = [...planned.keys()].filter((id) => !isTerminal(records.get(id)?.status ?? TaskStatus.QUEUED));
-      if (open.length === 0 && planned.size === plans.length) break;
+      if (open.length === 0) break;
       if (Date.now() > activeDeadline) {
         say(`active budget spent with ${open.length} task(s) open; draining`);
         break;
@@ -398,6 +424,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       dlq,
       sideRecords,
       crashes,
+      guardStops: daemons.reduce((n, d) => n + d.guardActions.length, 0),
+      driverErrors,
       injected,
       proxyStats: proxy.stats,
     });
@@ -405,6 +433,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     stopActive.abort();
     for (const d of daemons) d.retired = true;
     await Promise.all(daemons.map((d) => d.stop().catch(() => undefined)));
+    for (const d of daemons) d.stopGuard();
     watch.stop();
     await proxy.close();
     await removeContainersOf(fleet.docker, instanceIds);
