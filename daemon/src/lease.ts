@@ -346,14 +346,17 @@ export class TaskStore {
    * Gives the task back (drain, spot notice): INTERRUPTED, claimable again at once, and the
    * attempt it used is refunded, in the same write. A task whose cancel was requested ends CANCELLED instead.
    */
-  async release(lease: Lease, reason: string): Promise<'released' | 'cancelled' | 'fenced'> {
+  async release(lease: Lease, reason: string, options: { refund?: boolean } = {}): Promise<'released' | 'cancelled' | 'fenced'> {
     const now = this.now();
+    const refund = options.refund ?? true;
     // Timeline: t0 we decide to release (container stopped) → t1 this write, fenced on our
     // attempt and on CLAIMED/RUNNING. A cancel at t0' made it CANCEL_REQUESTED: handled below.
     const ok = await this.transition(
       lease.taskId,
       // The attempt is refunded (ADD attempts_left 1): an interruption is not the task's fault.
-      { set: { status: TaskStatus.INTERRUPTED, reason, updated_at: now, message_sent_at: now }, remove: ['lease_expires_at'], add: { attempts_left: 1 } },
+      // Not refunded when the cause may be the task's own (an engine error on its container):
+      // then the attempt cap ends a failure that repeats everywhere.
+      { set: { status: TaskStatus.INTERRUPTED, reason, updated_at: now, message_sent_at: now }, remove: ['lease_expires_at'], ...(refund ? { add: { attempts_left: 1 } } : {}) },
       this.fenced(lease, [TaskStatus.CLAIMED, TaskStatus.RUNNING]),
       this.event(lease.taskId, EventType.INTERRUPTED, now, { status: TaskStatus.INTERRUPTED, attempt: lease.attempt, instance_id: lease.instanceId, detail: { reason } }),
     );

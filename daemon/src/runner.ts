@@ -42,6 +42,12 @@ export function isEngineUnreachable(err: unknown): boolean {
   return (typeof e.code === 'string' && ENGINE_DOWN_CODES.has(e.code)) || (typeof e.message === 'string' && /socket hang up/i.test(e.message));
 }
 
+/** An engine answer with a 5xx status: its own trouble, which may pass (unlike a 4xx refusal). */
+export function isEngineServerError(err: unknown): boolean {
+  const status = (err as { statusCode?: unknown } | undefined)?.statusCode;
+  return typeof status === 'number' && status >= 500;
+}
+
 /** Exit codes of a process ended by a signal (128 + n), as Docker and tini report them. */
 export function isSignalExit(exitCode: number): boolean {
   return exitCode > 128 && exitCode < 128 + 65;

@@ -18,7 +18,7 @@ import { LIMITS, TaskStatus, parseTaskSpec, type TaskRecord, type TaskSpec } fro
 import type { Lease, TaskStore } from './lease';
 import type { LeaseFiles } from './lease-guard';
 import type { Logger } from './log';
-import { CONTAINER_OUTPUT_DIR, CONTAINER_PAYLOAD_PATH, MAX_ENV_PAYLOAD_BYTES, isEngineUnreachable, isSignalExit, type ContainerRunner, type ExitFacts, type TaskFiles } from './runner';
+import { CONTAINER_OUTPUT_DIR, CONTAINER_PAYLOAD_PATH, MAX_ENV_PAYLOAD_BYTES, isEngineServerError, isEngineUnreachable, isSignalExit, type ContainerRunner, type ExitFacts, type TaskFiles } from './runner';
 import { OomWatch } from './oom-watch';
 import { TaskOutput } from './task-output';
 
@@ -180,6 +180,7 @@ export class TaskRun {
       } catch (err) {
         if (this.stopReason) return await this.endWithoutStart();
         if (isEngineUnreachable(err)) return await this.engineInterrupted(`the Docker engine did not answer while preparing the task: ${(err as Error).message}`, true);
+        if (isEngineServerError(err)) return await this.engineInterrupted(`the Docker engine failed while preparing the task (this attempt counts): ${(err as Error).message}`, false, false);
         const reason = err instanceof PrepareError || /Image(Policy|Pull)Error/.test((err as Error).name) ? (err as Error).message : `preparing the task failed: ${(err as Error).message}`;
         this.log.warn('task failed before start', { reason });
         return await this.finish(TaskStatus.FAILED, { reason: this.deps.log.secrets.redact(reason) });
@@ -204,8 +205,12 @@ export class TaskRun {
         await this.container.start();
       } catch (err) {
         if (isEngineUnreachable(err)) return await this.engineInterrupted(`the Docker engine did not answer when starting the container: ${(err as Error).message}`, true);
-        // The engine refused (e.g. the command's executable does not exist in the image): the
-        // task's own fault, and every attempt would fail the same way.
+        // A 5xx is the engine's own trouble (seen right after a dockerd restart: "failed to update
+        // store for object type *libnetwork.endpoint"): another attempt, which counts, so a
+        // failure that repeats everywhere still ends at the attempt cap.
+        if (isEngineServerError(err)) return await this.engineInterrupted(`the Docker engine failed to start the container (this attempt counts): ${(err as Error).message}`, false, false);
+        // A 4xx: the engine refused this container (e.g. the command's executable does not exist
+        // in the image): the task's own fault, and every attempt would fail the same way.
         const reason = this.deps.log.secrets.redact(`the container could not start: ${(err as Error).message}`);
         this.log.warn('task failed at container start', { reason });
         return await this.finish(TaskStatus.FAILED, { reason });
@@ -306,12 +311,12 @@ export class TaskRun {
   }
 
   /** An infrastructure fault, not the task's: hand the task back for another attempt. */
-  private async engineInterrupted(why: string, engineDown = false): Promise<TaskRunResult> {
-    this.log.warn('the task was interrupted by its instance, not by itself: releasing it for another attempt', { why });
+  private async engineInterrupted(why: string, engineDown = false, refund = true): Promise<TaskRunResult> {
+    this.log.warn('the task was interrupted by its instance, not by itself: releasing it for another attempt', { why, attempt_refunded: refund });
     if (engineDown) this.deps.onEngineTrouble?.(why);
     this.releaseReason = this.deps.log.secrets.redact(why);
     this.stopReason = 'release';
-    return this.releaseTask();
+    return this.releaseTask(refund);
   }
 
   private validSpec(): TaskSpec {
@@ -391,8 +396,8 @@ export class TaskRun {
     return { taskId: this.taskId, status: 'FENCED_OUT' };
   }
 
-  private async releaseTask(): Promise<TaskRunResult> {
-    const outcome = await this.deps.store.release(this.lease, this.releaseReason || 'released by instance');
+  private async releaseTask(refund = true): Promise<TaskRunResult> {
+    const outcome = await this.deps.store.release(this.lease, this.releaseReason || 'released by instance', { refund });
     this.log.info('task released', { outcome });
     if (outcome === 'released' && this.receiptHandle) {
       // Visible again at once: another instance may take it now.

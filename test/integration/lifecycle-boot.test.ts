@@ -7,6 +7,7 @@ import { DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scalin
 import { DescribeTagsCommand } from '@aws-sdk/client-ec2';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { InstanceStatus, tagKeys } from '../../daemon/src/contract';
+import { FaultProxy } from '../../scripts/chaos/fault-proxy';
 import { TestDaemon } from '../helpers/daemon';
 import { freshFleet, type TestFleet } from '../helpers/fleet';
 
@@ -14,7 +15,7 @@ let fleet: TestFleet;
 const daemons: TestDaemon[] = [];
 
 beforeAll(async () => {
-  fleet = await freshFleet({ instances: 2 });
+  fleet = await freshFleet({ instances: 3 });
 });
 
 afterEach(async () => {
@@ -63,4 +64,29 @@ test('an invalid config is reported the same way once the instance knows who it 
   expect(outcome.row?.status).toBe(InstanceStatus.UNHEALTHY);
   expect(outcome.row?.reason).toMatch(/^invalid configuration: config\.slots: /);
   expect(outcome.health?.toUpperCase()).toBe('UNHEALTHY');
+});
+
+test('AWS refusing connections for a few seconds at boot is retried, not reported unhealthy (chaos: boots failed in fault windows)', async () => {
+  // Prepare: every AWS call goes through a proxy that refuses connections for the first 6 s.
+  const [, , id] = fleet.resources.instanceIds;
+  const proxy = await new FaultProxy(fleet.env.AWS_ENDPOINT_URL).start();
+  try {
+    await proxy.set({ kind: 'refuse' });
+    const queueUrl = proxy.via(fleet.resources.queueUrl);
+    const d = new TestDaemon(fleet, id, { queueUrl }, { AWS_ENDPOINT_URL: proxy.url, FLEET_QUEUE_URL: queueUrl }).start();
+    daemons.push(d);
+    await d.waitForLog(/preflight: AWS did not answer; retrying/, 60_000);
+
+    // Act: AWS answers again.
+    setTimeout(() => void proxy.set(undefined), 6000);
+
+    // Assess: the boot completes; the instance is idle, never unhealthy.
+    await d.ready(90_000);
+    const outcome = await bootOutcome(id);
+    expect(outcome.statusTag).toBe(InstanceStatus.IDLE);
+    expect(outcome.health?.toUpperCase()).not.toBe('UNHEALTHY');
+  } finally {
+    await Promise.all(daemons.splice(0).map((d) => d.stop()));
+    await proxy.close();
+  }
 });

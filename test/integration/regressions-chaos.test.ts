@@ -101,6 +101,8 @@ describe('the Docker engine going away is the instance\'s fault, never the task\
     const events = await eventsOf(taskId);
     expect(events).toContainEqual(expect.objectContaining({ type: 'INTERRUPTED', attempt: 1, reason: expect.stringMatching(/killed it with signal 15/) }));
     expect(record.attempts_left).toBe(DEFAULT_TIMINGS.maxAttempts - 1);
+    // Regression (chaos seed 1): the release's reason must not survive into attempt 2's outcome.
+    expect(record.reason).toBeUndefined();
   });
 
   test('an engine that stops answering while preparing releases the task instead of failing it ("image is not on this instance")', async () => {
@@ -137,10 +139,23 @@ describe('the Docker engine going away is the instance\'s fault, never the task\
     expect(daemon.lines.join('\n')).toMatch(/the Docker engine answers again: claiming resumes/);
   });
 
+  test('an engine error (5xx) starting the container is retried on another attempt, which counts (chaos: "failed to update store" after a dockerd restart)', async () => {
+    // Prepare: the engine fails the next start as dockerd 20.10 did right after its restart.
+    proxy.failNext(/^POST \S*\/containers\/\S+\/start/, 500, 'failed to update store for object type *libnetwork.endpoint: open : no such file or directory');
+
+    // Act
+    const { taskId } = await client.submitTask({ image: fleet.demoImage, env: { DEMO_SLEEP_S: '1' }, memory_mb: 64, cpus: 0.25 });
+
+    // Assess: released with the engine's message, then completed; both attempts counted.
+    const record = await client.waitForTerminal(taskId, { timeoutMs: 120_000 });
+    expect(record).toMatchObject({ status: TaskStatus.COMPLETED, attempt: 2, attempts_left: DEFAULT_TIMINGS.maxAttempts - 2 });
+    expect(await eventsOf(taskId)).toContainEqual(expect.objectContaining({ type: 'INTERRUPTED', attempt: 1, reason: expect.stringMatching(/failed to start the container \(this attempt counts\).*libnetwork/) }));
+  });
+
   test('a container the engine refuses to start fails at once with the engine\'s reason (no retries, no takeover)', async () => {
     // Prepare: the engine answers the start with an error (as runc does for a missing executable
     // when the container has no init process).
-    proxy.failNext(/^POST \S*\/containers\/\S+\/start/, 500, 'OCI runtime create failed: exec: "/agent": stat /agent: no such file or directory');
+    proxy.failNext(/^POST \S*\/containers\/\S+\/start/, 400, 'OCI runtime create failed: exec: "/agent": stat /agent: no such file or directory');
 
     // Act
     const { taskId } = await client.submitTask({ image: fleet.demoImage, env: { DEMO_SLEEP_S: '1' }, memory_mb: 64, cpus: 0.25 });
