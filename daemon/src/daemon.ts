@@ -29,6 +29,7 @@ import { startControlServer, type ControlResponse } from './control';
 import { CredentialsServer } from './credentials';
 import { dockerAnswers } from './docker';
 import { LeaseFiles } from './lease-guard';
+import { retryTransient } from './transient';
 import { diskShortage } from './disk';
 import type { ImdsClient, InstanceIdentity } from './imds';
 import { InstanceState } from './instance';
@@ -77,20 +78,6 @@ export interface StopOptions {
   readonly reason?: string;
   /** @default config.drainBudgetSeconds */
   readonly budgetSeconds?: number;
-}
-
-/** How long the boot preflight retries transient AWS errors before the boot counts as failed. */
-export const PREFLIGHT_AWS_BUDGET_MS = 60_000;
-
-/** Network errors, 5xx and throttling: worth another try. Anything else (4xx) is an answer. */
-export function isTransientAwsError(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown } | undefined;
-  if (!e || typeof e !== 'object') return false;
-  if (e.$retryable) return true;
-  const status = e.$metadata?.httpStatusCode;
-  if (status === undefined) return true; // no HTTP answer at all: connection refused, reset, DNS, timeout
-  if (status >= 500 || status === 429) return true;
-  return /Throttl|TooManyRequests|RequestLimitExceeded|SlowDown/.test(e.name ?? '');
 }
 
 export class Fleetd extends EventEmitter<FleetdEvents> {
@@ -221,21 +208,15 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     }
     if (!(await dockerAnswers(docker, 5000))) return `the Docker engine does not answer (DOCKER_HOST=${process.env.DOCKER_HOST ?? 'default socket'})`;
     // A network blip or a throttled API at boot must not mark the instance unhealthy (the group
-    // would replace it): transient errors are retried for PREFLIGHT_AWS_BUDGET_MS, backoff with
-    // full jitter from 1 s (8 s cap). A missing queue or table, or a denied call, fails at once.
-    const deadline = Date.now() + PREFLIGHT_AWS_BUDGET_MS;
-    for (let attempt = 0; ; attempt++) {
-      try {
+    // would replace it): transient errors are retried (transient.ts); a missing queue or table,
+    // or a denied call, fails at once.
+    try {
+      await retryTransient('preflight: AWS', this.log, async () => {
         await clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: config.queueUrl, AttributeNames: ['QueueArn'] }));
         await clients.ddb.send(new DescribeTableCommand({ TableName: config.tasksTable }));
-        break;
-      } catch (err) {
-        const problem = `AWS is not reachable or the fleet's resources are missing: ${(err as Error).name}: ${(err as Error).message}`;
-        if (!isTransientAwsError(err) || Date.now() > deadline) return problem;
-        const delay = backoffDelayMs(attempt, 1000, 8000);
-        this.log.warn('preflight: AWS did not answer; retrying', { error: err, retry_in_ms: delay, gives_up_in_ms: deadline - Date.now() });
-        await sleep(delay);
-      }
+      });
+    } catch (err) {
+      return `AWS is not reachable or the fleet's resources are missing: ${(err as Error).name}: ${(err as Error).message}`;
     }
     try {
       fs.mkdirSync(config.workDir, { recursive: true, mode: 0o700 });
@@ -301,7 +282,9 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       const taskId = info.Labels[CONTAINER_LABELS.taskId];
       const attempt = Number(info.Labels[CONTAINER_LABELS.attempt]);
       const container = this.deps.docker.getContainer(info.Id);
-      const { record } = taskId ? await this.store!.get(taskId) : {};
+      // Retried through an AWS blip: a boot that gave up here would leave the container
+      // unsupervised until systemd's next restart.
+      const { record } = taskId ? await retryTransient('recovering a container: reading its task', this.log, () => this.store!.get(taskId)) : {};
       const ours =
         record &&
         record.instance_id === this.identity!.instanceId &&

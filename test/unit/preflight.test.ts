@@ -5,7 +5,8 @@
  */
 import { ResourceNotFoundException } from '@aws-sdk/client-dynamodb';
 import { QueueDoesNotExist } from '@aws-sdk/client-sqs';
-import { isTransientAwsError } from '../../daemon/src/daemon';
+import { Logger } from '../../daemon/src/log';
+import { isTransientAwsError, retryTransient } from '../../daemon/src/transient';
 
 const meta = (httpStatusCode?: number) => ({ $metadata: { httpStatusCode, attempts: 3 } });
 
@@ -29,4 +30,45 @@ test.each([
   ['undefined', undefined],
 ])('fails the boot at once: %s', (_what, err) => {
   expect(isTransientAwsError(err)).toBe(false);
+});
+
+test('an AWS error wrapped in one of our typed errors is judged by its cause', () => {
+  const cause = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED', $metadata: { attempts: 3 } });
+  expect(isTransientAwsError(new Error('reading task t-1 failed', { cause }))).toBe(true);
+  const denied = Object.assign(new Error('denied'), { name: 'AccessDeniedException', $metadata: { httpStatusCode: 400 } });
+  expect(isTransientAwsError(new Error('reading task t-1 failed', { cause: denied }))).toBe(false);
+});
+
+describe('retryTransient', () => {
+  const log = new Logger({ component: 'test' }, undefined, 'error', () => undefined);
+  const refused = () => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED', $metadata: { attempts: 1 } });
+
+  test('retries transient errors until the call answers', async () => {
+    let calls = 0;
+    const value = await retryTransient('test', log, async () => {
+      if (++calls < 3) throw refused();
+      return 'answered';
+    }, 10_000);
+    expect(value).toBe('answered');
+    expect(calls).toBe(3);
+  });
+
+  test('throws an answer (4xx) at once, without retrying', async () => {
+    let calls = 0;
+    const missing = new QueueDoesNotExist({ message: 'no such queue', $metadata: { httpStatusCode: 400 } });
+    await expect(retryTransient('test', log, async () => {
+      calls++;
+      throw missing;
+    })).rejects.toBe(missing);
+    expect(calls).toBe(1);
+  });
+
+  test('gives up with the last error once the budget is spent', async () => {
+    let calls = 0;
+    await expect(retryTransient('test', log, async () => {
+      calls++;
+      throw refused();
+    }, 0)).rejects.toThrow(/ECONNREFUSED/);
+    expect(calls).toBe(1);
+  });
 });
