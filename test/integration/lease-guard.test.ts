@@ -106,6 +106,8 @@ test('fleetd killed for good: `fleetd guard` stops its container before the leas
       }
       await new Promise((r) => setTimeout(r, 250));
     }
+    // The guard logs after its pass: give the line a moment before the guard is stopped.
+    for (let i = 0; i < 40 && !/stopped a container/.test(out); i++) await new Promise((r) => setTimeout(r, 250));
   } finally {
     guard.kill('SIGKILL');
   }
