@@ -46,8 +46,20 @@ export function buildArgv(template: string, parameters: Record<string, string[]>
     .map((token) => token.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, name: string) => (parameters[name] ?? []).join(',')));
 }
 
+/**
+ * Present while an instance runs an SSM agent of its own (a test's, see cli.test.ts): one agent
+ * per instance, as on EC2, so this shared agent leaves that instance's commands alone.
+ */
+export function ownAgentMarker(instanceId: string): string {
+  return path.join(instanceDir(instanceId), 'ssm-agent.own');
+}
+
 async function runOnInstance(argv: string[], instanceId: string): Promise<void> {
   if (argv[0] !== FLEETD_BIN_PATH) throw new Error(`refused: the local SSM agent only runs ${FLEETD_BIN_PATH}, got ${argv[0]}`);
+  if (fs.existsSync(ownAgentMarker(instanceId))) {
+    log({ msg: 'this instance runs its own SSM agent: skipped', instanceId });
+    return;
+  }
   const socket = path.join(instanceDir(instanceId), 'fleetd.sock');
   // moto targets every instance it knows; only instances a local daemon acts as can answer.
   if (!fs.existsSync(socket)) {

@@ -12,7 +12,8 @@
  * for timing: moto 5.2 adds every EC2 instance it knows to each SendCommand (an empty Targets
  * list matches all instances), and that agent runs each command serially on all of them,
  * a tsx-started `fleetd cancel` each, so with the many instances of the test fleets one cancel
- * waits minutes in its queue.
+ * waits minutes in its queue. While this agent runs, a marker file (ownAgentMarker) tells the
+ * shared agent to leave the instance alone: one agent per instance, as on EC2.
  */
 import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -23,7 +24,7 @@ import { GetDocumentCommand, ListCommandsCommand } from '@aws-sdk/client-ssm';
 import { EventType, FLEETD_BIN_PATH, TaskStatus, encodeEnvelope, type TaskRecord, type TaskSpecInput } from '../../daemon/src/contract';
 import { FleetClient } from '../../scripts/lib/client';
 import { LOG_DIR, PROJECT_ROOT, instanceDir } from '../../scripts/local/paths';
-import { buildArgv } from '../../scripts/local/ssm-agent';
+import { buildArgv, ownAgentMarker } from '../../scripts/local/ssm-agent';
 import { TestDaemon } from '../helpers/daemon';
 import { freshFleet, type TestFleet } from '../helpers/fleet';
 
@@ -111,6 +112,10 @@ function instanceAgent(instanceId: string, documentName: string): { runs: AgentR
   const runs: AgentRun[] = [];
   const seen = new Set<string>();
   let stopped = false;
+  // One SSM agent per instance: the stack's shared agent leaves this instance to this one.
+  const marker = ownAgentMarker(instanceId);
+  fs.mkdirSync(path.dirname(marker), { recursive: true });
+  fs.writeFileSync(marker, `${process.pid}\n`);
   const list = async () => {
     const out = [];
     let token: string | undefined;
@@ -139,7 +144,13 @@ function instanceAgent(instanceId: string, documentName: string): { runs: AgentR
       await new Promise((r) => setTimeout(r, 250));
     }
   })();
-  return { runs, stop: () => (stopped = true) };
+  return {
+    runs,
+    stop: () => {
+      stopped = true;
+      fs.rmSync(marker, { force: true });
+    },
+  };
 }
 
 beforeAll(async () => {
