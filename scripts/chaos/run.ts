@@ -313,12 +313,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           const downMs = (CHAOS_TIMINGS.leaseSeconds + 5) * 1000;
           say(`kill -9 fleetd on ${victim.instanceId}, back in ${downMs / 1000} s (down past its lease; the lease guard must stop its containers)`);
           // Restarted later without holding up the next kills.
-          setTimeout(() => {
+          const restart = setTimeout(() => {
             if (!stopActive.signal.aborted && !victim.alive) {
               victim.start();
               injected.restarts++;
             }
           }, downMs);
+          // The drain restarts every daemon anyway: no timer outlives the active phase.
+          stopActive.signal.addEventListener('abort', () => clearTimeout(restart), { once: true });
           continue;
         }
         if (kind === 'death') {
