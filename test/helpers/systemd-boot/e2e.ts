@@ -11,6 +11,8 @@
  * 4. A demo task completes; `kill -9` of fleetd → systemd restarts it and the next task
  *    completes; `systemctl stop` during a running task drains it (the task completes) and
  *    returns well within TimeoutStopSec.
+ * 5. The lease guard under its real unit: the timer is enabled, a pass leaves a renewed task
+ *    alone, and with fleetd stopped a pass removes an unleased container of the instance.
  *
  * What differs from an instance, and why:
  * - The box has no network (`--network none`); the local stack's AWS endpoint and IMDS, which
@@ -26,7 +28,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { TaskStatus } from '../../../daemon/src/contract';
+import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE, TaskStatus } from '../../../daemon/src/contract';
 import { FleetClient } from '../../../scripts/lib/client';
 import { BUNDLE_ENTRIES, bundle } from '../../../scripts/bundle';
 import { fleetdConfigFor } from '../../../scripts/local/provision';
@@ -155,6 +157,15 @@ async function main(): Promise<void> {
 
     const third = await client.submitTask(demo('8'));
     await waitFor('the task to run', TASK_TIMEOUT_MS, async () => (await client.getTask(third.taskId)).status === TaskStatus.RUNNING);
+    // The lease guard under its real unit and sandbox: enabled, a pass succeeds, and a task whose
+    // lease fleetd keeps renewing is left alone.
+    const guardPass = inBox(['systemctl', 'start', 'fleetd-guard.service']);
+    const guardResult = inBox(['systemctl', 'show', '-p', 'Result', '--value', 'fleetd-guard.service']).out.trim();
+    const timerEnabled = inBox(['systemctl', 'is-enabled', 'fleetd-guard.timer']).out.trim();
+    const stillRunning = (await fleet.docker.listContainers({ filters: { label: [`${CONTAINER_LABELS.taskId}=${third.taskId}`] } })).length === 1;
+    const guardLog = inBox(['journalctl', '-u', 'fleetd-guard.service', '-o', 'cat', '--no-pager']).out.trim();
+    result('guard', guardPass.status === 0 && guardResult === 'success' && timerEnabled === 'enabled' && stillRunning && !/stopped a container|error/.test(guardLog),
+      `fleetd-guard.timer ${timerEnabled}; one pass: ${guardResult}; the running task's container ${stillRunning ? 'left alone' : 'GONE'}${guardLog ? `; journal: ${guardLog.split('\n').slice(-2).join(' | ').slice(0, 200)}` : ''}`);
     const t0 = Date.now();
     const stop = await shAsync('docker', ['exec', box, 'systemctl', 'stop', 'fleetd.service']);
     const tookS = (Date.now() - t0) / 1000;
@@ -164,6 +175,21 @@ async function main(): Promise<void> {
       stop.status === 0 && prop('Result') === 'success' && r3.status === TaskStatus.COMPLETED && tookS < 900,
       `systemctl stop during ${third.taskId}: ${tookS.toFixed(1)} s (TimeoutStopSec ${prop('TimeoutStopUSec')}), Result=${prop('Result')}, task drained: ${r3.status}`,
     );
+
+    // fleetd is stopped now: a running task container of this instance without a lease (what a
+    // dead fleetd leaves) must be removed by one pass of the guard, through its real sandbox.
+    const orphan = await fleet.docker.createContainer({
+      Image: fleet.demoImage,
+      Cmd: ['sleep', '120'],
+      Labels: { [CONTAINER_LABELS.managedBy]: CONTAINER_LABEL_MANAGED_BY_VALUE, [CONTAINER_LABELS.taskId]: 't-e2e-orphan', [CONTAINER_LABELS.attempt]: '1', [CONTAINER_LABELS.instanceId]: instanceId },
+    });
+    await orphan.start();
+    const orphanPass = inBox(['systemctl', 'start', 'fleetd-guard.service']);
+    const orphanGone = await orphan.inspect().then(() => false, () => true);
+    if (!orphanGone) await orphan.remove({ force: true }).catch(() => undefined);
+    const orphanLog = inBox(['journalctl', '-u', 'fleetd-guard.service', '-o', 'cat', '--no-pager']).out;
+    result('orphan', orphanPass.status === 0 && orphanGone && /stopped a container whose lease fleetd did not renew.*t-e2e-orphan/.test(orphanLog),
+      `an unleased container of ${instanceId} with fleetd stopped: ${orphanGone ? 'removed by one guard pass' : 'STILL THERE'}`);
   } catch (err) {
     result('run', false, (err as Error).message);
     if (box) {
