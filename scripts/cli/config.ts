@@ -11,7 +11,7 @@ import { parseEnv } from 'node:util';
 import { createAwsClients } from '../../daemon/src/aws';
 import { FLEET_ENV } from '../../daemon/src/contract';
 import { FleetClient, type FleetNames } from '../lib/client';
-import { ENV_FILE } from '../local/paths';
+import { localStackEnvFile } from '../lib/local-env-file';
 import { UsageError } from './errors';
 
 const REQUIRED: Array<[keyof FleetNames, string]> = [
@@ -24,7 +24,7 @@ const REQUIRED: Array<[keyof FleetNames, string]> = [
 ];
 
 /** Applies --env-file (wins over the environment) or the local stack's file (fills gaps only). Returns what was loaded. */
-export function loadEnvironment(envFile: string | undefined, env: NodeJS.ProcessEnv = process.env, localEnvFile = ENV_FILE): string | undefined {
+export function loadEnvironment(envFile: string | undefined, env: NodeJS.ProcessEnv = process.env, localEnvFile = localStackEnvFile()): string | undefined {
   if (envFile !== undefined) {
     let text: string;
     try {

@@ -3,7 +3,7 @@
  * running (idempotent, ~10 s cold, well under a second warm). Tests then read .fleet/local.env.
  */
 import '../../daemon/src/quiet-sdk-warning';
-import { status, up } from '../../scripts/local/stack';
+import { status, up } from '../../scripts/dev/local/stack';
 
 export default async function globalSetup(): Promise<void> {
   const s = await status();

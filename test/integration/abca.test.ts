@@ -9,8 +9,8 @@ import { AbcaHeartbeatMirror } from '../../daemon/src/abca-mirror';
 import { Logger } from '../../daemon/src/log';
 import { AbcaAdapterError, Ec2ComputeStrategy, type AbcaSessionStatus, type Ec2SessionHandle } from '../../scripts/lib/abca-adapter';
 import { FleetClient } from '../../scripts/lib/client';
-import { TestDaemon } from '../helpers/daemon';
-import { freshFleet, uniqueName, type TestFleet } from '../helpers/fleet';
+import { TestDaemon } from '../../scripts/dev/harness/daemon';
+import { freshFleet, uniqueName, type TestFleet } from '../../scripts/dev/harness/fleet';
 
 let fleet: TestFleet;
 let client: FleetClient;

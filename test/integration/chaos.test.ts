@@ -4,8 +4,8 @@
  * same guarantees as the full `npm run chaos`: nothing lost, nothing run twice concurrently,
  * no daemon crash, every bad input rejected with a reason.
  */
-import { DEFAULT_CHAOS_OPTIONS, runChaos } from '../../scripts/chaos/run';
-import { formatTable } from '../../scripts/chaos/report';
+import { DEFAULT_CHAOS_OPTIONS, runChaos } from '../../scripts/dev/chaos/run';
+import { formatTable } from '../../scripts/dev/chaos/report';
 
 jest.setTimeout(330_000);
 

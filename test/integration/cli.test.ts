@@ -8,7 +8,7 @@
  * The SSM test runs the SSM agent of its one instance (instanceAgent below), as a real SSM
  * agent does: it asks SSM for the commands of its instance, checks the document's parameters
  * and builds argv with the local agent's own buildArgv, and runs `fleetd cancel` on the
- * instance's socket. The stack's shared agent (scripts/local/ssm-agent.ts) cannot be relied on
+ * instance's socket. The stack's shared agent (scripts/dev/local/ssm-agent.ts) cannot be relied on
  * for timing: moto 5.2 adds every EC2 instance it knows to each SendCommand (an empty Targets
  * list matches all instances), and that agent runs each command serially on all of them,
  * a tsx-started `fleetd cancel` each, so with the many instances of the test fleets one cancel
@@ -23,10 +23,10 @@ import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { GetDocumentCommand, ListCommandsCommand } from '@aws-sdk/client-ssm';
 import { EventType, FLEETD_BIN_PATH, TaskStatus, encodeEnvelope, type TaskRecord, type TaskSpecInput } from '../../daemon/src/contract';
 import { FleetClient } from '../../scripts/lib/client';
-import { LOG_DIR, PROJECT_ROOT, instanceDir } from '../../scripts/local/paths';
-import { buildArgv, ownAgentMarker } from '../../scripts/local/ssm-agent';
-import { TestDaemon } from '../helpers/daemon';
-import { freshFleet, type TestFleet } from '../helpers/fleet';
+import { LOG_DIR, PROJECT_ROOT, instanceDir } from '../../scripts/dev/local/paths';
+import { buildArgv, ownAgentMarker } from '../../scripts/dev/local/ssm-agent';
+import { TestDaemon } from '../../scripts/dev/harness/daemon';
+import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
 
 const FLEET = path.join(PROJECT_ROOT, 'bin', 'fleet.js');
 const FLEETD = path.join(PROJECT_ROOT, 'bin', 'fleetd.js');
@@ -105,7 +105,7 @@ interface AgentRun {
  * The SSM agent of one instance: every 250 ms it lists the commands SSM holds for the
  * instance, runs those of the fleet's cancel document it has not seen (argv from the local
  * agent's buildArgv, which enforces allowedPattern), with FLEETD_SOCKET at the instance's
- * socket, exactly as scripts/local/ssm-agent.ts runs them.
+ * socket, exactly as scripts/dev/local/ssm-agent.ts runs them.
  */
 function instanceAgent(instanceId: string, documentName: string): { runs: AgentRun[]; stop: () => void } {
   const ssm = fleet.clients.ssm;

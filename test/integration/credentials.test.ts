@@ -9,8 +9,8 @@ import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type Docker from 'dockerode';
 import { DEFAULT_CREDENTIALS_HOST, TaskStatus, type TaskSpecInput } from '../../daemon/src/contract';
 import { FleetClient } from '../../scripts/lib/client';
-import { TestDaemon } from '../helpers/daemon';
-import { freshFleet, type TestFleet } from '../helpers/fleet';
+import { TestDaemon } from '../../scripts/dev/harness/daemon';
+import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
 
 let fleet: TestFleet;
 let client: FleetClient;

@@ -8,7 +8,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { encodeEnvelope, newTaskId, TaskStatus } from '../../daemon/src/contract';
-import { freshFleet, type TestFleet } from '../helpers/fleet';
+import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
 
 let fleet: TestFleet;
 beforeAll(async () => {
@@ -78,7 +78,7 @@ test('a conditional update on the tasks table fails with ConditionalCheckFailedE
 });
 
 test('npm run local -- status lists dockerd, moto, imds and the ssm agent as up', () => {
-  const r = spawnSync(process.execPath, ['--require', 'tsx/cjs', 'scripts/local.ts', 'status', '--json'], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--require', 'tsx/cjs', 'scripts/dev/local.ts', 'status', '--json'], { encoding: 'utf8' });
   expect(r.status).toBe(0);
   const s = JSON.parse(r.stdout) as { components: Array<{ name: string; up: boolean }>; resources: { asgName: string } };
   expect(Object.fromEntries(s.components.map((c) => [c.name, c.up]))).toEqual({ dockerd: true, moto: true, imds: true, 'ssm-agent': true, 'demo-image': true });

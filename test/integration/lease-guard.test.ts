@@ -10,8 +10,8 @@ import * as path from 'node:path';
 import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE, TaskStatus } from '../../daemon/src/contract';
 import { LeaseFiles, guardMarginMs, guardOnce } from '../../daemon/src/lease-guard';
 import { FleetClient } from '../../scripts/lib/client';
-import { TestDaemon } from '../helpers/daemon';
-import { freshFleet, type TestFleet } from '../helpers/fleet';
+import { TestDaemon } from '../../scripts/dev/harness/daemon';
+import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
 
 let fleet: TestFleet;
 let client: FleetClient;

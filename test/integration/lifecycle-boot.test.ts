@@ -7,9 +7,9 @@ import { DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scalin
 import { DescribeTagsCommand } from '@aws-sdk/client-ec2';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { InstanceStatus, tagKeys } from '../../daemon/src/contract';
-import { FaultProxy } from '../../scripts/chaos/fault-proxy';
-import { TestDaemon } from '../helpers/daemon';
-import { freshFleet, type TestFleet } from '../helpers/fleet';
+import { FaultProxy } from '../../scripts/dev/chaos/fault-proxy';
+import { TestDaemon } from '../../scripts/dev/harness/daemon';
+import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
 
 let fleet: TestFleet;
 const daemons: TestDaemon[] = [];

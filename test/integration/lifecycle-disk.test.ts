@@ -13,8 +13,8 @@ import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE, TaskStatus } from '
 import { Logger, Redactor } from '../../daemon/src/log';
 import { Pruner } from '../../daemon/src/prune';
 import { FleetClient } from '../../scripts/lib/client';
-import { TestDaemon } from '../helpers/daemon';
-import { freshFleet, type TestFleet } from '../helpers/fleet';
+import { TestDaemon } from '../../scripts/dev/harness/daemon';
+import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
 
 const FLEETD = path.join(__dirname, '..', '..', 'bin', 'fleetd.js');
 const MiB = 1024 * 1024;

@@ -7,9 +7,9 @@ import { ReceiveMessageCommand, ChangeMessageVisibilityCommand } from '@aws-sdk/
 import { EventType, TaskStatus, isTerminal, type TaskSpecInput } from '../../daemon/src/contract';
 import { sendControlRequest } from '../../daemon/src/control';
 import { FleetClient } from '../../scripts/lib/client';
-import { setImdsOverrides } from '../../scripts/local/imds-server';
-import { TestDaemon } from '../helpers/daemon';
-import { freshFleet, type TestFleet } from '../helpers/fleet';
+import { setImdsOverrides } from '../../scripts/dev/local/imds-server';
+import { TestDaemon } from '../../scripts/dev/harness/daemon';
+import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
 
 let fleet: TestFleet;
 let client: FleetClient;

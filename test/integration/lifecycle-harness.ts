@@ -16,9 +16,9 @@ import type { FleetdConfigFileInput } from '../../daemon/src/contract';
 import { Fleetd } from '../../daemon/src/daemon';
 import { ImdsClient } from '../../daemon/src/imds';
 import { Logger, Redactor } from '../../daemon/src/log';
-import { fleetdConfigFor } from '../../scripts/local/provision';
-import { FAST_TIMINGS } from '../helpers/daemon';
-import type { TestFleet } from '../helpers/fleet';
+import { fleetdConfigFor } from '../../scripts/dev/local/provision';
+import { FAST_TIMINGS } from '../../scripts/dev/harness/daemon';
+import type { TestFleet } from '../../scripts/dev/harness/fleet';
 
 export interface RecordedCall {
   readonly command: string;

@@ -9,9 +9,9 @@ import { DescribeAutoScalingGroupsCommand, DescribeAutoScalingInstancesCommand, 
 import { EventType, TaskStatus, isTerminal, type TaskSpecInput } from '../../daemon/src/contract';
 import type { SelfTermination } from '../../daemon/src/lifecycle';
 import { FleetClient } from '../../scripts/lib/client';
-import { setImdsOverrides } from '../../scripts/local/imds-server';
-import { TestDaemon } from '../helpers/daemon';
-import { freshFleet, type TestFleet } from '../helpers/fleet';
+import { setImdsOverrides } from '../../scripts/dev/local/imds-server';
+import { TestDaemon } from '../../scripts/dev/harness/daemon';
+import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
 import { LIFECYCLE_HOOK_COMMANDS, inProcessDaemon, type InProcessDaemon } from './lifecycle-harness';
 
 const inProcess: InProcessDaemon[] = [];

@@ -17,7 +17,7 @@ import {
   type TaskRecord,
 } from '../../daemon/src/contract';
 import { reconcileOnce, type ReconcileOptions, type ReconcilerDeps } from '../../daemon/src/reconciler';
-import { freshFleet, type TestFleet } from '../helpers/fleet';
+import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
 
 const MIN = 60_000;
 const LEASE_MS = DEFAULT_TIMINGS.leaseSeconds * 1000;

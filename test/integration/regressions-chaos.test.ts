@@ -3,9 +3,9 @@
  */
 import { DEFAULT_TIMINGS, TaskStatus, type TaskSpecInput } from '../../daemon/src/contract';
 import { FleetClient } from '../../scripts/lib/client';
-import { TestDaemon } from '../helpers/daemon';
+import { TestDaemon } from '../../scripts/dev/harness/daemon';
 import { EngineProxy } from '../helpers/engine-proxy';
-import { freshFleet, type TestFleet } from '../helpers/fleet';
+import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
 
 let fleet: TestFleet;
 let client: FleetClient;

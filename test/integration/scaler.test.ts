@@ -10,7 +10,7 @@ import { encodeEnvelope, newTaskId } from '../../daemon/src/contract';
 import { scaleOnce, type ScalerDeps } from '../../infra/handlers/scaler';
 import type { ScalerConfig } from '../../infra/handlers/scaler-config';
 import { FLEET_METRIC_DIMENSION, FleetMetric } from '../../infra/metrics';
-import { freshFleet, uniqueName, type TestFleet } from '../helpers/fleet';
+import { freshFleet, uniqueName, type TestFleet } from '../../scripts/dev/harness/fleet';
 
 let fleet: TestFleet;
 let deps: ScalerDeps;

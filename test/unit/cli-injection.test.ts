@@ -8,7 +8,7 @@ import { CANCEL_DOCUMENT_PARAMETER, FLEETD_BIN_PATH, TASK_ID_PATTERN_SOURCE, can
 import { UsageError } from '../../scripts/cli/errors';
 import { parseTaskId } from '../../scripts/cli/parse';
 import { InvalidTaskIdError, assertTaskId } from '../../scripts/lib/client';
-import { buildArgv } from '../../scripts/local/ssm-agent';
+import { buildArgv } from '../../scripts/dev/local/ssm-agent';
 
 export const INJECTION_IDS: ReadonlyArray<[string, string]> = [
   ['shell separator', '; rm -rf /'],

@@ -2,12 +2,12 @@
  * The fleet simulator: deterministic for a seed, this scaler loses nothing, and the models of
  * the other two policies behave as their notes say.
  */
-import { compareOnWorkload } from '../../scripts/sim/compare';
-import { DEFAULT_FLEET_PARAMS, POLICIES, percentile, simulate, type FleetParams } from '../../scripts/sim/fleet';
-import { Prng } from '../../scripts/sim/prng';
-import { formatTable } from '../../scripts/sim/report';
-import { renderSvg } from '../../scripts/sim/svg';
-import { SMALL_WORKLOAD, buildWorkload } from '../../scripts/sim/workloads';
+import { compareOnWorkload } from '../../scripts/dev/sim/compare';
+import { DEFAULT_FLEET_PARAMS, POLICIES, percentile, simulate, type FleetParams } from '../../scripts/dev/sim/fleet';
+import { Prng } from '../../scripts/dev/sim/prng';
+import { formatTable } from '../../scripts/dev/sim/report';
+import { renderSvg } from '../../scripts/dev/sim/svg';
+import { SMALL_WORKLOAD, buildWorkload } from '../../scripts/dev/sim/workloads';
 
 const SEED = 7;
 

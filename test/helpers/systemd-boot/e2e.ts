@@ -31,8 +31,8 @@ import * as path from 'node:path';
 import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE, TaskStatus } from '../../../daemon/src/contract';
 import { FleetClient } from '../../../scripts/lib/client';
 import { BUNDLE_ENTRIES, bundle } from '../../../scripts/bundle';
-import { fleetdConfigFor } from '../../../scripts/local/provision';
-import { freshFleet } from '../fleet';
+import { fleetdConfigFor } from '../../../scripts/dev/local/provision';
+import { freshFleet } from '../../../scripts/dev/harness/fleet';
 
 const HERE = __dirname;
 /** Generous: on a 2-core machine shared with other test runs, a task can wait a while. */

@@ -1,0 +1,204 @@
+/**
+ * fleetd as the bench runs it: the production artifact (the esbuild bundle `npm run bundle`
+ * makes, built into a temp-dir cache so dist/ is left alone), as a real child process
+ * acting as one instance of an isolated fleet, with the production timings (20 s long poll,
+ * 30 s heartbeat). Its JSON log lines are kept with their own timestamps; its resident memory
+ * and CPU time are read from /proc.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { bundle } from '../../bundle';
+import { fleetEnvironment, fleetdConfigFor, type FleetResources } from '../local/provision';
+import { FLEET_ENV } from '../../../daemon/src/contract';
+import { forEachLine } from './lines';
+
+export interface FleetdLogLine {
+  readonly ts: number;
+  readonly msg: string;
+  readonly task_id?: string;
+  readonly [key: string]: unknown;
+}
+
+export interface ProcSample {
+  readonly at: number;
+  /** Resident set size now and its peak (VmHWM), KiB. */
+  readonly rssKiB: number;
+  readonly hwmKiB: number;
+  /** utime + stime, seconds. */
+  readonly cpuSeconds: number;
+}
+
+export interface BenchDaemonOptions {
+  readonly name: string;
+  /** The fleet's resources, with this daemon's own queue and instance. */
+  readonly fleet: FleetResources;
+  readonly instanceId: string;
+  readonly slots: number;
+  /** The local stack's environment (readEnvFile()). */
+  readonly stackEnv: Record<string, string>;
+  readonly bundlePath: string;
+  readonly runDir: string;
+  /** Replaces AWS_ENDPOINT_URL (a counting proxy). */
+  readonly awsEndpoint?: string;
+  /** Replaces DOCKER_HOST (a tracing proxy). */
+  readonly dockerHost?: string;
+  /** Control socket; default inside the daemon's run dir. */
+  readonly socketPath?: string;
+}
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+
+/** A hash of everything the fleetd bundle is built from (daemon sources, lock file, bundler). */
+function sourceHash(): string {
+  const hash = createHash('sha256');
+  const walk = (dir: string) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else if (entry.isFile()) hash.update(p).update(fs.readFileSync(p));
+    }
+  };
+  walk(path.join(ROOT, 'daemon', 'src'));
+  for (const f of ['package-lock.json', 'scripts/bundle.ts']) hash.update(fs.readFileSync(path.join(ROOT, f)));
+  return hash.digest('hex').slice(0, 16);
+}
+
+/**
+ * fleetd's production bundle (the same esbuild options as `npm run bundle`), built into a
+ * temp-dir cache keyed by a hash of its sources, so dist/ is never touched and a rerun on
+ * unchanged sources does not pay the build again.
+ */
+export async function buildFleetdBundle(): Promise<{ path: string; seconds: number; cached: boolean }> {
+  const dir = path.join(os.tmpdir(), 'agent-fleet-bench-bundle', sourceHash());
+  const file = path.join(dir, 'fleetd.js');
+  if (fs.existsSync(file)) return { path: file, seconds: 0, cached: true };
+  const staging = `${dir}.${process.pid}`;
+  const { seconds } = await bundle([{ name: 'fleetd', source: 'daemon/src/main.ts' }], staging);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.renameSync(staging, dir);
+  return { path: file, seconds, cached: false };
+}
+
+let clockTicks: number | undefined;
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** RSS, peak RSS and CPU seconds of a process, from /proc (Linux). */
+export function procSample(pid: number): ProcSample {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may contain spaces) start at field 3; utime/stime are 14/15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuTicks = Number(fields[11]) + Number(fields[12]);
+  return { at: Date.now(), rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM'), cpuSeconds: cpuTicks / ticksPerSecond() };
+}
+
+export class BenchDaemon {
+  readonly lines: FleetdLogLine[] = [];
+  readonly instanceId: string;
+  /** Boots that failed and were retried (each one's error is in `lines`). */
+  bootRetries = 0;
+  private child?: ChildProcess;
+  private exited?: Promise<number | null>;
+
+  constructor(readonly o: BenchDaemonOptions) {
+    this.instanceId = o.instanceId;
+  }
+
+  get pid(): number {
+    if (!this.child?.pid) throw new Error(`fleetd ${this.o.name} is not running`);
+    return this.child.pid;
+  }
+
+  start(): this {
+    const dir = path.join(this.o.runDir, this.o.name);
+    fs.mkdirSync(dir, { recursive: true });
+    const configPath = path.join(dir, 'config.json');
+    fs.writeFileSync(configPath, JSON.stringify(fleetdConfigFor(this.o.fleet, {
+      slots: this.o.slots,
+      workDir: path.join(dir, 'lib'),
+      socketPath: this.o.socketPath ?? path.join(dir, 'run', 'fleetd.sock'),
+      // The bench's temp disk is not an instance's data volume: keep the disk check from idling us.
+      minFreeDiskBytes: 64 * 1024 * 1024,
+      minFreeInodes: 1000,
+    })));
+    // The FLEET_* variables override the config file: they must name this daemon's queue too.
+    const env: NodeJS.ProcessEnv = { ...process.env, ...this.o.stackEnv, ...fleetEnvironment(this.o.fleet) };
+    // Only the config file speaks for this daemon; per-service endpoints would bypass a proxy.
+    for (const key of [FLEET_ENV.slots, FLEET_ENV.socket, FLEET_ENV.workDir, FLEET_ENV.allowedRegistries, FLEET_ENV.secretArnPrefix, FLEET_ENV.taskRoleArn]) delete env[key];
+    for (const key of Object.keys(env)) if (key.startsWith('AWS_ENDPOINT_URL_')) delete env[key];
+    Object.assign(env, {
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: `${this.o.stackEnv.FLEET_LOCAL_IMDS_URL}/${this.instanceId}/`,
+      [FLEET_ENV.config]: configPath,
+      ...(this.o.awsEndpoint ? { AWS_ENDPOINT_URL: this.o.awsEndpoint } : {}),
+      ...(this.o.dockerHost ? { DOCKER_HOST: this.o.dockerHost } : {}),
+    });
+    const child = spawn(process.execPath, [this.o.bundlePath, 'run'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    const onLine = (line: string) => {
+      try {
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        this.lines.push({ ...parsed, ts: Date.parse(String(parsed.ts)), msg: String(parsed.msg) });
+      } catch {
+        this.lines.push({ ts: Date.now(), msg: line });
+      }
+    };
+    forEachLine(child.stdout!, onLine);
+    forEachLine(child.stderr!, onLine);
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    return this;
+  }
+
+  /** Starts fleetd and waits for "ready"; a failed boot (the shared machine starved it) is retried once. */
+  async boot(timeoutMs = 60_000): Promise<number> {
+    this.start();
+    try {
+      return await this.ready(timeoutMs);
+    } catch (err) {
+      if (this.child?.exitCode === null) throw err;
+      this.bootRetries++;
+      this.start();
+      return this.ready(timeoutMs);
+    }
+  }
+
+  async ready(timeoutMs = 60_000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.lines.find((l) => /fleetd ready/.test(l.msg));
+      if (hit) return hit.ts;
+      if (this.child?.exitCode !== null && this.child?.exitCode !== undefined) {
+        throw new Error(`fleetd ${this.o.name} exited (${this.child.exitCode}) before it was ready:\n${this.tail()}`);
+      }
+      if (Date.now() > deadline) throw new Error(`fleetd ${this.o.name} not ready within ${timeoutMs} ms:\n${this.tail()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  tail(n = 12): string {
+    return this.lines.slice(-n).map((l) => JSON.stringify(l)).join('\n');
+  }
+
+  sample(): ProcSample {
+    return procSample(this.pid);
+  }
+
+  /** SIGKILL: the bench's fleets are throwaway, and a drain would wait out a 20 s long poll. */
+  async kill(): Promise<void> {
+    if (!this.child || this.child.exitCode !== null) return;
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+}

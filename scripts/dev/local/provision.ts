@@ -1,0 +1,262 @@
+/**
+ * Provisions one fleet's resources on the local AWS stand-in (moto), mirroring what the CDK app
+ * creates: task queue + dead-letter queue with a redrive policy, tasks / events / instances
+ * tables (with the by-status index and TTL), payload bucket, a demo secret, the SSM cancel
+ * document, and an Auto Scaling group whose instances local daemons act as. Idempotent: an
+ * existing resource is kept. Tests call it with a unique fleet name for isolation.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  CreateAutoScalingGroupCommand,
+  DescribeAutoScalingGroupsCommand,
+  PutLifecycleHookCommand,
+} from '@aws-sdk/client-auto-scaling';
+import { CreateTableCommand, DescribeTableCommand, UpdateTimeToLiveCommand, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { CreateLaunchTemplateCommand, DescribeImagesCommand } from '@aws-sdk/client-ec2';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { CreateSecretCommand, DescribeSecretCommand, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { CreateDocumentCommand } from '@aws-sdk/client-ssm';
+import type { AwsClients } from '../../../daemon/src/aws';
+import { awsErrorName } from '../../../daemon/src/aws';
+import {
+  DEFAULT_TAG_PREFIX,
+  DEFAULT_TIMINGS,
+  EVENTS_TABLE,
+  FLEET_ENV,
+  INSTANCES_TABLE,
+  QUEUE_DEFAULTS,
+  TASKS_TABLE,
+  TERMINATION_HOOK_NAME,
+  cancelDocumentContent,
+  tagKeys,
+  type FleetdConfigFileInput,
+} from '../../../daemon/src/contract';
+import { waitUntil } from './processes';
+
+export interface FleetResources {
+  readonly fleetName: string;
+  readonly region: string;
+  readonly queueUrl: string;
+  readonly dlqUrl: string;
+  readonly tasksTable: string;
+  readonly eventsTable: string;
+  readonly instancesTable: string;
+  readonly payloadBucket: string;
+  readonly cancelDocument: string;
+  readonly asgName: string;
+  readonly tagPrefix: string;
+  readonly secretArnPrefix: string;
+  readonly demoSecretArn: string;
+  /** The secret's value, for tests that prove it never leaks. */
+  readonly demoSecretValue: string;
+  /** The group's instances: each local daemon acts as one of them. */
+  readonly instanceIds: string[];
+}
+
+export interface ProvisionOptions {
+  /** Instances the Auto Scaling group starts with. @default 2 */
+  readonly instances?: number;
+  /** Group MinSize. @default 1 */
+  readonly minSize?: number;
+  /** @default 10 */
+  readonly maxSize?: number;
+  /** Queue visibility timeout = lease. @default DEFAULT_TIMINGS.leaseSeconds */
+  readonly visibilitySeconds?: number;
+  /** Dead-letter after this many receives. @default QUEUE_DEFAULTS.maxReceiveCount */
+  readonly maxReceiveCount?: number;
+}
+
+const FLEET_NAME = /^[a-z][a-z0-9-]{1,30}$/;
+
+async function ignoreExists<T>(what: string, create: () => Promise<T>, existsNames: string[]): Promise<T | undefined> {
+  try {
+    return await create();
+  } catch (err) {
+    if (existsNames.includes(awsErrorName(err) ?? '')) return undefined;
+    throw new Error(`provisioning ${what} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+async function ensureTable(clients: AwsClients, input: CreateTableCommandInput, ttlAttribute: string): Promise<void> {
+  const ddb = clients.ddb;
+  await ignoreExists(`table ${input.TableName}`, () => ddb.send(new CreateTableCommand(input)), ['ResourceInUseException']);
+  await waitUntil(`table ${input.TableName} ACTIVE`, async () => {
+    const d = await ddb.send(new DescribeTableCommand({ TableName: input.TableName }));
+    return d.Table?.TableStatus === 'ACTIVE';
+  }, 30_000);
+  await ddb.send(new UpdateTimeToLiveCommand({ TableName: input.TableName, TimeToLiveSpecification: { Enabled: true, AttributeName: ttlAttribute } })).catch((err) => {
+    // Enabling TTL twice is refused by DynamoDB; that is the idempotent case.
+    if (!/already enabled/i.test((err as Error).message)) throw err;
+  });
+}
+
+export async function provisionFleet(clients: AwsClients, fleetName: string, options: ProvisionOptions = {}): Promise<FleetResources> {
+  if (!FLEET_NAME.test(fleetName)) {
+    throw new Error(`fleet name: got ${JSON.stringify(fleetName)}, expected ${FLEET_NAME} (lower-case, starts with a letter)`);
+  }
+  const region = clients.region;
+  const tagPrefix = DEFAULT_TAG_PREFIX;
+
+  // Queues: the dead-letter queue first, then the task queue that redrives into it.
+  const dlq = await clients.sqs.send(new CreateQueueCommand({
+    QueueName: `${fleetName}-tasks-dlq`,
+    Attributes: { MessageRetentionPeriod: String(QUEUE_DEFAULTS.dlqRetentionSeconds) },
+  }));
+  const dlqArn = (await clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes?.QueueArn;
+  const queue = await clients.sqs.send(new CreateQueueCommand({
+    QueueName: `${fleetName}-tasks`,
+    Attributes: {
+      VisibilityTimeout: String(options.visibilitySeconds ?? DEFAULT_TIMINGS.leaseSeconds),
+      MessageRetentionPeriod: String(QUEUE_DEFAULTS.retentionSeconds),
+      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: options.maxReceiveCount ?? QUEUE_DEFAULTS.maxReceiveCount }),
+    },
+  }));
+
+  const tasksTable = `${fleetName}-tasks`;
+  const eventsTable = `${fleetName}-events`;
+  const instancesTable = `${fleetName}-instances`;
+  const si = TASKS_TABLE.statusIndex;
+  await Promise.all([
+    ensureTable(clients, {
+      TableName: tasksTable,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [
+        { AttributeName: TASKS_TABLE.partitionKey, AttributeType: 'S' },
+        { AttributeName: si.partitionKey, AttributeType: 'S' },
+        { AttributeName: si.sortKey, AttributeType: 'N' },
+      ],
+      KeySchema: [{ AttributeName: TASKS_TABLE.partitionKey, KeyType: 'HASH' }],
+      GlobalSecondaryIndexes: [{
+        IndexName: si.name,
+        KeySchema: [{ AttributeName: si.partitionKey, KeyType: 'HASH' }, { AttributeName: si.sortKey, KeyType: 'RANGE' }],
+        Projection: { ProjectionType: 'ALL' },
+      }],
+    }, TASKS_TABLE.ttlAttribute),
+    ensureTable(clients, {
+      TableName: eventsTable,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [
+        { AttributeName: EVENTS_TABLE.partitionKey, AttributeType: 'S' },
+        { AttributeName: EVENTS_TABLE.sortKey, AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: EVENTS_TABLE.partitionKey, KeyType: 'HASH' },
+        { AttributeName: EVENTS_TABLE.sortKey, KeyType: 'RANGE' },
+      ],
+    }, EVENTS_TABLE.ttlAttribute),
+    ensureTable(clients, {
+      TableName: instancesTable,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [{ AttributeName: INSTANCES_TABLE.partitionKey, AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: INSTANCES_TABLE.partitionKey, KeyType: 'HASH' }],
+    }, INSTANCES_TABLE.ttlAttribute),
+  ]);
+
+  const payloadBucket = `${fleetName}-payloads`;
+  await ignoreExists(`bucket ${payloadBucket}`, () => clients.s3.send(new CreateBucketCommand({ Bucket: payloadBucket })), ['BucketAlreadyOwnedByYou', 'BucketAlreadyExists']);
+
+  // A demo secret under the fleet's allowed prefix; its value must never reach a log.
+  const secretName = `${fleetName}/demo-token`;
+  const demoSecretValue = `demo-secret-${randomBytes(12).toString('hex')}`;
+  await ignoreExists(`secret ${secretName}`, () => clients.secrets.send(new CreateSecretCommand({ Name: secretName, SecretString: demoSecretValue })), ['ResourceExistsException']);
+  const secret = await clients.secrets.send(new DescribeSecretCommand({ SecretId: secretName }));
+  const demoSecretArn = secret.ARN!;
+  const secretArnPrefix = demoSecretArn.slice(0, demoSecretArn.indexOf(':secret:') + ':secret:'.length) + `${fleetName}/`;
+  // The value we generated is only the real one when this call created the secret.
+  const actualValue = (await clients.secrets.send(new GetSecretValueCommand({ SecretId: demoSecretArn }))).SecretString ?? demoSecretValue;
+
+  const cancelDocument = `${fleetName}-cancel`;
+  await ignoreExists(`document ${cancelDocument}`, () => clients.ssm.send(new CreateDocumentCommand({
+    Name: cancelDocument,
+    DocumentType: 'Command',
+    DocumentFormat: 'JSON',
+    Content: JSON.stringify(cancelDocumentContent()),
+  })), ['DocumentAlreadyExists']);
+
+  // Auto Scaling group: the local daemons act as its instances.
+  const images = await clients.ec2.send(new DescribeImagesCommand({ Owners: ['amazon'] }));
+  const imageId = images.Images?.find((i) => i.ImageId)?.ImageId;
+  if (!imageId) throw new Error('moto offers no AMI to launch the local group from');
+  const launchTemplate = `${fleetName}-lt`;
+  await ignoreExists(`launch template ${launchTemplate}`, () => clients.ec2.send(new CreateLaunchTemplateCommand({
+    LaunchTemplateName: launchTemplate,
+    LaunchTemplateData: { ImageId: imageId, InstanceType: 't3.medium', MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 } },
+  })), ['InvalidLaunchTemplateName.AlreadyExistsException']);
+  const asgName = `${fleetName}-asg`;
+  const keys = tagKeys(tagPrefix);
+  await ignoreExists(`auto scaling group ${asgName}`, () => clients.autoscaling.send(new CreateAutoScalingGroupCommand({
+    AutoScalingGroupName: asgName,
+    LaunchTemplate: { LaunchTemplateName: launchTemplate, Version: '$Latest' },
+    MinSize: options.minSize ?? 1,
+    MaxSize: options.maxSize ?? 10,
+    DesiredCapacity: options.instances ?? 2,
+    AvailabilityZones: [`${region}a`],
+    NewInstancesProtectedFromScaleIn: true,
+    Tags: [{ Key: keys.fleet, Value: fleetName, PropagateAtLaunch: true }],
+  })), ['AlreadyExists', 'AlreadyExistsFault']);
+  await ignoreExists('lifecycle hook', () => clients.autoscaling.send(new PutLifecycleHookCommand({
+    AutoScalingGroupName: asgName,
+    LifecycleHookName: TERMINATION_HOOK_NAME,
+    LifecycleTransition: 'autoscaling:EC2_INSTANCE_TERMINATING',
+    HeartbeatTimeout: 900,
+    DefaultResult: 'CONTINUE',
+  })), []);
+  const group = await clients.autoscaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [asgName] }));
+  const instanceIds = (group.AutoScalingGroups?.[0]?.Instances ?? []).map((i) => i.InstanceId!).sort();
+
+  return {
+    fleetName,
+    region,
+    queueUrl: queue.QueueUrl!,
+    dlqUrl: dlq.QueueUrl!,
+    tasksTable,
+    eventsTable,
+    instancesTable,
+    payloadBucket,
+    cancelDocument,
+    asgName,
+    tagPrefix,
+    secretArnPrefix,
+    demoSecretArn,
+    demoSecretValue: actualValue,
+    instanceIds,
+  };
+}
+
+/** The fleet's resource names as the FLEET_* environment variables fleetd and the CLI read. */
+export function fleetEnvironment(r: FleetResources): Record<string, string> {
+  return {
+    [FLEET_ENV.fleetName]: r.fleetName,
+    [FLEET_ENV.queueUrl]: r.queueUrl,
+    [FLEET_ENV.dlqUrl]: r.dlqUrl,
+    [FLEET_ENV.tasksTable]: r.tasksTable,
+    [FLEET_ENV.eventsTable]: r.eventsTable,
+    [FLEET_ENV.instancesTable]: r.instancesTable,
+    [FLEET_ENV.payloadBucket]: r.payloadBucket,
+    [FLEET_ENV.cancelDocument]: r.cancelDocument,
+    [FLEET_ENV.asgName]: r.asgName,
+    [FLEET_ENV.tagPrefix]: r.tagPrefix,
+  };
+}
+
+/** fleetd's config file for a local daemon of this fleet. */
+export function fleetdConfigFor(r: FleetResources, extra: Partial<FleetdConfigFileInput> = {}): FleetdConfigFileInput {
+  return {
+    fleetName: r.fleetName,
+    region: r.region,
+    queueUrl: r.queueUrl,
+    dlqUrl: r.dlqUrl,
+    tasksTable: r.tasksTable,
+    eventsTable: r.eventsTable,
+    instancesTable: r.instancesTable,
+    payloadBucket: r.payloadBucket,
+    cancelDocument: r.cancelDocument,
+    asgName: r.asgName,
+    tagPrefix: r.tagPrefix,
+    slots: 1,
+    allowedRegistries: ['local'],
+    secretArnPrefix: r.secretArnPrefix,
+    ...extra,
+  };
+}
