@@ -18,7 +18,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AssumeRoleCommand, type STSClient } from '@aws-sdk/client-sts';
-import { backoffDelayMs, sleep } from './backoff';
+import { backoffDelayMs, sleep } from './retry';
 import { TASK_SESSION_TAG_KEYS } from './contract';
 import type { Logger } from './log';
 

@@ -22,14 +22,13 @@ import {
 import type Docker from 'dockerode';
 import { abcaMirrorFor, type AbcaHeartbeatMirror } from './abca-mirror';
 import type { AwsClients } from './aws';
-import { backoffDelayMs, sleep } from './backoff';
+import { RETRY_POLICIES, backoffDelayMs, retry, sleep, type RetryAttemptInfo } from './retry';
 import type { FleetdConfig } from './config';
 import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE, DLQ_REASON_ATTRIBUTE, InstanceStatus, SQS_MAX_TOTAL_VISIBILITY_SECONDS, TaskStatus, decodeEnvelope, type TaskRecord } from './contract';
 import { startControlServer, type ControlResponse } from './control';
 import { CredentialsServer } from './credentials';
 import { dockerAnswers } from './docker';
 import { LeaseFiles } from './lease-guard';
-import { retryTransient } from './transient';
 import { diskShortage } from './disk';
 import type { ImdsClient, InstanceIdentity } from './imds';
 import { InstanceState } from './instance';
@@ -130,6 +129,14 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     this.leaseFiles = new LeaseFiles(deps.config.workDir);
   }
 
+  /** Boot steps retry transient AWS errors (RETRY_POLICIES.boot), each retry logged. */
+  private get bootRetry() {
+    return {
+      policy: RETRY_POLICIES.boot,
+      onRetry: (r: RetryAttemptInfo) => this.log.warn(`${r.what} did not answer; retrying`, { error: r.error, attempt: r.attempt, retry_in_ms: r.retryInMs }),
+    };
+  }
+
   get instanceId(): string | undefined {
     return this.identity?.instanceId;
   }
@@ -142,14 +149,12 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   async start(): Promise<void> {
     const { config, clients, docker, imds } = this.deps;
     // IMDS can be slow to answer on a busy host (seen with several daemons booting at once):
-    // 5 tries, backoff with full jitter from 0.5 s, before the boot counts as failed.
-    for (let attempt = 0; !this.identity; attempt++) {
-      try {
-        this.identity = await imds.identity();
-      } catch (err) {
-        if (attempt >= 4) throw new BootError(`preflight: IMDS did not answer after ${attempt + 1} tries (${(err as Error).message})`, { cause: err });
-        await sleep(500 + backoffDelayMs(attempt, 500, 4000));
-      }
+    // RETRY_POLICIES.imds (5 tries, 0.5–4 s) before the boot counts as failed. Any IMDS error
+    // is worth another try here: without an identity there is nothing else to do.
+    try {
+      this.identity = await retry('IMDS identity', () => imds.identity(), { policy: RETRY_POLICIES.imds, retryable: () => true });
+    } catch (err) {
+      throw new BootError(`preflight: IMDS did not answer after ${RETRY_POLICIES.imds.maxAttempts} tries (${(err as Error).message})`, { cause: err });
     }
     const id = this.identity;
     this.log.info('fleetd booting', { instance_id: id.instanceId, region: id.region, az: id.availabilityZone, slots: config.slots, config: config.source });
@@ -211,10 +216,10 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     // would replace it): transient errors are retried (transient.ts); a missing queue or table,
     // or a denied call, fails at once.
     try {
-      await retryTransient('preflight: AWS', this.log, async () => {
+      await retry('preflight: AWS', async () => {
         await clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: config.queueUrl, AttributeNames: ['QueueArn'] }));
         await clients.ddb.send(new DescribeTableCommand({ TableName: config.tasksTable }));
-      });
+      }, this.bootRetry);
     } catch (err) {
       return `AWS is not reachable or the fleet's resources are missing: ${(err as Error).name}: ${(err as Error).message}`;
     }
@@ -284,7 +289,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       const container = this.deps.docker.getContainer(info.Id);
       // Retried through an AWS blip: a boot that gave up here would leave the container
       // unsupervised until systemd's next restart.
-      const { record } = taskId ? await retryTransient('recovering a container: reading its task', this.log, () => this.store!.get(taskId)) : {};
+      const { record } = taskId ? await retry('recovering a container: reading its task', () => this.store!.get(taskId), this.bootRetry) : {};
       const ours =
         record &&
         record.instance_id === this.identity!.instanceId &&
@@ -329,7 +334,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
         log: this.log,
         abcaMirror: this.abcaMirror,
         extraEnv: credentials
-          ? async (l) => [...(await withRetries(() => credentials.issue(l.taskId, l.attempt, repoOf(record)))), `AWS_REGION=${clients.region}`, `AWS_DEFAULT_REGION=${clients.region}`]
+          ? async (l) => [...(await retry('task credentials', () => credentials.issue(l.taskId, l.attempt, repoOf(record)), { policy: RETRY_POLICIES.taskStep })), `AWS_REGION=${clients.region}`, `AWS_DEFAULT_REGION=${clients.region}`]
           : undefined,
         leaseFiles: this.leaseFiles,
         onEngineTrouble: (problem) => this.onEngineTrouble(problem),
@@ -771,16 +776,4 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
 /** The spec's repo (an STS session tag), when the record carries one. */
 function repoOf(record: TaskRecord): string | undefined {
   return typeof record.spec.repo === 'string' ? record.spec.repo : undefined;
-}
-
-/** Three tries with backoff and full jitter (0.5 s doubling): STS hiccups do not fail a task. */
-async function withRetries<T>(fn: () => Promise<T>, tries = 3): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (attempt + 1 >= tries) throw err;
-      await sleep(backoffDelayMs(attempt, 500, 5000));
-    }
-  }
 }

@@ -19,7 +19,7 @@ import {
   type AutoScalingClient,
 } from '@aws-sdk/client-auto-scaling';
 import { awsErrorName } from './aws';
-import { sleep } from './backoff';
+import { sleep } from './retry';
 import type { ImdsClient } from './imds';
 import type { Logger } from './log';
 

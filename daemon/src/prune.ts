@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type Docker from 'dockerode';
-import { sleep } from './backoff';
+import { sleep } from './retry';
 import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE } from './contract';
 import type { Logger } from './log';
 

@@ -12,7 +12,7 @@ import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/clien
 import { ChangeMessageVisibilityCommand, DeleteMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type Docker from 'dockerode';
 import { abcaTaskIdOf, type AbcaHeartbeatMirror } from './abca-mirror';
-import { backoffDelayMs, sleep } from './backoff';
+import { backoffDelayMs, sleep } from './retry';
 import type { FleetdConfig } from './config';
 import { LIMITS, TaskStatus, parseTaskSpec, type TaskRecord, type TaskSpec } from './contract';
 import type { Lease, TaskStore } from './lease';

@@ -11,6 +11,7 @@
  *   3. SetDesiredCapacity only when raising, with one JSON log line per change;
  *   4. publish the decision and the fleet's health metrics (FleetMetric) to CloudWatch.
  */
+import { isTransient } from '../../daemon/src/retry';
 import {
   AutoScalingClient,
   DescribeAutoScalingGroupsCommand,
@@ -74,31 +75,9 @@ export class ScalerError extends Error {
     options: { cause?: unknown; retryable?: boolean; decision?: ScalingDecision } = {},
   ) {
     super(`${phase}: ${message}`, { cause: options.cause });
-    this.retryable = options.retryable ?? isRetryable(options.cause);
+    this.retryable = options.retryable ?? isTransient(options.cause);
     this.decision = options.decision;
   }
-}
-
-const RETRYABLE_ERROR_NAMES = new Set([
-  'ThrottlingException',
-  'Throttling',
-  'RequestLimitExceeded',
-  'ScalingActivityInProgressFault',
-  'ScalingActivityInProgress',
-  'ResourceContentionFault',
-  'ResourceContention',
-  'ProvisionedThroughputExceededException',
-  'ServiceUnavailable',
-  'InternalFailure',
-  'TimeoutError',
-]);
-
-function isRetryable(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const sdk = err as Error & { $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
-  if (sdk.$retryable) return true;
-  if ((sdk.$metadata?.httpStatusCode ?? 0) >= 500) return true;
-  return RETRYABLE_ERROR_NAMES.has(err.name);
 }
 
 function describeError(err: unknown): string {

@@ -4,7 +4,7 @@
  * always said on stderr. With --follow: the file is tailed until the task ends; without a
  * file, the command waits for the end and prints the record's tail.
  */
-import { sleep } from '../../daemon/src/backoff';
+import { sleep } from '../../daemon/src/retry';
 import { LIMITS, isTerminal, type TaskRecord } from '../../daemon/src/contract';
 import type { CliContext } from './config';
 import { EXIT } from './errors';

@@ -17,7 +17,7 @@ import { SendCommandCommand } from '@aws-sdk/client-ssm';
 import { GetCommand, PutCommand, QueryCommand, ScanCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../../daemon/src/aws';
 import { awsErrorName, isConditionalCheckFailed } from '../../daemon/src/aws';
-import { sleep } from '../../daemon/src/backoff';
+import { sleep } from '../../daemon/src/retry';
 import {
   ALL_STATUSES,
   CANCEL_DOCUMENT_PARAMETER,

@@ -10,7 +10,7 @@
  * cover the period evenly, and the whole phase takes at most about two periods.
  */
 import { DEFAULT_TIMINGS } from '../../../daemon/src/contract';
-import { sleep } from '../../../daemon/src/backoff';
+import { sleep } from '../../../daemon/src/retry';
 import { cancelViaHeartbeat, submit, trivialSpec, type BenchContext, type BenchFleet } from './fleet-task';
 import { summarize, type Summary } from './stats';
 

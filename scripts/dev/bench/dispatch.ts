@@ -5,7 +5,7 @@
  * through the engine (create + start + wait + remove). The order inside a pair alternates so
  * neither side always runs on a machine the other just warmed.
  */
-import { sleep } from '../../../daemon/src/backoff';
+import { sleep } from '../../../daemon/src/retry';
 import type { RawRun } from './engine';
 import { runOneTask, trivialSpec, type BenchContext, type BenchFleet, type TaskTimeline } from './fleet-task';
 import { summarize, type Summary } from './stats';

@@ -6,7 +6,7 @@
  */
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { dockerClient } from '../../../daemon/src/docker';
-import { sleep } from '../../../daemon/src/backoff';
+import { sleep } from '../../../daemon/src/retry';
 import { runOneTask, trivialSpec, type BenchContext, type BenchFleet, type TaskTimeline } from './fleet-task';
 import type { AwsProxy, DockerTraceProxy, TracedCall } from './proxy';
 import { summarize, type Summary } from './stats';

@@ -5,7 +5,7 @@
  * through N workers doing create + start + wait + remove back to back. Reps alternate the
  * order (fleet first, then raw first) so slow drift of the shared machine hits both sides.
  */
-import { sleep } from '../../../daemon/src/backoff';
+import { sleep } from '../../../daemon/src/retry';
 import { followToEnd, submit, trivialSpec, type BenchContext, type BenchFleet } from './fleet-task';
 import { summarize, type Summary } from './stats';
 
