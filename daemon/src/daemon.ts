@@ -32,7 +32,7 @@ import { LeaseFiles } from './lease-guard';
 import { diskShortage } from './disk';
 import type { ImdsClient, InstanceIdentity } from './imds';
 import { InstanceState } from './instance';
-import { TaskStore, type Lease } from './lease';
+import { TaskStore, type Lease } from './store';
 import {
   InterruptionWatcher,
   completeLifecycleHook,

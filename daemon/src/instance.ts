@@ -5,9 +5,10 @@
  */
 import { SetInstanceHealthCommand, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { CreateTagsCommand, DeleteTagsCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { InstanceStatus, tagKeys, type TagKeys } from './contract';
 import type { Logger } from './log';
+import { InstanceStore } from './store';
 
 export interface InstanceStateOptions {
   readonly ec2: EC2Client;
@@ -26,12 +27,14 @@ export class InstanceState {
   private readonly keys: TagKeys;
   private chain: Promise<void> = Promise.resolve();
   private readonly bootedAt = Date.now();
+  private readonly rows?: InstanceStore;
   status: InstanceStatus = InstanceStatus.BOOTING;
   running: string[] = [];
   reason?: string;
 
   constructor(private readonly o: InstanceStateOptions) {
     this.keys = tagKeys(o.tagPrefix);
+    if (o.instancesTable) this.rows = new InstanceStore({ ddb: o.ddb, instancesTable: o.instancesTable });
   }
 
   /** Sets status and running tasks; tags and the instance row follow, in order. */
@@ -64,26 +67,21 @@ export class InstanceState {
 
   /** The instance row; also written on its own every heartbeat interval. */
   async heartbeat(s: { status: InstanceStatus; running: string[]; reason?: string } = { status: this.status, running: this.running, reason: this.reason }): Promise<void> {
-    if (!this.o.instancesTable) return;
+    if (!this.rows) return;
     const now = Date.now();
-    await this.o.ddb.send(new PutCommand({
-      TableName: this.o.instancesTable,
-      Item: {
-        instance_id: this.o.instanceId,
-        status: s.status,
-        updated_at: now,
-        heartbeat_at: now,
-        booted_at: this.bootedAt,
-        slots: this.o.slots,
-        running: s.running,
-        asg_name: this.o.asgName,
-        availability_zone: this.o.availabilityZone,
-        reason: s.reason,
-        ...(s.status === InstanceStatus.UNHEALTHY ? { boot_failed_at: now } : {}),
-        // Rows of instances gone for a week expire.
-        expires_at: Math.floor(now / 1000) + 7 * 86400,
-      },
-    }));
+    await this.rows.put({
+      instance_id: this.o.instanceId,
+      status: s.status,
+      updated_at: now,
+      heartbeat_at: now,
+      booted_at: this.bootedAt,
+      slots: this.o.slots,
+      running: s.running,
+      asg_name: this.o.asgName,
+      availability_zone: this.o.availabilityZone,
+      reason: s.reason,
+      ...(s.status === InstanceStatus.UNHEALTHY ? { boot_failed_at: now } : {}),
+    });
   }
 
   flush(): Promise<void> {

@@ -12,10 +12,10 @@ import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/clien
 import { ChangeMessageVisibilityCommand, DeleteMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type Docker from 'dockerode';
 import { abcaTaskIdOf, type AbcaHeartbeatMirror } from './abca-mirror';
-import { backoffDelayMs, sleep } from './retry';
+import { RETRY_POLICIES, backoffDelayMs, isTransient, retry, sleep, type RetryPolicy } from './retry';
 import type { FleetdConfig } from './config';
 import { LIMITS, TaskStatus, parseTaskSpec, type TaskRecord, type TaskSpec } from './contract';
-import type { Lease, TaskStore } from './lease';
+import { StoreError, type Lease, type TaskStore, type TerminalFields } from './store';
 import type { LeaseFiles } from './lease-guard';
 import type { Logger } from './log';
 import { CONTAINER_OUTPUT_DIR, CONTAINER_PAYLOAD_PATH, MAX_ENV_PAYLOAD_BYTES, isEngineServerError, isEngineUnreachable, isSignalExit, type ContainerRunner, type ExitFacts, type TaskFiles } from './runner';
@@ -41,11 +41,18 @@ export interface TaskRunDeps {
   readonly onEngineTrouble?: (problem: string) => void;
   /** Mirrors each heartbeat into ABCA's TaskTable (config `abcaTaskTable`; abca-mirror.ts). */
   readonly abcaMirror?: AbcaHeartbeatMirror;
+  /** How the terminal write and the release retry. @default RETRY_POLICIES.taskStep */
+  readonly writeRetry?: RetryPolicy;
 }
 
 export interface TaskRunResult {
   readonly taskId: string;
-  readonly status: TaskStatus | 'RELEASED' | 'FENCED_OUT';
+  /**
+   * `ABANDONED`: neither the terminal write nor a release could be written (AWS unreachable for
+   * every try); the slot is freed and the lease left to expire, so another instance takes the
+   * task over.
+   */
+  readonly status: TaskStatus | 'RELEASED' | 'FENCED_OUT' | 'ABANDONED';
 }
 
 /** A task-level failure with a reason that is safe to record (never contains a secret). */
@@ -397,7 +404,12 @@ export class TaskRun {
   }
 
   private async releaseTask(refund = true): Promise<TaskRunResult> {
-    const outcome = await this.deps.store.release(this.lease, this.releaseReason || 'released by instance', { refund });
+    let outcome: Awaited<ReturnType<TaskStore['release']>>;
+    try {
+      outcome = await this.withRetry('release', () => this.deps.store.release(this.lease, this.releaseReason || 'released by instance', { refund }));
+    } catch (err) {
+      return this.abandon('the release could not be written', err);
+    }
     this.log.info('task released', { outcome });
     if (outcome === 'released' && this.receiptHandle) {
       // Visible again at once: another instance may take it now.
@@ -409,12 +421,46 @@ export class TaskRun {
     return { taskId: this.taskId, status: outcome === 'released' ? 'RELEASED' : outcome === 'cancelled' ? TaskStatus.CANCELLED : 'FENCED_OUT' };
   }
 
-  private async finish(status: TaskStatus, fields: Parameters<TaskStore['finish']>[2]): Promise<TaskRunResult> {
-    const ok = await this.withRetry('terminal write', () => this.deps.store.finish(this.lease, status, fields));
+  /**
+   * The one terminal write, retried on transient errors a bounded number of times
+   * (RETRY_POLICIES.taskStep). When DynamoDB refuses the write itself (a ValidationException:
+   * a result nested past its 32 levels, an item over 400 KB), the attempt ends FAILED in a
+   * second, minimal write whose reason says what was refused. When AWS cannot be reached for
+   * every try, that is the instance's fault: the task is released for another attempt, or,
+   * failing that too, abandoned to its lease. Either way the slot is freed.
+   */
+  private async finish(status: TaskStatus, fields: TerminalFields): Promise<TaskRunResult> {
+    let ok: boolean;
+    try {
+      ok = await this.withRetry('terminal write', () => this.deps.store.finish(this.lease, status, fields));
+    } catch (err) {
+      if (isTransient(err)) {
+        this.log.error('the terminal write could not reach DynamoDB; releasing the task instead', { status, error: err });
+        this.releaseReason = `the terminal write (${status}) could not be made from this instance: ${(err as Error).message}`;
+        return this.releaseTask(true);
+      }
+      const refused = err instanceof StoreError ? `${err.awsName}: ${(err.cause as Error)?.message}` : (err as Error).message;
+      const reason = this.deps.log.secrets.redact(`DynamoDB refused the terminal write (${status}): ${refused}; the result and log tail were dropped`);
+      this.log.error('the terminal write was refused; ending the task FAILED without its result', { status, reason });
+      const minimal: TerminalFields = { exit_code: fields.exit_code, oom_killed: fields.oom_killed, duration_ms: fields.duration_ms, reason };
+      try {
+        ok = await this.withRetry('minimal terminal write', () => this.deps.store.finish(this.lease, TaskStatus.FAILED, minimal));
+      } catch (again) {
+        return this.abandon('even the minimal terminal write failed', again);
+      }
+      status = TaskStatus.FAILED;
+      fields = minimal;
+    }
     if (!ok) return this.fenced(`terminal write (${status}) fenced out`);
     this.log.info('task finished', { status, exit_code: fields.exit_code, reason: fields.reason });
     await this.deleteMessage();
     return { taskId: this.taskId, status };
+  }
+
+  /** Nothing more can be written: free the slot and let the lease expire into a takeover. */
+  private abandon(why: string, err: unknown): TaskRunResult {
+    this.log.error(`${why}: leaving the task to its lease (another instance takes it over when it expires)`, { error: err });
+    return { taskId: this.taskId, status: 'ABANDONED' };
   }
 
   private async deleteMessage(): Promise<void> {
@@ -426,18 +472,12 @@ export class TaskRun {
       .catch((err) => this.log.warn('deleting the message failed; a later receive finds the task finished and deletes it', { error: err }));
   }
 
-  /** Retries transient AWS errors with backoff and jitter while our lease lasts. */
-  private async withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (Date.now() > this.leaseExpiresAt) throw err;
-        const delay = backoffDelayMs(attempt);
-        this.log.warn(`${what} failed; retrying`, { error: err, retry_in_ms: delay });
-        await sleep(delay);
-      }
-    }
+  /** A task write under the one retry policy, each retry logged. */
+  private withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return retry(what, fn, {
+      policy: this.deps.writeRetry ?? RETRY_POLICIES.taskStep,
+      onRetry: (r) => this.log.warn(`${what} failed; retrying`, { error: r.error, attempt: r.attempt, retry_in_ms: r.retryInMs }),
+    });
   }
 
   /**

@@ -12,11 +12,12 @@
  */
 import { DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { ChangeMessageVisibilityBatchCommand, DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand, type Message } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityBatchCommand, DeleteMessageCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
 import { SendCommandCommand } from '@aws-sdk/client-ssm';
-import { GetCommand, PutCommand, QueryCommand, ScanCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../../daemon/src/aws';
-import { awsErrorName, isConditionalCheckFailed } from '../../daemon/src/aws';
+import { awsErrorName } from '../../daemon/src/aws';
+import { TaskStore, type ResendOutcome } from '../../daemon/src/store';
 import { sleep } from '../../daemon/src/retry';
 import {
   ALL_STATUSES,
@@ -31,18 +32,14 @@ import {
   LIMITS,
   TASKS_TABLE,
   TaskStatus,
-  assertTransition,
-  encodeEnvelope,
   isTaskId,
   isTerminal,
-  newEventId,
   newTaskId,
   parseInstanceRecord,
   parseTaskEvent,
   parseTaskRecord,
   parseTaskSpec,
   payloadKey,
-  retentionExpiresAt,
   tagKeys,
   taskIdForIdempotencyKey,
   type TaskEvent,
@@ -196,17 +193,16 @@ async function call<T>(during: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-function transactionConditionFailed(err: unknown): boolean {
-  if (isConditionalCheckFailed(err)) return true;
-  const reasons = (err as { CancellationReasons?: Array<{ Code?: string }> }).CancellationReasons;
-  return awsErrorName(err) === 'TransactionCanceledException' && (reasons ?? []).some((r) => r.Code === 'ConditionalCheckFailed');
-}
-
 export class FleetClient {
+  /** Every write to the fleet's tables goes through the store (docs/architecture.md). */
+  private readonly store: TaskStore;
+
   constructor(
     readonly clients: AwsClients,
     readonly names: FleetNames,
-  ) {}
+  ) {
+    this.store = new TaskStore({ ddb: clients.ddb, tasksTable: names.tasksTable, eventsTable: names.eventsTable, queue: { sqs: clients.sqs, queueUrl: names.queueUrl } });
+  }
 
   async submitTask(input: TaskSpecInput & Record<string, unknown>, options: { maxAttempts?: number } = {}): Promise<SubmitResult> {
     let specInput: Record<string, unknown> = { ...input };
@@ -238,18 +234,15 @@ export class FleetClient {
       attempts_left: options.maxAttempts ?? DEFAULT_TIMINGS.maxAttempts,
       ...(parsed.value.idempotency_key ? { idempotency_key: parsed.value.idempotency_key } : {}),
     };
-    try {
-      await this.clients.ddb.send(new PutCommand({ TableName: this.names.tasksTable, Item: record, ConditionExpression: 'attribute_not_exists(task_id)' }));
-    } catch (err) {
-      if (!isConditionalCheckFailed(err)) throw new FleetRequestError(`writing task ${taskId}`, err);
+    const created = await call(`writing task ${taskId}`, () => this.store.create(record));
+    if (created === 'exists') {
       const existing = await this.getTask(taskId);
       // The first submit may have failed between record and message: finish its job.
       if (existing.status === TaskStatus.QUEUED && existing.message_sent_at === undefined) await this.resendMessage(taskId);
       return { taskId, created: false, record: existing };
     }
-    await this.appendEvent(taskId, EventType.SUBMITTED, now, { status: TaskStatus.QUEUED });
     try {
-      await this.resendMessage(taskId);
+      await this.sendFirstMessage(record);
     } catch (err) {
       throw new EnqueueFailedError(taskId, err);
     }
@@ -266,26 +259,25 @@ export class FleetClient {
     const now = Date.now();
     const taskId = newTaskId();
     const record: TaskRecord = { task_id: taskId, status: TaskStatus.QUEUED, spec: parsed.value as unknown as Record<string, unknown>, created_at: now, updated_at: now, attempt: 0, attempts_left: DEFAULT_TIMINGS.maxAttempts };
-    await this.clients.ddb.send(new PutCommand({ TableName: this.names.tasksTable, Item: record, ConditionExpression: 'attribute_not_exists(task_id)' }));
+    await call(`writing task ${taskId}`, () => this.store.create(record));
     return taskId;
   }
 
-  /** Sends the task's envelope and records when (the reconciler's repair for a lost enqueue). */
-  async resendMessage(taskId: string): Promise<void> {
-    const now = Date.now();
-    await this.clients.sqs.send(new SendMessageCommand({ QueueUrl: this.names.queueUrl, MessageBody: encodeEnvelope(taskId, now) }));
-    await this.clients.ddb.send(new UpdateCommand({
-      TableName: this.names.tasksTable,
-      Key: { task_id: taskId },
-      UpdateExpression: 'SET message_sent_at = :now',
-      ConditionExpression: 'attribute_exists(task_id)',
-      ExpressionAttributeValues: { ':now': now },
-    }));
+  /** The submit's message. 'raced' is fine: a concurrent resubmit sent it, or a daemon already acted. */
+  private async sendFirstMessage(record: TaskRecord): Promise<void> {
+    await this.store.resend(record, { why: 'submitted', by: 'client' });
   }
 
-  async appendEvent(taskId: string, type: EventType, at: number, fields: Partial<TaskEvent> = {}): Promise<void> {
-    await call(`appending a ${type} event to ${taskId}`, () =>
-      this.clients.ddb.send(new PutCommand({ TableName: this.names.eventsTable, Item: { task_id: taskId, event_id: newEventId(), type, at, ...fields } })));
+  /**
+   * Sends the task's message again, fenced on the record as read now (the store's resend, the
+   * same the reconciler uses): for a lost enqueue or a redrive. 'raced': the record changed
+   * meanwhile (a daemon claimed it, or another sender sent first), so nothing was sent; 'ended':
+   * the task is terminal.
+   */
+  async resendMessage(taskId: string, options: { why?: string } = {}): Promise<ResendOutcome> {
+    const record = await this.getTask(taskId);
+    return call(`resending the message of ${taskId}`, () =>
+      this.store.resend(record, { why: options.why ?? 'resent by the client', by: 'client', event: true }));
   }
 
   async getTask(taskId: string): Promise<TaskRecord> {
@@ -428,7 +420,7 @@ export class FleetClient {
         // and deletes the message: no container ever starts.
         const cancelled = await this.transition(record, {
           to: TaskStatus.CANCELLED,
-          set: { reason: `cancelled by ${by} before it started`, cancel_requested_at: now, finished_at: now, expires_at: retentionExpiresAt(now) },
+          set: { reason: `cancelled by ${by} before it started`, cancel_requested_at: now },
           event: EventType.CANCELLED,
           detail: { by, reason: 'cancelled before it started' },
         });
@@ -488,49 +480,8 @@ export class FleetClient {
   }
 
   /** One status transition of a record we read, fenced on its status and attempt, with its event row. */
-  private async transition(record: TaskRecord, t: ClientTransition): Promise<boolean> {
-    assertTransition(record.status, t.to);
-    const now = Date.now();
-    const set: Record<string, unknown> = { ...t.set, status: t.to, updated_at: now };
-    const names: Record<string, string> = { '#seenStatusField': 'status', '#seenAttemptField': 'attempt' };
-    const values: Record<string, unknown> = { ':seenStatus': record.status, ':seenAttempt': record.attempt };
-    const assignments = Object.entries(set).map(([field, value], i) => {
-      names[`#f${i}`] = field;
-      values[`:v${i}`] = value;
-      return `#f${i} = :v${i}`;
-    });
-    const event: TaskEvent = {
-      task_id: record.task_id,
-      event_id: newEventId(),
-      type: t.event,
-      at: now,
-      status: t.to,
-      attempt: record.attempt,
-      ...(record.instance_id ? { instance_id: record.instance_id } : {}),
-      detail: t.detail,
-      expires_at: retentionExpiresAt(now),
-    };
-    try {
-      await this.clients.ddb.send(new TransactWriteCommand({
-        TransactItems: [
-          {
-            Update: {
-              TableName: this.names.tasksTable,
-              Key: { [TASKS_TABLE.partitionKey]: record.task_id },
-              UpdateExpression: `SET ${assignments.join(', ')}`,
-              ConditionExpression: '#seenStatusField = :seenStatus AND #seenAttemptField = :seenAttempt',
-              ExpressionAttributeNames: names,
-              ExpressionAttributeValues: values,
-            },
-          },
-          { Put: { TableName: this.names.eventsTable, Item: event } },
-        ],
-      }));
-      return true;
-    } catch (err) {
-      if (transactionConditionFailed(err)) return false;
-      throw new FleetRequestError(`writing ${t.to} for task ${record.task_id}`, err);
-    }
+  private transition(record: TaskRecord, t: ClientTransition): Promise<boolean> {
+    return call(`writing ${t.to} for task ${record.task_id}`, () => this.store.transitionSeen(record, t.to, t.set, { type: t.event, detail: t.detail }));
   }
 
   /**
@@ -633,7 +584,7 @@ export class FleetClient {
       }
       try {
         // Resend before deleting: a crash between the two leaves a duplicate, never a loss.
-        if (decision.action === 'resend') await this.resendMessage(decision.taskId);
+        if (decision.action === 'resend') await this.resendMessage(decision.taskId, { why: 'redriven from the dead-letter queue' });
         await this.clients.sqs.send(new DeleteMessageCommand({ QueueUrl: this.names.dlqUrl, ReceiptHandle: message.ReceiptHandle }));
         outcomes.push({ deadLetter, decision, applied: true });
       } catch (err) {

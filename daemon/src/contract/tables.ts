@@ -20,12 +20,19 @@ export const INSTANCES_TABLE = {
   ttlAttribute: 'expires_at',
 } as const;
 
-/** Terminal task records and their events are kept this long, then expire by TTL. */
+/** Terminal task records and every event row are kept this long, then expire by TTL. */
 export const RECORD_RETENTION_DAYS = 30;
 
-/** The TTL value (`expires_at`, epoch seconds) for a terminal record or event written at `nowMs`. */
-export function retentionExpiresAt(nowMs: number): number {
-  return Math.floor(nowMs / 1000) + RECORD_RETENTION_DAYS * 24 * 3600;
+/** An instance row no fleetd rewrote for this long (the instance is gone) expires by TTL. */
+export const INSTANCE_ROW_RETENTION_DAYS = 7;
+
+/**
+ * The one TTL rule (`expires_at`, epoch seconds) for a row written at `nowMs`: every event row
+ * (SUBMITTED included) and every terminal task record gets it, instance rows get it with their
+ * own retention on every rewrite. Only the store module (daemon/src/store/) calls it.
+ */
+export function retentionExpiresAt(nowMs: number, retentionDays: number = RECORD_RETENTION_DAYS): number {
+  return Math.floor(nowMs / 1000) + retentionDays * 24 * 3600;
 }
 
 export const QUEUE_DEFAULTS = {

@@ -171,7 +171,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         planned.set(taskId, plan);
         if (plan.cancelStage === 'queued') {
           await cancel(taskId, 'queued');
-          await client.resendMessage(taskId); // a late message for a cancelled task: must be dropped
+          // A late message for a cancelled task (the store never resends for a terminal one): must be dropped.
+          await fleet.clients.sqs.send(new SendMessageCommand({ QueueUrl: fleet.resources.queueUrl, MessageBody: encodeEnvelope(taskId) }));
         }
         return;
       }

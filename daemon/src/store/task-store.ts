@@ -1,0 +1,459 @@
+/**
+ * The one writer of the tasks and events tables (docs/architecture.md, "Who writes what").
+ * fleetd's transitions (claim, RUNNING, heartbeat, terminal write, release, cancel), the
+ * client's submit, cancel and redrive, and the reconciler's repairs all go through this class;
+ * test/unit/architecture.test.ts fails when any other file sends a write to a fleet table.
+ *
+ * Every write is conditional on the state its caller read or holds: after a claim, on
+ * `instance_id = me AND attempt = mine` (the fencing token); otherwise on the status and attempt
+ * it read. A transition and its event row are written in one TransactWriteItems, so the events
+ * table never misses a transition. A lost condition is an answer (false / an outcome kind);
+ * any other failure is a StoreError whose cause the retry policy judges.
+ *
+ * Where a task is claimed: `claim`. Heartbeated: `heartbeat`. Finished: `finish`.
+ */
+import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { GetCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import {
+  EventType,
+  LEASED_STATUSES,
+  TASKS_TABLE,
+  TaskStatus,
+  assertTransition,
+  encodeEnvelope,
+  isTerminal,
+  parseTaskRecord,
+  retentionExpiresAt,
+  statusesLeadingTo,
+  type TaskRecord,
+  type Timings,
+} from '../contract';
+import { and, buildUpdate, isConditionFailure, leaseExpired, unchangedSince, StoreError, type Condition, type UpdateSpec } from './dynamo';
+import { eventRow, type EventFields } from './events';
+
+/** The claim a daemon holds: every later write is conditioned on exactly these. */
+export interface Lease {
+  readonly taskId: string;
+  readonly instanceId: string;
+  /** The fencing token. */
+  readonly attempt: number;
+}
+
+export type ClaimOutcome =
+  /** We hold the task now. `takeover`: it was leased by an instance whose lease expired. */
+  | { kind: 'claimed'; lease: Lease; record: TaskRecord; takeover: boolean }
+  /** No record: the message points at nothing (bogus, or the record expired). */
+  | { kind: 'missing' }
+  /** The record is not a valid task record; `problems` says why. */
+  | { kind: 'invalid-record'; problems: string[] }
+  /** Already finished or cancelled: the message is stale. */
+  | { kind: 'terminal'; record: TaskRecord }
+  /** Another live lease (another instance, or a duplicate delivery to us). */
+  | { kind: 'leased'; record: TaskRecord }
+  /** We ended it instead of claiming: attempts exhausted (FAILED) or cancel with no live lease (CANCELLED). */
+  | { kind: 'ended'; status: TaskStatus; reason: string }
+  /** The record kept changing under us; the message stays for a later receive. */
+  | { kind: 'contended' };
+
+export type HeartbeatOutcome = { kind: 'ok'; status: TaskStatus } | { kind: 'fenced'; record?: TaskRecord };
+
+export interface TerminalFields {
+  readonly exit_code?: number;
+  readonly oom_killed?: boolean;
+  readonly duration_ms?: number;
+  readonly result?: Record<string, unknown>;
+  readonly result_error?: string;
+  readonly log_tail?: string;
+  readonly reason?: string;
+}
+
+/** 'raced': the record changed since it was read (nothing sent); 'ended': it is terminal (nothing to send). */
+export type ResendOutcome = 'sent' | 'raced' | 'ended';
+
+export interface TaskStoreOptions {
+  readonly ddb: DynamoDBDocumentClient;
+  readonly tasksTable: string;
+  readonly eventsTable: string;
+  /** Lease length for claims and heartbeats (fleetd's). Not needed by the client or the reconciler. */
+  readonly timings?: Pick<Timings, 'leaseSeconds'>;
+  /** The task queue, for `resend` (the client and the reconciler). */
+  readonly queue?: { readonly sqs: SQSClient; readonly queueUrl: string };
+  /** Epoch ms. @default Date.now */
+  readonly now?: () => number;
+}
+
+export class TaskStore {
+  private readonly ddb: DynamoDBDocumentClient;
+  readonly now: () => number;
+
+  constructor(private readonly options: TaskStoreOptions) {
+    this.ddb = options.ddb;
+    this.now = options.now ?? Date.now;
+  }
+
+  async get(taskId: string): Promise<{ record?: TaskRecord; problems?: string[] }> {
+    let item: Record<string, unknown> | undefined;
+    try {
+      item = (await this.ddb.send(new GetCommand({ TableName: this.options.tasksTable, Key: { [TASKS_TABLE.partitionKey]: taskId }, ConsistentRead: true }))).Item;
+    } catch (err) {
+      throw new StoreError(`reading task ${taskId}`, { cause: err });
+    }
+    if (!item) return {};
+    const parsed = parseTaskRecord(item);
+    return parsed.ok ? { record: parsed.value } : { problems: parsed.problems };
+  }
+
+  private leaseUntil(now: number): number {
+    const lease = this.options.timings?.leaseSeconds;
+    if (lease === undefined) throw new StoreError('computing a lease', { cause: new Error('this TaskStore was built without timings') });
+    return now + lease * 1000;
+  }
+
+  /**
+   * One conditional update of the task plus its event row, atomically. False when the
+   * condition failed (someone else changed the task first).
+   */
+  private async transition(taskId: string, update: UpdateSpec, condition: Condition, event: EventFields & { type: EventType; at: number }): Promise<boolean> {
+    try {
+      await this.ddb.send(new TransactWriteCommand({
+        TransactItems: [
+          { Update: { TableName: this.options.tasksTable, Key: { [TASKS_TABLE.partitionKey]: taskId }, ...buildUpdate(update, condition) } },
+          { Put: { TableName: this.options.eventsTable, Item: eventRow(taskId, event) } },
+        ],
+      }));
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw new StoreError(`writing ${event.type} for task ${taskId}`, { cause: err });
+    }
+  }
+
+  /** A conditional update with no event (heartbeat bookkeeping, send times). False: the condition failed. */
+  private async update(taskId: string, update: UpdateSpec, condition: Condition, during: string): Promise<boolean> {
+    try {
+      await this.ddb.send(new UpdateCommand({ TableName: this.options.tasksTable, Key: { [TASKS_TABLE.partitionKey]: taskId }, ...buildUpdate(update, condition) }));
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw new StoreError(`${during} of task ${taskId}`, { cause: err });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Submit (the client library)
+
+  /**
+   * A new QUEUED record and its SUBMITTED event, in one transaction. 'exists': a record with
+   * this id is already there (an idempotency key matched); nothing was written.
+   */
+  async create(record: TaskRecord): Promise<'created' | 'exists'> {
+    if (record.status !== TaskStatus.QUEUED) throw new StoreError(`creating task ${record.task_id}`, { cause: new Error(`a new record must be QUEUED, got ${record.status}`) });
+    try {
+      await this.ddb.send(new TransactWriteCommand({
+        TransactItems: [
+          { Put: { TableName: this.options.tasksTable, Item: record, ConditionExpression: 'attribute_not_exists(#id)', ExpressionAttributeNames: { '#id': TASKS_TABLE.partitionKey } } },
+          { Put: { TableName: this.options.eventsTable, Item: eventRow(record.task_id, { type: EventType.SUBMITTED, at: record.created_at, status: TaskStatus.QUEUED }) } },
+        ],
+      }));
+      return 'created';
+    } catch (err) {
+      if (isConditionFailure(err)) return 'exists';
+      throw new StoreError(`writing task ${record.task_id}`, { cause: err });
+    }
+  }
+
+  /**
+   * Sends a task's message and records when, fenced so that two senders (the client's submit
+   * and redrive, overlapping reconciler runs) never both send for the same reading. `requeue`
+   * also moves INTERRUPTED back to QUEUED, with its event. `event`: append MESSAGE_RESENT after
+   * the send (not for a submit's first send).
+   */
+  async resend(record: TaskRecord, options: { why: string; by: string; requeue?: boolean; event?: boolean }): Promise<ResendOutcome> {
+    const queue = this.options.queue;
+    if (!queue) throw new StoreError(`resending task ${record.task_id}`, { cause: new Error('this TaskStore was built without a queue') });
+    if (isTerminal(record.status)) return 'ended';
+    const at = this.now();
+    const requeue = options.requeue ?? false;
+    if (requeue) assertTransition(record.status, TaskStatus.QUEUED);
+    const leased = LEASED_STATUSES.includes(record.status);
+    const prevSent = record.message_sent_at;
+    // Timeline: we read (status S, attempt n, sent at P) ─ a daemon claims (status or attempt
+    // changes), or another sender records its send first (message_sent_at changes), or, for an
+    // abandoned lease, its daemon heartbeats late (lease ≥ at) ─ our write fails and we send
+    // nothing. Record first, then send: a crash between them leaves a send time with no
+    // message, which the reconciler resends once it is stale; a failed send is undone below.
+    const condition = [
+      unchangedSince(record),
+      prevSent === undefined ? { expr: 'attribute_not_exists(#sent)', names: { '#sent': 'message_sent_at' } } : { expr: '#sent = :prevSent', names: { '#sent': 'message_sent_at' }, values: { ':prevSent': prevSent } },
+      ...(leased ? [leaseExpired(at)] : []),
+    ].reduce(and);
+    const update: UpdateSpec = { set: { message_sent_at: at, updated_at: at, ...(requeue ? { status: TaskStatus.QUEUED } : {}) } };
+    const recorded = requeue
+      ? await this.transition(record.task_id, update, condition, { type: EventType.REQUEUED, at, status: TaskStatus.QUEUED, attempt: record.attempt, instance_id: record.instance_id, detail: { by: options.by, reason: options.why } })
+      : await this.update(record.task_id, update, condition, 'recording a send');
+    if (!recorded) return 'raced';
+    try {
+      await queue.sqs.send(new SendMessageCommand({ QueueUrl: queue.queueUrl, MessageBody: encodeEnvelope(record.task_id, at) }));
+    } catch (err) {
+      // Put the previous send time back so the task looks stale again at once rather than a
+      // whole window later. Fenced on our own write: a daemon that claimed meanwhile wins.
+      await this.update(
+        record.task_id,
+        prevSent === undefined ? { remove: ['message_sent_at'] } : { set: { message_sent_at: prevSent } },
+        { expr: '#sent = :ours AND #attempt = :attempt', names: { '#sent': 'message_sent_at', '#attempt': 'attempt' }, values: { ':ours': at, ':attempt': record.attempt } },
+        'undoing a failed send',
+      ).catch(() => false);
+      throw new StoreError(`sending the message of task ${record.task_id}`, { cause: err });
+    }
+    if (options.event) {
+      // Not a transition: the record and the message are what matter, so a failure here is reported, not undone.
+      await this.ddb.send(new TransactWriteCommand({
+        TransactItems: [{ Put: { TableName: this.options.eventsTable, Item: eventRow(record.task_id, { type: EventType.MESSAGE_RESENT, at, status: requeue ? TaskStatus.QUEUED : record.status, attempt: record.attempt, detail: { by: options.by, reason: options.why } }) } }],
+      })).catch((err) => {
+        throw new StoreError(`appending MESSAGE_RESENT to task ${record.task_id} (the message was sent)`, { cause: err });
+      });
+    }
+    return 'sent';
+  }
+
+  /**
+   * A status change of a record we read and do not hold a lease on (the client's cancel),
+   * fenced on its status and attempt, with its event row.
+   */
+  async transitionSeen(record: TaskRecord, to: TaskStatus, set: Record<string, unknown>, event: { type: EventType; detail: Record<string, string> }): Promise<boolean> {
+    assertTransition(record.status, to);
+    const now = this.now();
+    // Timeline: t0 we read (status S, attempt A) → t1 a daemon claims, releases or finishes it
+    // (status or attempt changes) → our condition fails and the caller decides again on what is there now.
+    return this.transition(
+      record.task_id,
+      { set: { ...set, status: to, updated_at: now, ...(isTerminal(to) ? { finished_at: now, expires_at: retentionExpiresAt(now) } : {}) } },
+      unchangedSince(record),
+      { type: event.type, at: now, status: to, attempt: record.attempt, instance_id: record.instance_id, detail: event.detail },
+    );
+  }
+
+  /**
+   * FAILED / CANCELLED for a task nobody holds a live lease on: attempts exhausted, or a cancel
+   * whose daemon is gone. Used by fleetd's claim and by the reconciler.
+   */
+  async endUnleased(record: TaskRecord, to: TaskStatus, reason: string, by: string): Promise<boolean> {
+    assertTransition(record.status, to);
+    const now = this.now();
+    const leased = LEASED_STATUSES.includes(record.status);
+    // Timeline: t0 read (status S, attempt A, lease expired or none) → t1 a claim (attempt
+    // changes), a late heartbeat (lease_expires_at moves past now) or the daemon's own terminal
+    // write (status changes) → our condition fails and we do nothing: the daemon wins.
+    return this.transition(
+      record.task_id,
+      { set: { status: to, reason, finished_at: now, updated_at: now, expires_at: retentionExpiresAt(now) }, remove: ['lease_expires_at'] },
+      leased ? and(unchangedSince(record), leaseExpired(now)) : unchangedSince(record),
+      { type: to === TaskStatus.CANCELLED ? EventType.CANCELLED : EventType.FAILED, at: now, status: to, attempt: record.attempt, instance_id: record.instance_id, detail: { by, reason } },
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // fleetd: claim, run, heartbeat, finish, release
+
+  /**
+   * Claim = read, decide, then one conditional write (optimistic concurrency on `attempt`).
+   * Decides again once when the record changed between the read and the write.
+   */
+  async claim(taskId: string, instanceId: string): Promise<ClaimOutcome> {
+    for (let round = 0; round < 2; round++) {
+      const { record, problems } = await this.get(taskId);
+      if (problems) return { kind: 'invalid-record', problems };
+      if (!record) return { kind: 'missing' };
+      const now = this.now();
+      if (isTerminal(record.status)) return { kind: 'terminal', record };
+      const leased = LEASED_STATUSES.includes(record.status);
+      if (leased && (record.lease_expires_at ?? 0) >= now) return { kind: 'leased', record };
+
+      if (record.status === TaskStatus.CANCEL_REQUESTED) {
+        // Cancel asked, and no daemon holds a live lease to carry it out: finish the cancel here.
+        const reason = `cancelled; the instance that held it (${record.instance_id ?? 'none'}) stopped heartbeating`;
+        if (await this.endUnleased(record, TaskStatus.CANCELLED, reason, instanceId)) return { kind: 'ended', status: TaskStatus.CANCELLED, reason };
+        continue;
+      }
+      if (record.attempts_left <= 0) {
+        const reason = `attempts exhausted: ${record.attempt} attempt(s) made${record.instance_id ? `, the last on ${record.instance_id}` : ''}, none finished`;
+        if (await this.endUnleased(record, TaskStatus.FAILED, reason, instanceId)) return { kind: 'ended', status: TaskStatus.FAILED, reason };
+        continue;
+      }
+
+      const attempt = record.attempt + 1;
+      const takeover = leased;
+      // Timeline of the claim condition:
+      //  t0  we read status S and attempt A (above).
+      //  t1  another daemon claims first → attempt becomes A+1 → our `attempt = :seen` fails; we lose cleanly.
+      //  t1' a submitter cancels a QUEUED task → status CANCELLED → `#s = :seenStatus` fails.
+      //  t1" (takeover only) the old owner heartbeats after all → lease_expires_at moves past now →
+      //      `lease_expires_at < :now` fails; the owner keeps its task.
+      //  t2  our write lands: we own attempt A+1 and every later write is fenced on it.
+      const ok = await this.transition(
+        taskId,
+        {
+          set: { status: TaskStatus.CLAIMED, instance_id: instanceId, attempt, attempts_left: record.attempts_left - 1, lease_expires_at: this.leaseUntil(now), claimed_at: now, updated_at: now },
+          // A previous attempt's reason (e.g. a release) must not survive into this attempt's outcome.
+          remove: ['container_id', 'started_at', 'heartbeat_at', 'reason'],
+        },
+        takeover ? and(unchangedSince(record), leaseExpired(now)) : unchangedSince(record),
+        {
+          type: takeover ? EventType.TAKEN_OVER : EventType.CLAIMED,
+          at: now,
+          status: TaskStatus.CLAIMED,
+          attempt,
+          instance_id: instanceId,
+          ...(takeover ? { detail: { previous_instance: record.instance_id ?? 'unknown' } } : {}),
+        },
+      );
+      if (ok) {
+        return {
+          kind: 'claimed',
+          lease: { taskId, instanceId, attempt },
+          takeover,
+          record: { ...record, status: TaskStatus.CLAIMED, instance_id: instanceId, attempt, attempts_left: record.attempts_left - 1 },
+        };
+      }
+    }
+    return { kind: 'contended' };
+  }
+
+  /** Fenced condition: we still own this attempt and the task is in one of `statuses`. */
+  private fenced(lease: Lease, statuses: readonly TaskStatus[]): Condition {
+    const values: Record<string, unknown> = { ':me': lease.instanceId, ':attempt': lease.attempt };
+    statuses.forEach((s, i) => (values[`:st${i}`] = s));
+    return {
+      expr: `#inst = :me AND #attempt = :attempt AND #s IN (${statuses.map((_, i) => `:st${i}`).join(', ')})`,
+      names: { '#inst': 'instance_id', '#attempt': 'attempt', '#s': 'status' },
+      values,
+    };
+  }
+
+  /**
+   * First heartbeat: CLAIMED → RUNNING with the container id. The container is started only
+   * after this write succeeds. 'cancel-requested' when a cancel arrived meanwhile.
+   */
+  async markRunning(lease: Lease, containerId: string): Promise<'ok' | 'cancel-requested' | 'fenced'> {
+    const now = this.now();
+    // Timeline: t0 claimed (attempt A, CLAIMED) → t1 image pulled, container created →
+    // t2 this write, fenced on A and CLAIMED. A cancel at t1 made the status CANCEL_REQUESTED
+    // (condition fails, we report it); a takeover at t1 changed the attempt (fenced).
+    const ok = await this.transition(
+      lease.taskId,
+      { set: { status: TaskStatus.RUNNING, container_id: containerId, started_at: now, heartbeat_at: now, lease_expires_at: this.leaseUntil(now), updated_at: now } },
+      this.fenced(lease, [TaskStatus.CLAIMED]),
+      { type: EventType.RUNNING, at: now, status: TaskStatus.RUNNING, attempt: lease.attempt, instance_id: lease.instanceId, detail: { container_id: containerId } },
+    );
+    if (ok) return 'ok';
+    const { record } = await this.get(lease.taskId);
+    if (record && record.instance_id === lease.instanceId && record.attempt === lease.attempt && record.status === TaskStatus.CANCEL_REQUESTED) return 'cancel-requested';
+    return 'fenced';
+  }
+
+  /** Extends the lease. Not a transition, so no event row. */
+  async heartbeat(lease: Lease): Promise<HeartbeatOutcome> {
+    const now = this.now();
+    const update = buildUpdate(
+      { set: { heartbeat_at: now, lease_expires_at: this.leaseUntil(now), updated_at: now } },
+      this.fenced(lease, [TaskStatus.CLAIMED, TaskStatus.RUNNING, TaskStatus.CANCEL_REQUESTED]),
+    );
+    try {
+      // Timeline: t0 our last heartbeat (lease until t0+L) → t1 this one. If our lease expired
+      // between and another daemon took over, attempt changed → fenced: stop, write nothing more.
+      const res = await this.ddb.send(new UpdateCommand({
+        TableName: this.options.tasksTable,
+        Key: { [TASKS_TABLE.partitionKey]: lease.taskId },
+        ...update,
+        // The renewed record comes back: a cancel request is read on the heartbeat that renews.
+        ReturnValues: 'ALL_NEW',
+      }));
+      const parsed = parseTaskRecord(res.Attributes);
+      return { kind: 'ok', status: parsed.ok ? parsed.value.status : TaskStatus.RUNNING };
+    } catch (err) {
+      if (!isConditionFailure(err)) throw new StoreError(`heartbeat of ${lease.taskId}`, { cause: err });
+      const { record } = await this.get(lease.taskId);
+      return { kind: 'fenced', record };
+    }
+  }
+
+  /** The one terminal write of an attempt. False: fenced out (someone else owns the task). */
+  async finish(lease: Lease, to: TaskStatus, fields: TerminalFields): Promise<boolean> {
+    if (!isTerminal(to)) throw new StoreError(`finishing ${lease.taskId}`, { cause: new Error(`finish() needs a terminal status, got ${to}`) });
+    const now = this.now();
+    const from = statusesLeadingTo(to).filter((s) => LEASED_STATUSES.includes(s));
+    // Timeline: t0 container exits → t1 this write, fenced on our attempt. If our lease expired
+    // and another daemon took over at t0' < t1, attempt differs: we write nothing (theirs wins).
+    return this.transition(
+      lease.taskId,
+      { set: { status: to, ...fields, finished_at: now, updated_at: now, expires_at: retentionExpiresAt(now) }, remove: ['lease_expires_at'] },
+      this.fenced(lease, from),
+      {
+        type: to as EventType,
+        at: now,
+        status: to,
+        attempt: lease.attempt,
+        instance_id: lease.instanceId,
+        detail: {
+          ...(fields.exit_code !== undefined ? { exit_code: fields.exit_code } : {}),
+          ...(fields.oom_killed ? { oom_killed: true } : {}),
+          ...(fields.reason ? { reason: fields.reason } : {}),
+        },
+      },
+    );
+  }
+
+  /**
+   * Gives the task back (drain, spot notice, an engine fault): INTERRUPTED, claimable again at
+   * once. The attempt is refunded in the same write unless the cause may be the task's own. A
+   * task whose cancel was requested ends CANCELLED instead.
+   */
+  async release(lease: Lease, reason: string, options: { refund?: boolean } = {}): Promise<'released' | 'cancelled' | 'fenced'> {
+    const now = this.now();
+    const refund = options.refund ?? true;
+    // Timeline: t0 we decide to release (container stopped) → t1 this write, fenced on our
+    // attempt and on CLAIMED/RUNNING. A cancel at t0' made it CANCEL_REQUESTED: handled below.
+    const ok = await this.transition(
+      lease.taskId,
+      // The refund (ADD attempts_left 1): an interruption is not the task's fault. Not refunded
+      // when the cause may be the task's own (an engine error on its container): then the
+      // attempt cap ends a failure that repeats everywhere.
+      { set: { status: TaskStatus.INTERRUPTED, reason, updated_at: now, message_sent_at: now }, remove: ['lease_expires_at'], ...(refund ? { add: { attempts_left: 1 } } : {}) },
+      this.fenced(lease, [TaskStatus.CLAIMED, TaskStatus.RUNNING]),
+      { type: EventType.INTERRUPTED, at: now, status: TaskStatus.INTERRUPTED, attempt: lease.attempt, instance_id: lease.instanceId, detail: { reason } },
+    );
+    if (ok) return 'released';
+    if (await this.finish(lease, TaskStatus.CANCELLED, { reason })) return 'cancelled';
+    return 'fenced';
+  }
+
+  /**
+   * A cancel that reached this daemon directly (control socket) before the record says so:
+   * CLAIMED/RUNNING → CANCEL_REQUESTED, fenced, so the final CANCELLED is a legal transition.
+   */
+  async requestCancel(lease: Lease, by: string): Promise<boolean> {
+    const now = this.now();
+    const ok = await this.transition(
+      lease.taskId,
+      { set: { status: TaskStatus.CANCEL_REQUESTED, cancel_requested_at: now, updated_at: now } },
+      this.fenced(lease, [TaskStatus.CLAIMED, TaskStatus.RUNNING]),
+      { type: EventType.CANCEL_REQUESTED, at: now, status: TaskStatus.CANCEL_REQUESTED, attempt: lease.attempt, instance_id: lease.instanceId, detail: { by } },
+    );
+    if (ok) return true;
+    const { record } = await this.get(lease.taskId);
+    return record?.status === TaskStatus.CANCEL_REQUESTED && record.attempt === lease.attempt;
+  }
+
+  /** A malformed message named this task: fail it, but only while nobody runs it. */
+  async failQueued(taskId: string, reason: string): Promise<boolean> {
+    const now = this.now();
+    // Timeline: only QUEUED → FAILED; a task that is claimed or running is never failed because
+    // of a bad message about it.
+    return this.transition(
+      taskId,
+      { set: { status: TaskStatus.FAILED, reason, finished_at: now, updated_at: now, expires_at: retentionExpiresAt(now) } },
+      { expr: '#s = :queued', names: { '#s': 'status' }, values: { ':queued': TaskStatus.QUEUED } },
+      { type: EventType.REJECTED, at: now, status: TaskStatus.FAILED, detail: { reason } },
+    );
+  }
+}
