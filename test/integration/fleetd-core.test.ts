@@ -96,15 +96,20 @@ test('a task past its timeout_s is stopped through the ladder and ends TIMED_OUT
   expect(await runningContainers(taskId)).toBe(0);
 });
 
-test('the same message delivered to two daemons runs exactly one container', async () => {
-  // Prepare: two daemons, and the envelope sent three times (duplicate deliveries).
+test('the same message delivered to two daemons runs exactly one container: the duplicates meet the live lease', async () => {
+  // Prepare: two daemons; once the task runs, its envelope is sent twice more (duplicate deliveries).
   const [a, b] = [daemon(0), daemon(1)];
   await Promise.all([a.ready(), b.ready()]);
-  const { taskId } = await client.submitTask(demoSpec({ DEMO_SLEEP_S: '3' }));
-  for (let i = 0; i < 2; i++) await fleet.clients.sqs.send(new SendMessageCommand({ QueueUrl: fleet.resources.queueUrl, MessageBody: encodeEnvelope(taskId) }));
+  const { taskId } = await client.submitTask(demoSpec({ DEMO_SLEEP_S: '8' }));
+  await waitForStatus(taskId, TaskStatus.RUNNING);
   // Act
+  for (let i = 0; i < 2; i++) await fleet.clients.sqs.send(new SendMessageCommand({ QueueUrl: fleet.resources.queueUrl, MessageBody: encodeEnvelope(taskId) }));
+  // Assess: a duplicate took the claim's `leased` branch (logged by whichever daemon got it)...
+  const leased = new RegExp(`"task_id":"${taskId}".*task is leased by another attempt|task is leased by another attempt.*"task_id":"${taskId}"`);
+  const hit = await Promise.any([a.waitForLog(leased, 20_000), b.waitForLog(leased, 20_000)]);
+  expect(JSON.parse(hit)).toMatchObject({ task_id: taskId, attempt: 1 });
+  // ...and the task ran once: one claim, one container start, one terminal write, attempt 1.
   const record = await client.waitForTerminal(taskId, { timeoutMs: 60_000 });
-  // Assess: one claim, one container start, one terminal write, attempt 1.
   const types = (await client.listEvents(taskId)).map((e) => e.type);
   expect(record.status).toBe(TaskStatus.COMPLETED);
   expect(record.attempt).toBe(1);
@@ -112,6 +117,14 @@ test('the same message delivered to two daemons runs exactly one container', asy
   expect(types.filter((t) => t === EventType.RUNNING)).toHaveLength(1);
   expect(types.filter((t) => t === EventType.COMPLETED)).toHaveLength(1);
 });
+
+async function waitForStatus(taskId: string, status: TaskStatus, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await client.getTask(taskId)).status !== status) {
+    if (Date.now() > deadline) throw new Error(`task ${taskId} never reached ${status}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
 
 test('kill -9 of a daemon and its instance mid-task: another daemon takes over after the lease expires; one terminal state', async () => {
   // Prepare: daemon A runs a long-ish task.
