@@ -8,6 +8,7 @@ import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { ECRClient } from '@aws-sdk/client-ecr';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
@@ -27,6 +28,7 @@ export interface AwsClients {
   readonly sts: STSClient;
   readonly ecr: ECRClient;
   readonly cloudwatch: CloudWatchClient;
+  readonly kms: KMSClient;
 }
 
 export interface AwsClientOptions {
@@ -57,6 +59,7 @@ export function createAwsClients(options: AwsClientOptions = {}): AwsClients {
     sts: new STSClient(base),
     ecr: new ECRClient(base),
     cloudwatch: new CloudWatchClient(base),
+    kms: new KMSClient(base),
   };
 }
 

@@ -53,6 +53,7 @@ const ENV_OVERRIDES: Array<[string, keyof FleetdConfigFile, (v: string) => unkno
   [FLEET_ENV.allowedRegistries, 'allowedRegistries', (v) => v.split(',').map((s) => s.trim()).filter(Boolean)],
   [FLEET_ENV.secretArnPrefix, 'secretArnPrefix', String],
   [FLEET_ENV.taskRoleArn, 'taskRoleArn', String],
+  [FLEET_ENV.sealKeyId, 'sealKeyId', String],
   [FLEET_ENV.workDir, 'workDir', String],
   [FLEET_ENV.socket, 'socketPath', String],
 ];

@@ -45,6 +45,7 @@ import {
 } from './lifecycle';
 import type { Logger } from './log';
 import { Pruner } from './prune';
+import { SpecSealer } from './seal';
 import { ContainerRunner } from './runner';
 import { TaskRun, type TaskRunResult } from './task-run';
 
@@ -89,6 +90,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   private pruner?: Pruner;
   private watcher?: InterruptionWatcher;
   private abcaMirror?: AbcaHeartbeatMirror;
+  private sealer?: SpecSealer;
   private readonly runs = new Map<string, TaskRun>();
   /** Supervisions of containers re-adopted after a restart (not inside a slot loop). */
   private readonly adopted = new Set<Promise<unknown>>();
@@ -181,6 +183,8 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     // The lease guard (`fleetd guard`, its own systemd timer) acts on this instance's containers only.
     this.leaseFiles.writeInstanceId(id.instanceId);
     this.abcaMirror = abcaMirrorFor(config, clients.ddb, this.log);
+    this.sealer = config.sealKeyId ? new SpecSealer(clients.kms, config.sealKeyId) : undefined;
+    if (!this.sealer) this.log.warn('no sealKeyId in the config: task seals are not verified; anyone who may update a task record decides what runs (docs/security.md)');
     this.pruner = new Pruner({ docker, instanceId: id.instanceId, workDir: config.workDir, afterHours: config.prune.afterHours, liveTaskIds: () => new Set(this.runs.keys()), log: this.log });
     await this.recoverContainers();
     // A termination or spot notice already pending (fleetd restarted mid-drain): never idle.
@@ -337,6 +341,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
           ? async (l) => [...(await retry('task credentials', () => credentials.issue(l.taskId, l.attempt, repoOf(record)), { policy: RETRY_POLICIES.taskStep })), `AWS_REGION=${clients.region}`, `AWS_DEFAULT_REGION=${clients.region}`]
           : undefined,
         leaseFiles: this.leaseFiles,
+        sealer: this.sealer,
         onEngineTrouble: (problem) => this.onEngineTrouble(problem),
         onTaskEnd: (l) => {
           this.runs.delete(l.taskId);

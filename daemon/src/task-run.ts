@@ -14,12 +14,13 @@ import type Docker from 'dockerode';
 import { abcaTaskIdOf, type AbcaHeartbeatMirror } from './abca-mirror';
 import { RETRY_POLICIES, backoffDelayMs, isTransient, retry, sleep, type RetryPolicy } from './retry';
 import type { FleetdConfig } from './config';
-import { LIMITS, TaskStatus, parseTaskSpec, type TaskRecord, type TaskSpec } from './contract';
+import { LIMITS, TaskStatus, parseTaskSpec, payloadKey, type TaskRecord, type TaskSpec } from './contract';
 import { StoreError, type Lease, type TaskStore, type TerminalFields } from './store';
 import type { LeaseFiles } from './lease-guard';
 import type { Logger } from './log';
 import { CONTAINER_OUTPUT_DIR, CONTAINER_PAYLOAD_PATH, MAX_ENV_PAYLOAD_BYTES, isEngineServerError, isEngineUnreachable, isSignalExit, type ContainerRunner, type ExitFacts, type TaskFiles } from './runner';
 import { OomWatch } from './oom-watch';
+import type { SpecSealer } from './seal';
 import { TaskOutput } from './task-output';
 
 export type StopReason = 'cancel' | 'timeout' | 'release' | 'lease-lost';
@@ -41,6 +42,8 @@ export interface TaskRunDeps {
   readonly onEngineTrouble?: (problem: string) => void;
   /** Mirrors each heartbeat into ABCA's TaskTable (config `abcaTaskTable`; abca-mirror.ts). */
   readonly abcaMirror?: AbcaHeartbeatMirror;
+  /** Verifies each record's seal before anything runs (config `sealKeyId`); absent: seals are not checked. */
+  readonly sealer?: SpecSealer;
   /** How the terminal write and the release retry. @default RETRY_POLICIES.taskStep */
   readonly writeRetry?: RetryPolicy;
 }
@@ -58,6 +61,11 @@ export interface TaskRunResult {
 /** A task-level failure with a reason that is safe to record (never contains a secret). */
 class PrepareError extends Error {
   override readonly name = 'PrepareError';
+}
+
+/** KMS could not be asked whether the seal holds (an outage, a denied call): the instance's trouble, not the task's. */
+class SealUnverifiedError extends Error {
+  override readonly name = 'SealUnverifiedError';
 }
 
 export class TaskRun {
@@ -179,6 +187,8 @@ export class TaskRun {
       let env: string[];
       try {
         spec = this.validSpec();
+        // Before anything is pulled, read or run: a record rewritten after submit never runs.
+        await this.checkSeal();
         const payload = await this.payloadJson(spec);
         env = [...this.baseEnv(payload, spec), ...(await this.secretEnv(spec)), ...(this.deps.extraEnv ? await this.deps.extraEnv(this.lease) : [])];
         await runner.ensureImage(spec.image);
@@ -186,6 +196,7 @@ export class TaskRun {
         this.container = await runner.create({ taskId: this.taskId, attempt: this.lease.attempt, spec, env, files, graceSeconds: config.timings.cancelGraceSeconds });
       } catch (err) {
         if (this.stopReason) return await this.endWithoutStart();
+        if (err instanceof SealUnverifiedError) return await this.engineInterrupted(err.message, false, true);
         if (isEngineUnreachable(err)) return await this.engineInterrupted(`the Docker engine did not answer while preparing the task: ${(err as Error).message}`, true);
         if (isEngineServerError(err)) return await this.engineInterrupted(`the Docker engine failed while preparing the task (this attempt counts): ${(err as Error).message}`, false, false);
         const reason = err instanceof PrepareError || /Image(Policy|Pull)Error/.test((err as Error).name) ? (err as Error).message : `preparing the task failed: ${(err as Error).message}`;
@@ -335,10 +346,29 @@ export class TaskRun {
     return parsed.value;
   }
 
+  /** The record's seal, verified with the fleet's key over what the record holds now. */
+  private async checkSeal(): Promise<void> {
+    const sealer = this.deps.sealer;
+    if (!sealer) return;
+    const fields = { task_id: this.record.task_id, spec: this.record.spec, max_attempts: this.record.max_attempts };
+    let verdict;
+    try {
+      verdict = await this.withRetry('verifying the seal', () => sealer.verify(fields, this.record.seal));
+    } catch (err) {
+      throw new SealUnverifiedError(`the seal could not be verified with ${sealer.keyId}: ${(err as Error).name}: ${(err as Error).message}`, { cause: err });
+    }
+    if (!verdict.valid) throw new PrepareError(`not run: ${verdict.reason}`);
+  }
+
   private async payloadJson(spec: TaskSpec): Promise<string> {
     if (spec.payload_ref) {
       if (spec.payload_ref.bucket !== this.deps.config.payloadBucket) {
         throw new PrepareError(`payload_ref bucket ${spec.payload_ref.bucket} is not this fleet's payload bucket (${this.deps.config.payloadBucket})`);
+      }
+      // A task reads only its own payload: another task's key is refused, however it was named.
+      const ownPrefix = payloadKey(this.taskId).slice(0, payloadKey(this.taskId).lastIndexOf('/') + 1);
+      if (!spec.payload_ref.key.startsWith(ownPrefix) || spec.payload_ref.key.includes('..')) {
+        throw new PrepareError(`payload_ref key ${spec.payload_ref.key} is not under this task's own prefix ${ownPrefix}`);
       }
       try {
         const res = await this.deps.s3.send(new GetObjectCommand({ Bucket: spec.payload_ref.bucket, Key: spec.payload_ref.key }));

@@ -55,6 +55,7 @@ export function fleetNamesFromEnv(env: NodeJS.ProcessEnv = process.env): FleetNa
   return {
     ...(names as unknown as FleetNames),
     ...(env[FLEET_ENV.cancelDocument] ? { cancelDocument: env[FLEET_ENV.cancelDocument] } : {}),
+    ...(env[FLEET_ENV.sealKeyId] ? { sealKeyId: env[FLEET_ENV.sealKeyId] } : {}),
     ...(env[FLEET_ENV.fleetName] ? { fleetName: env[FLEET_ENV.fleetName] } : {}),
     ...(env[FLEET_ENV.tagPrefix] ? { tagPrefix: env[FLEET_ENV.tagPrefix] } : {}),
   };

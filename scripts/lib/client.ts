@@ -17,6 +17,7 @@ import { SendCommandCommand } from '@aws-sdk/client-ssm';
 import { GetCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../../daemon/src/aws';
 import { awsErrorName } from '../../daemon/src/aws';
+import { SpecSealer } from '../../daemon/src/seal';
 import { TaskStore, type ResendOutcome } from '../../daemon/src/store';
 import { sleep } from '../../daemon/src/retry';
 import {
@@ -74,6 +75,8 @@ export interface FleetNames {
   readonly fleetName?: string;
   /** @default DEFAULT_TAG_PREFIX */
   readonly tagPrefix?: string;
+  /** The fleet's KMS HMAC key: submits are sealed with it (kms:GenerateMac). A fleet whose fleetd has a key runs only sealed records. */
+  readonly sealKeyId?: string;
 }
 
 export interface SubmitResult {
@@ -196,11 +199,14 @@ async function call<T>(during: string, fn: () => Promise<T>): Promise<T> {
 export class FleetClient {
   /** Every write to the fleet's tables goes through the store (docs/architecture.md). */
   private readonly store: TaskStore;
+  /** Seals what a submitted task runs (docs/security.md); absent when no key is configured. */
+  private readonly sealer?: SpecSealer;
 
   constructor(
     readonly clients: AwsClients,
     readonly names: FleetNames,
   ) {
+    this.sealer = names.sealKeyId ? new SpecSealer(clients.kms, names.sealKeyId) : undefined;
     this.store = new TaskStore({ ddb: clients.ddb, tasksTable: names.tasksTable, eventsTable: names.eventsTable, queue: { sqs: clients.sqs, queueUrl: names.queueUrl } });
   }
 
@@ -224,16 +230,7 @@ export class FleetClient {
     const parsed = parseTaskSpec(specInput);
     if (!parsed.ok) throw new InvalidSpecError(parsed.problems);
     const now = Date.now();
-    const record: TaskRecord = {
-      task_id: taskId,
-      status: TaskStatus.QUEUED,
-      spec: parsed.value as unknown as Record<string, unknown>,
-      created_at: now,
-      updated_at: now,
-      attempt: 0,
-      attempts_left: options.maxAttempts ?? DEFAULT_TIMINGS.maxAttempts,
-      ...(parsed.value.idempotency_key ? { idempotency_key: parsed.value.idempotency_key } : {}),
-    };
+    const record = await this.newRecord(taskId, parsed.value as unknown as Record<string, unknown>, options.maxAttempts ?? DEFAULT_TIMINGS.maxAttempts, now);
     const created = await call(`writing task ${taskId}`, () => this.store.create(record));
     if (created === 'exists') {
       const existing = await this.getTask(taskId);
@@ -258,9 +255,27 @@ export class FleetClient {
     if (!parsed.ok) throw new InvalidSpecError(parsed.problems);
     const now = Date.now();
     const taskId = newTaskId();
-    const record: TaskRecord = { task_id: taskId, status: TaskStatus.QUEUED, spec: parsed.value as unknown as Record<string, unknown>, created_at: now, updated_at: now, attempt: 0, attempts_left: DEFAULT_TIMINGS.maxAttempts };
+    const record = await this.newRecord(taskId, parsed.value as unknown as Record<string, unknown>, DEFAULT_TIMINGS.maxAttempts, now);
     await call(`writing task ${taskId}`, () => this.store.create(record));
     return taskId;
+  }
+
+  /** A QUEUED record, sealed when the fleet has a key: the seal covers task id, spec and attempt cap. */
+  private async newRecord(taskId: string, spec: Record<string, unknown>, maxAttempts: number, now: number): Promise<TaskRecord> {
+    const idempotencyKey = typeof spec.idempotency_key === 'string' ? spec.idempotency_key : undefined;
+    const seal = this.sealer ? await call(`sealing task ${taskId} with ${this.sealer.keyId}`, () => this.sealer!.seal({ task_id: taskId, spec, max_attempts: maxAttempts })) : undefined;
+    return {
+      task_id: taskId,
+      status: TaskStatus.QUEUED,
+      spec,
+      created_at: now,
+      updated_at: now,
+      attempt: 0,
+      attempts_left: maxAttempts,
+      max_attempts: maxAttempts,
+      ...(idempotencyKey ? { idempotency_key: idempotencyKey } : {}),
+      ...(seal ? { seal } : {}),
+    };
   }
 
   /** The submit's message. 'raced' is fine: a concurrent resubmit sent it, or a daemon already acted. */

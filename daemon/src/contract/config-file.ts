@@ -40,6 +40,11 @@ export const FleetdConfigFileSchema = z.strictObject({
   allowedRegistries: z.array(z.string().min(1).max(255)).default([]),
   /** Secrets Manager ARN prefix a task may read secrets under; empty forbids all secrets. */
   secretArnPrefix: z.string().startsWith('arn:', { error: 'expected an ARN prefix starting with "arn:"' }).optional(),
+  /**
+   * The fleet's KMS HMAC key (ARN or alias). When set, fleetd runs only records whose seal
+   * verifies with it (contract/seal.ts, docs/security.md); when absent, seals are not checked.
+   */
+  sealKeyId: z.string().min(1).max(2048).optional(),
   /** Role fleetd assumes per task to serve the container's credentials (none: no credentials). */
   taskRoleArn: z.string().startsWith('arn:', { error: 'expected a role ARN' }).optional(),
   /** Per-task files (payload, output) and per-task logs. @default /var/lib/fleetd */

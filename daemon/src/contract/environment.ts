@@ -18,6 +18,8 @@ export const FLEET_ENV = {
   allowedRegistries: 'FLEET_ALLOWED_REGISTRIES',
   secretArnPrefix: 'FLEET_SECRET_ARN_PREFIX',
   taskRoleArn: 'FLEET_TASK_ROLE_ARN',
+  /** The fleet's KMS HMAC key (ARN or alias) that seals specs at submit and verifies them on the instance. */
+  sealKeyId: 'FLEET_SEAL_KEY_ID',
   config: 'FLEETD_CONFIG',
   socket: 'FLEETD_SOCKET',
   workDir: 'FLEETD_WORK_DIR',

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ALL_STATUSES, EventType, type TaskStatus } from './states';
 import { InstanceStatus } from './tags';
+import { SealSchema } from './seal';
 import { parseWith, type Parsed } from './validation';
 
 const epochMs = z.number().int().nonnegative();
@@ -22,6 +23,10 @@ export const TaskRecordSchema = z.object({
   attempt: z.number().int().nonnegative(),
   /** Claims left before the task is failed for good; a clean release gives one back. */
   attempts_left: z.number().int(),
+  /** The attempt cap the submitter chose (sealed with the spec). Absent on records older than sealing. */
+  max_attempts: z.number().int().positive().optional(),
+  /** The submitter's seal over task id, spec and attempt cap (contract/seal.ts); fleetd verifies it before running. */
+  seal: SealSchema.optional(),
   idempotency_key: z.string().optional(),
   instance_id: z.string().optional(),
   lease_expires_at: epochMs.optional(),

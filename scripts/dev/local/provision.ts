@@ -5,6 +5,7 @@
  * document, and an Auto Scaling group whose instances local daemons act as. Idempotent: an
  * existing resource is kept. Tests call it with a unique fleet name for isolation.
  */
+import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, ListAliasesCommand } from '@aws-sdk/client-kms';
 import { randomBytes } from 'node:crypto';
 import {
   CreateAutoScalingGroupCommand,
@@ -47,6 +48,8 @@ export interface FleetResources {
   readonly asgName: string;
   readonly tagPrefix: string;
   readonly secretArnPrefix: string;
+  /** The fleet's KMS HMAC key (ARN) that seals specs (docs/security.md). */
+  readonly sealKeyId: string;
   readonly demoSecretArn: string;
   /** The secret's value, for tests that prove it never leaks. */
   readonly demoSecretValue: string;
@@ -89,6 +92,20 @@ async function ensureTable(clients: AwsClients, input: CreateTableCommandInput, 
     // Enabling TTL twice is refused by DynamoDB; that is the idempotent case.
     if (!/already enabled/i.test((err as Error).message)) throw err;
   });
+}
+
+/** The fleet's HMAC key, found by its alias (alias/<fleet>-seal) or made once; returns its ARN. */
+async function ensureSealKey(clients: AwsClients, fleetName: string): Promise<string> {
+  const alias = `alias/${fleetName}-seal`;
+  const aliases = await clients.kms.send(new ListAliasesCommand({}));
+  let keyId = aliases.Aliases?.find((a) => a.AliasName === alias)?.TargetKeyId;
+  if (!keyId) {
+    const key = await clients.kms.send(new CreateKeyCommand({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', Description: `agent-fleet ${fleetName}: seals task specs` }));
+    keyId = key.KeyMetadata!.KeyId!;
+    await clients.kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: keyId }));
+  }
+  const described = await clients.kms.send(new DescribeKeyCommand({ KeyId: keyId }));
+  return described.KeyMetadata!.Arn!;
 }
 
 export async function provisionFleet(clients: AwsClients, fleetName: string, options: ProvisionOptions = {}): Promise<FleetResources> {
@@ -166,6 +183,8 @@ export async function provisionFleet(clients: AwsClients, fleetName: string, opt
   // The value we generated is only the real one when this call created the secret.
   const actualValue = (await clients.secrets.send(new GetSecretValueCommand({ SecretId: demoSecretArn }))).SecretString ?? demoSecretValue;
 
+  const sealKeyId = await ensureSealKey(clients, fleetName);
+
   const cancelDocument = `${fleetName}-cancel`;
   await ignoreExists(`document ${cancelDocument}`, () => clients.ssm.send(new CreateDocumentCommand({
     Name: cancelDocument,
@@ -218,6 +237,7 @@ export async function provisionFleet(clients: AwsClients, fleetName: string, opt
     asgName,
     tagPrefix,
     secretArnPrefix,
+    sealKeyId,
     demoSecretArn,
     demoSecretValue: actualValue,
     instanceIds,
@@ -237,6 +257,7 @@ export function fleetEnvironment(r: FleetResources): Record<string, string> {
     [FLEET_ENV.cancelDocument]: r.cancelDocument,
     [FLEET_ENV.asgName]: r.asgName,
     [FLEET_ENV.tagPrefix]: r.tagPrefix,
+    [FLEET_ENV.sealKeyId]: r.sealKeyId,
   };
 }
 
@@ -257,6 +278,7 @@ export function fleetdConfigFor(r: FleetResources, extra: Partial<FleetdConfigFi
     slots: 1,
     allowedRegistries: ['local'],
     secretArnPrefix: r.secretArnPrefix,
+    sealKeyId: r.sealKeyId,
     ...extra,
   };
 }
