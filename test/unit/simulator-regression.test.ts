@@ -8,11 +8,18 @@
  */
 import { createHash } from 'node:crypto';
 import { compareAll, compareOnWorkload } from '../../scripts/dev/sim/compare';
-import { POLICIES, type PolicyName, type SimResult } from '../../scripts/dev/sim/fleet';
+import { COLD_START } from '../../scripts/dev/sim/coldstart';
+import { DEFAULT_FLEET_PARAMS, NO_COLD_START, POLICIES, type FleetParams, type PolicyName, type SimResult } from '../../scripts/dev/sim/fleet';
 import { formatTable } from '../../scripts/dev/sim/report';
 import { SMALL_WORKLOAD, WORKLOADS } from '../../scripts/dev/sim/workloads';
 
 const digest = (r: SimResult) => createHash('sha256').update(JSON.stringify(r)).digest('hex');
+
+/** The result as the model before cold start reported it: without the cold-start counters. */
+function withoutCounters(r: SimResult): SimResult {
+  const { coldStart: _counters, ...rest } = r;
+  return rest;
+}
 
 /** seed → workload → policy → SHA-256 of JSON.stringify(result), from the code at ef3790a. */
 const GOLDEN: Readonly<Record<number, Readonly<Record<string, Readonly<Record<PolicyName, string>>>>>> = {
@@ -84,5 +91,42 @@ describe('simulator: the figures before the cold-start model', () => {
       got[c.workload.name] = Object.fromEntries(POLICIES.map((p) => [p, digest(c.results[p])]));
     }
     expect(got).toEqual(GOLDEN[seed]);
+  });
+});
+
+describe('simulator: the cold-start model at zero changes nothing', () => {
+  const ZERO: Readonly<Record<string, FleetParams>> = {
+    'every part off (NO_COLD_START, min 0)': { ...DEFAULT_FLEET_PARAMS, minInstances: 0, coldStart: NO_COLD_START },
+    // The table's assumptions with the image baked, no readiness failure and no pool.
+    'a 4 GiB image baked into the AMI, no failures, no pool': {
+      ...DEFAULT_FLEET_PARAMS,
+      minInstances: 0,
+      coldStart: { ...COLD_START, imagePrepulled: true, readinessFailureRate: 0, warmPool: { ...COLD_START.warmPool, size: 0 } },
+    },
+  };
+
+  it.each(Object.keys(ZERO))('%s: every result equals the pinned one (seeds 42 and 7)', (name) => {
+    for (const seed of [42, 7]) {
+      const specs = seed === 7 ? [...Object.values(WORKLOADS), SMALL_WORKLOAD] : Object.values(WORKLOADS);
+      const got: Record<string, Record<string, string>> = {};
+      for (const c of specs.map((s) => compareOnWorkload(s, seed, ZERO[name]))) {
+        got[c.workload.name] = Object.fromEntries(POLICIES.map((p) => [p, digest(withoutCounters(c.results[p]))]));
+        for (const p of POLICIES) {
+          expect(c.results[p].coldStart).toEqual({ pulls: 0, readinessFailures: 0, warmPoolSize: 0, warmStarts: 0, poolRunningHours: 0, poolStoppedHours: 0 });
+        }
+      }
+      expect(got).toEqual(GOLDEN[seed]);
+    }
+  });
+
+  it('a pull, a failure rate or a pool does change the figures (the check above can fail)', () => {
+    const pinned = GOLDEN[7].small.scaler;
+    const run = (coldStart: FleetParams['coldStart'], minInstances = 0) =>
+      digest(withoutCounters(compareOnWorkload(SMALL_WORKLOAD, 7, { ...DEFAULT_FLEET_PARAMS, minInstances, coldStart }).results.scaler));
+    expect(run({ ...NO_COLD_START, imageBytes: 1, pullBytesPerSecond: 1 })).not.toBe(pinned);
+    expect(run({ ...NO_COLD_START, readinessFailureRate: 0.05 })).not.toBe(pinned);
+    expect(run({ ...NO_COLD_START, warmPool: { ...NO_COLD_START.warmPool, size: 1 } })).not.toBe(pinned);
+    expect(run(NO_COLD_START, 1)).not.toBe(pinned);
+    expect(run(NO_COLD_START)).toBe(pinned);
   });
 });
