@@ -114,6 +114,8 @@ export interface ColdStartRow {
 export interface ColdStartTable {
   readonly workload: string;
   readonly tasks: number;
+  /** Arrivals span [0, horizonS); costs are for the whole run. */
+  readonly horizonS: number;
   readonly rows: readonly ColdStartRow[];
 }
 
@@ -124,7 +126,7 @@ export function runColdStart(specs: readonly WorkloadSpec[], seed: number, varia
       const result = simulate(workload, 'scaler', variantParams(variant), seed);
       return { variant, result, cost: costOf(result) };
     });
-    return { workload: spec.name, tasks: workload.arrivals.length, rows };
+    return { workload: spec.name, tasks: workload.arrivals.length, horizonS: spec.horizonS, rows };
   });
 }
 
@@ -148,7 +150,8 @@ export function formatColdStartTable(tables: readonly ColdStartTable[]): string 
   const groups: number[] = [];
   for (const t of tables) {
     groups.push(rows.length);
-    for (const r of t.rows) rows.push(COLUMNS.map((col) => col.cell(r, `${t.workload} (${t.tasks})`)));
+    const label = `${t.workload} (${t.tasks} tasks, ${t.horizonS / 3600} h)`;
+    for (const r of t.rows) rows.push(COLUMNS.map((col) => col.cell(r, label)));
   }
   const widths = COLUMNS.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((cell, i) => (COLUMNS[i].left ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ').trimEnd();
@@ -165,7 +168,7 @@ export function formatColdStartNotes(seed: number, base: FleetParams = DEFAULT_F
   const notes = [
     `this scaler only, seed ${seed}, on-demand (no spot: warm pools need on-demand); ${base.slotsPerInstance} slot per instance; max ${base.maxInstances} instances; idle self-termination after ${base.timings.idleBeforeTerminateSeconds / 60} min.`,
     `boot (launch → fleetd ready) ${base.bootSeconds.min}-${base.bootSeconds.max} s; image ${cs.imageBytes / GIB} GiB at ${cs.pullBytesPerSecond / MIB} MiB/s = ${Math.round(pullS)} s pull on an instance's first task, then cached ("image baked": 0 s, every instance); ${cs.readinessFailureRate * 100}% of boots fail readiness and are replaced ${cs.readinessTimeoutSeconds} s after their boot (billed, no task).`,
-    `warm pool N: N stopped instances, initialised, image pulled; a scale-out starts one in ${cs.warmPool.startSeconds.min}-${cs.warmPool.startSeconds.max} s, and the pool refills with a new instance that boots, pulls and stops (billed while running; its boot may fail too). always on: min N = the group's MinSize, N idle instances running, image pulled.`,
+    `warm pool N: N stopped instances, initialised, image pulled (fleetd has no warm-up pull today: without a baked image that needs one); a scale-out starts one in ${cs.warmPool.startSeconds.min}-${cs.warmPool.startSeconds.max} s, and the pool refills with a new instance that boots, pulls and stops (billed while running; its boot may fail too). always on: min N = the group's MinSize, N idle instances running, image pulled.`,
     `cost = running instance-hours (group + pool refills) × ($${prices.onDemandPerHour}/h ${prices.instanceType} + $${ebsPerHour(prices).toFixed(4)}/h for its ${prices.rootVolumeGb} GB gp3 root) + stopped pool hours × $${ebsPerHour(prices).toFixed(4)}/h (EBS only: $${prices.ebsPerGbMonth}/GB-month); ${prices.region} list prices as assumed on ${prices.asOf}.`,
     'wait = arrival to container start (pull included), over tasks that started; inst-hours = running instance-hours (pool refills included); pulls = instances that pulled the image; boot fails = readiness failures (group and pool refills).',
   ];
