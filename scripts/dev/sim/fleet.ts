@@ -25,8 +25,14 @@
  *     instances are tagged idle at launch, so a task pushed to a booting replacement fails; an
  *     instance lost to spot leaves its task "running" forever (unknown SSM status), i.e. lost.
  *
+ * Cold start (`coldStart`, absent by default; see ColdStartParams): the image pull on an
+ * instance's first task, readiness failures (a boot that never becomes capacity and is replaced
+ * after a bounded wait), and a warm pool of stopped, pre-initialised instances. `minInstances`
+ * keeps this scaler's group at a floor of running instances. With neither set the model is
+ * exactly the one before them (test/unit/simulator-regression.test.ts pins its figures).
+ *
  * Not modelled: SQS/CloudWatch metric lag (beyond target tracking's datapoints), EC2 launch
- * throttling and capacity shortages, boot failures, per-AZ balancing, container pull time.
+ * throttling and capacity shortages, per-AZ balancing, more than one image.
  */
 import { DEFAULT_TIMINGS, nextDesiredCapacity, type Timings } from '../../../daemon/src/contract';
 import { EventQueue } from './event-queue';
@@ -42,6 +48,45 @@ export const POLICY_LABELS: Readonly<Record<PolicyName, string>> = {
   'push-pool': 'fixed pool, push',
 };
 
+/**
+ * The cold-start model. Every part is off at zero: imageBytes 0 (or imagePrepulled), no
+ * readiness failures, pool size 0 (NO_COLD_START).
+ */
+export interface ColdStartParams {
+  /**
+   * Bytes of the (one) agent image to pull and the effective pull rate (download + extract):
+   * an instance's first task waits imageBytes / pullBytesPerSecond; later tasks find it cached.
+   */
+  readonly imageBytes: number;
+  readonly pullBytesPerSecond: number;
+  /** The image is baked into the AMI (packer --prepull): nothing to pull on any instance. */
+  readonly imagePrepulled: boolean;
+  /** Fraction of launches from scratch whose readiness check (fleetd preflight) fails. */
+  readonly readinessFailureRate: number;
+  /**
+   * How long after its boot a failed instance is detected and terminated (then the group
+   * replaces it); it is billed until then and never takes a task.
+   */
+  readonly readinessTimeoutSeconds: number;
+  /**
+   * A warm pool of stopped, pre-initialised instances (images pulled, readiness passed). A
+   * scale-out takes a stopped one first (`startSeconds` to fleetd ready instead of a boot),
+   * and the pool refills by launching a new instance that boots, pulls, and stops (billed while
+   * it runs). Stopped instances cost only their EBS volume. The pool is full at t = 0.
+   */
+  readonly warmPool: { readonly size: number; readonly startSeconds: { readonly min: number; readonly max: number } };
+}
+
+/** The cold-start model switched off: a run with it is the run without it. */
+export const NO_COLD_START: ColdStartParams = Object.freeze({
+  imageBytes: 0,
+  pullBytesPerSecond: 1,
+  imagePrepulled: false,
+  readinessFailureRate: 0,
+  readinessTimeoutSeconds: 300,
+  warmPool: { size: 0, startSeconds: { min: 20, max: 40 } },
+});
+
 export interface FleetParams {
   readonly timings: Timings;
   readonly slotsPerInstance: number;
@@ -50,6 +95,13 @@ export interface FleetParams {
   readonly bootSeconds: { readonly min: number; readonly max: number };
   /** Scaler: warm instances above demand while there is demand. */
   readonly buffer: number;
+  /**
+   * Scaler: the group's MinSize, running (idle) instances that are never scaled in; they are up
+   * with the image pulled at t = 0. Absent = 0.
+   */
+  readonly minInstances?: number;
+  /** Image pull, readiness failures, warm pool. Absent = none (the model before cold start). */
+  readonly coldStart?: ColdStartParams;
   /** Spot interruptions per instance-hour (exponential time to interruption). */
   readonly spotPerInstanceHour: number;
   readonly spotNoticeSeconds: number;
@@ -127,9 +179,25 @@ export interface SimResult {
   readonly restarts: number;
   readonly spotInterruptions: number;
   readonly poolSize?: number;
+  /** Present when params.coldStart is set. */
+  readonly coldStart?: ColdStartStats;
   /** Simulated seconds until the fleet was idle again (accounting end). */
   readonly endS: number;
   readonly series: Series;
+}
+
+export interface ColdStartStats {
+  /** Image pulls started (one per instance that launched without the image). */
+  readonly pulls: number;
+  /** Boots that failed their readiness check (in the group and in warm-pool refills). */
+  readonly readinessFailures: number;
+  readonly warmPoolSize: number;
+  /** Scale-outs served by a stopped warm-pool instance. */
+  readonly warmStarts: number;
+  /** Instance-hours of warm-pool refills while running (boot, pull, or a failed boot). */
+  readonly poolRunningHours: number;
+  /** Instance-hours spent stopped in the pool (billed for EBS only). */
+  readonly poolStoppedHours: number;
 }
 
 const enum Ev {
@@ -143,6 +211,9 @@ const enum Ev {
   ScalerTick,
   Metric,
   Sample,
+  ReadinessFailed,
+  PoolReady,
+  PoolFailed,
 }
 
 const enum TaskState {
@@ -172,6 +243,10 @@ interface Instance {
   running: number[];
   /** Bumped when the instance leaves idleness; a stale IdleCheck is ignored. */
   idleGen: number;
+  /** When the image is (or will be) on this instance: NaN = not pulled yet. */
+  imageAt: number;
+  /** This boot fails its readiness check. */
+  failsReadiness: boolean;
 }
 
 /** Nearest-rank percentile of an ascending array. */
@@ -188,12 +263,21 @@ export function simulate(workload: Workload, policy: PolicyName, params: FleetPa
   const timings = params.timings;
   const tt = params.targetTracking;
   const leaseS = timings.leaseSeconds;
+  const minInstances = policy === 'scaler' ? (params.minInstances ?? 0) : 0;
+  // Cold start draws from its own stream, so the base model's draws stay where they were.
+  const cs = params.coldStart;
+  const csRng = new Prng(seed, `${workload.name}/${policy}/cold-start`);
+  const pullS = cs && !cs.imagePrepulled && cs.imageBytes > 0 ? cs.imageBytes / cs.pullBytesPerSecond : 0;
+  const failRate = cs?.readinessFailureRate ?? 0;
+  const poolSize = cs?.warmPool.size ?? 0;
 
   const state = new Uint8Array(n);
   const attemptsLeft = new Int16Array(n).fill(timings.maxAttempts);
   const runGen = new Int32Array(n);
   const runStart = new Float64Array(n);
   const firstStart = new Float64Array(n).fill(NaN);
+  /** Pull wait of the current run (its container starts that long after the claim). */
+  const pullWait = new Float64Array(n);
   /** The instance a running task is on. */
   const hostOf = new Int32Array(n).fill(-1);
   const failedBy: Partial<Record<FailureReason, number>> = {};
@@ -223,6 +307,15 @@ export function simulate(workload: Workload, policy: PolicyName, params: FleetPa
   let lastScaleIn = -Infinity;
   let orphaned = 0;
   const series: Series = { t: [], instances: [], running: [], queued: [] };
+  let pulls = 0;
+  let readinessFailures = 0;
+  let warmStarts = 0;
+  let poolStopped = poolSize;
+  let poolStoppedSeconds = 0;
+  let poolChangedAt = 0;
+  let poolRunningSeconds = 0;
+  /** Warm-pool refills in progress: launch time (NaN once done). */
+  const refills: number[] = [];
 
   const queued = () => queue.length - qHead;
 
@@ -252,7 +345,10 @@ export function simulate(workload: Workload, policy: PolicyName, params: FleetPa
     const k = inst.running.indexOf(task);
     inst.running.splice(k, 1);
     running--;
-    busySlotSeconds += now - runStart[task];
+    // runStart is when the container started; a run cut short during its pull did no work and
+    // has not started yet (its first start is still to come).
+    busySlotSeconds += Math.max(0, now - runStart[task]);
+    if (firstStart[task] > now) firstStart[task] = NaN;
     runGen[task]++;
     if (inst.state === InstState.Ready) {
       free.add(inst.id);
@@ -267,11 +363,24 @@ export function simulate(workload: Workload, policy: PolicyName, params: FleetPa
     if (inst.running.length >= slots) free.delete(inst.id);
     running++;
     state[task] = TaskState.Running;
-    runStart[task] = now;
-    if (Number.isNaN(firstStart[task])) firstStart[task] = now;
+    // The first task on an instance without the image pulls it; a task claimed while that pull
+    // is under way waits for the same pull.
+    let wait = 0;
+    if (pullS > 0) {
+      if (Number.isNaN(inst.imageAt)) {
+        inst.imageAt = now + pullS;
+        pulls++;
+      }
+      wait = Math.max(0, inst.imageAt - now);
+    }
+    pullWait[task] = wait;
+    const begins = wait > 0 ? now + wait : now;
+    runStart[task] = begins;
+    if (Number.isNaN(firstStart[task])) firstStart[task] = begins;
     attemptsLeft[task]--; // the claim takes an attempt (the fencing token goes up)
     const d = workload.durations[task];
-    const cut = policy === 'push-pool' ? Math.min(d, params.push.ssmTimeoutSeconds) : d;
+    // The push design's SSM command pulls the image inside its 1-hour execution timeout.
+    const cut = policy === 'push-pool' ? Math.min(wait + d, params.push.ssmTimeoutSeconds) : wait + d;
     agenda.push(now + cut, Ev.Finish, task, runGen[task]);
   };
 
@@ -289,12 +398,52 @@ export function simulate(workload: Workload, policy: PolicyName, params: FleetPa
     }
   };
 
-  const launch = () => {
-    const inst: Instance = { id: instances.length, launchedAt: now, state: InstState.Booting, endedAt: NaN, running: [], idleGen: 0 };
+  const poolChange = (delta: number) => {
+    poolStoppedSeconds += poolStopped * (now - poolChangedAt);
+    poolChangedAt = now;
+    poolStopped += delta;
+  };
+
+  /** A warm-pool refill: a new instance boots, pulls the image, passes readiness, stops. */
+  const refill = () => {
+    const ref = refills.length;
+    refills.push(now);
+    const boot = csRng.uniform(params.bootSeconds.min, params.bootSeconds.max);
+    if (failRate > 0 && csRng.next() < failRate) agenda.push(now + boot + (cs?.readinessTimeoutSeconds ?? 0), Ev.PoolFailed, ref);
+    else agenda.push(now + boot + pullS, Ev.PoolReady, ref);
+  };
+
+  /** A launch by the group; `initial`: the fleet already up at t = 0 (no pool, no failure). */
+  const launch = (initial = false) => {
+    const inst: Instance = {
+      id: instances.length,
+      launchedAt: now,
+      state: InstState.Booting,
+      endedAt: NaN,
+      running: [],
+      idleGen: 0,
+      imageAt: NaN,
+      failsReadiness: false,
+    };
     instances.push(inst);
     live++;
     peak = Math.max(peak, live);
-    agenda.push(now + rng.uniform(params.bootSeconds.min, params.bootSeconds.max), Ev.Booted, inst.id);
+    // Drawn even when the pool serves the launch, so the base stream stays aligned across runs.
+    let ready = now + rng.uniform(params.bootSeconds.min, params.bootSeconds.max);
+    if (initial) {
+      inst.imageAt = -Infinity;
+    } else if (poolStopped > 0 && cs) {
+      // Auto Scaling starts a stopped warm-pool instance: initialised, image pulled, already
+      // past its readiness check. The pool refills behind it.
+      poolChange(-1);
+      warmStarts++;
+      ready = now + csRng.uniform(cs.warmPool.startSeconds.min, cs.warmPool.startSeconds.max);
+      inst.imageAt = -Infinity;
+      refill();
+    } else if (failRate > 0 && csRng.next() < failRate) {
+      inst.failsReadiness = true;
+    }
+    agenda.push(ready, Ev.Booted, inst.id);
     if (params.spotPerInstanceHour > 0) agenda.push(now + rng.exponential(3600 / params.spotPerInstanceHour), Ev.SpotNotice, inst.id);
     return inst;
   };
@@ -353,10 +502,12 @@ export function simulate(workload: Workload, policy: PolicyName, params: FleetPa
     desired = params.push.poolSize ?? 1;
   } else if (policy === 'target-tracking') {
     desired = tt.min;
+  } else {
+    desired = minInstances;
   }
   for (let i = 0; i < desired; i++) {
-    const inst = launch();
-    inst.state = InstState.Ready; // the initial fleet is already up at t = 0
+    const inst = launch(true);
+    inst.state = InstState.Ready; // the initial fleet is already up at t = 0, its image pulled
     free.add(inst.id);
   }
   for (let i = 0; i < n; i++) agenda.push(workload.arrivals[i], Ev.Arrival, i);
@@ -379,7 +530,7 @@ export function simulate(workload: Workload, policy: PolicyName, params: FleetPa
         const task = e.ref;
         if (runGen[task] !== e.gen || state[task] !== TaskState.Running) break;
         detach(instances[hostOf[task]], task);
-        const timedOut = policy === 'push-pool' && workload.durations[task] > params.push.ssmTimeoutSeconds;
+        const timedOut = policy === 'push-pool' && pullWait[task] + workload.durations[task] > params.push.ssmTimeoutSeconds;
         finishTask(task, timedOut ? TaskState.Failed : TaskState.Completed, timedOut ? 'ssm 1-hour timeout' : undefined);
         dispatch();
         break;
@@ -387,6 +538,13 @@ export function simulate(workload: Workload, policy: PolicyName, params: FleetPa
       case Ev.Booted: {
         const inst = instances[e.ref];
         if (inst.state !== InstState.Booting) break;
+        if (inst.failsReadiness) {
+          // Preflight failed (or fleetd never came up): no task is ever received here; the
+          // instance is reported unhealthy / found dead and replaced after a bounded wait.
+          readinessFailures++;
+          agenda.push(now + (cs?.readinessTimeoutSeconds ?? 0), Ev.ReadinessFailed, inst.id);
+          break;
+        }
         inst.state = InstState.Ready;
         free.add(inst.id);
         becomeIdle(inst);
@@ -396,8 +554,13 @@ export function simulate(workload: Workload, policy: PolicyName, params: FleetPa
       case Ev.IdleCheck: {
         const inst = instances[e.ref];
         if (inst.state !== InstState.Ready || inst.idleGen !== e.gen || inst.running.length > 0) break;
-        // fleetd stops polling, then TerminateInstanceInAutoScalingGroup with decrement — refused
-        // at MinSize (0 here), so it always goes.
+        if (minInstances > 0 && desired <= minInstances) {
+          // At MinSize Auto Scaling refuses; fleetd resumes polling and checks again later.
+          becomeIdle(inst);
+          break;
+        }
+        // fleetd stops polling, then TerminateInstanceInAutoScalingGroup with decrement: above
+        // MinSize it goes.
         desired = Math.max(0, desired - 1);
         terminate(inst);
         break;
@@ -452,7 +615,7 @@ export function simulate(workload: Workload, policy: PolicyName, params: FleetPa
           inFlight: running,
           slotsPerInstance: slots,
           buffer: params.buffer,
-          min: 0,
+          min: minInstances,
           max: params.maxInstances,
         });
         converge();
@@ -484,6 +647,25 @@ export function simulate(workload: Workload, policy: PolicyName, params: FleetPa
         agenda.push(now + tt.periodSeconds, Ev.Metric);
         break;
       }
+      case Ev.ReadinessFailed: {
+        const inst = instances[e.ref];
+        if (inst.state === InstState.Gone) break;
+        terminate(inst);
+        converge(); // the group replaces it (desired is unchanged)
+        dispatch();
+        break;
+      }
+      case Ev.PoolReady:
+        poolRunningSeconds += now - refills[e.ref];
+        refills[e.ref] = NaN;
+        poolChange(+1);
+        break;
+      case Ev.PoolFailed:
+        readinessFailures++;
+        poolRunningSeconds += now - refills[e.ref];
+        refills[e.ref] = NaN;
+        refill();
+        break;
       case Ev.Sample:
         series.t.push(now);
         series.instances.push(live);
@@ -503,7 +685,7 @@ export function simulate(workload: Workload, policy: PolicyName, params: FleetPa
   series.queued.push(queued());
   let instanceSeconds = 0;
   for (const inst of instances) {
-    for (const task of inst.running) busySlotSeconds += end - runStart[task];
+    for (const task of inst.running) busySlotSeconds += Math.max(0, end - runStart[task]);
     instanceSeconds += (inst.state === InstState.Gone ? inst.endedAt : end) - inst.launchedAt;
   }
   let completed = 0;
@@ -512,9 +694,11 @@ export function simulate(workload: Workload, policy: PolicyName, params: FleetPa
   for (let i = 0; i < n; i++) {
     if (state[i] === TaskState.Completed) completed++;
     else if (state[i] === TaskState.Failed) failed++;
-    if (!Number.isNaN(firstStart[i])) waits.push(firstStart[i] - workload.arrivals[i]);
+    if (firstStart[i] <= end) waits.push(firstStart[i] - workload.arrivals[i]);
   }
   const sortedWaits = Float64Array.from(waits).sort();
+  poolChange(0);
+  for (const at of refills) if (!Number.isNaN(at)) poolRunningSeconds += end - at;
   return {
     workload: workload.name,
     policy,
@@ -531,6 +715,18 @@ export function simulate(workload: Workload, policy: PolicyName, params: FleetPa
     restarts,
     spotInterruptions,
     poolSize: policy === 'push-pool' ? (params.push.poolSize ?? 1) : undefined,
+    ...(cs
+      ? {
+          coldStart: {
+            pulls,
+            readinessFailures,
+            warmPoolSize: poolSize,
+            warmStarts,
+            poolRunningHours: poolRunningSeconds / 3600,
+            poolStoppedHours: poolStoppedSeconds / 3600,
+          },
+        }
+      : {}),
     endS: end,
     series,
   };

@@ -74,6 +74,30 @@ export const WORKLOADS: Readonly<Record<string, WorkloadSpec>> = {
   },
 };
 
+/**
+ * Scale from zero: short bursts far enough apart that the fleet has scaled in to zero (10 min
+ * idle) before most of them, as when a team fires a handful of agent tasks at a time. Not part
+ * of WORKLOADS (the policy comparison); the cold-start table uses it.
+ */
+export const SPARSE_WORKLOAD: WorkloadSpec = {
+  name: 'sparse',
+  description: '7 days of bursts every 90 min on average (exponential gaps), each of 1 + lognormal(median 3, sigma 1) tasks (cap 50) within 60 s, median run 12 min',
+  horizonS: 7 * 24 * HOUR,
+  medianDurationS: 12 * 60,
+  durationSigma: 0.9,
+  arrivals: (rng, horizon) => {
+    const out: number[] = [];
+    for (let t = rng.exponential(1.5 * HOUR); t < horizon; t += rng.exponential(1.5 * HOUR)) {
+      const size = Math.min(50, 1 + Math.floor(rng.logNormal(3, 1)));
+      for (let i = 0; i < size; i++) out.push(Math.min(horizon - 1, t + rng.uniform(0, 60)));
+    }
+    return out;
+  },
+};
+
+/** Workloads of the cold-start (scale-from-zero) table. */
+export const COLD_START_WORKLOADS: readonly WorkloadSpec[] = [SPARSE_WORKLOAD, WORKLOADS.bursty, WORKLOADS.diurnal];
+
 /** A small workload for tests: 300 tasks over 2 h with one burst. */
 export const SMALL_WORKLOAD: WorkloadSpec = {
   name: 'small',
