@@ -63,6 +63,8 @@ export interface SweepOptions {
    * and says so) or `skip` (logged, the sweep goes on; the default).
    */
   readonly onRemoveError?: 'throw' | 'skip';
+  /** Runs after each removal (recovery removes the task's files). */
+  readonly afterRemove?: (info: Docker.ContainerInfo) => void;
   /** Listing failed (the engine is down): `throw` (the default) or `none` (nothing to sweep). */
   readonly onListError?: 'throw' | 'none';
 }
@@ -93,6 +95,7 @@ export async function sweepContainers(o: SweepOptions): Promise<{ checked: numbe
       }
       outcome = 'gone';
     }
+    o.afterRemove?.(info);
     removed.push({ containerId: info.Id, name: info.Names?.[0]?.replace(/^\//, '') ?? info.Id, taskId, attempt, why, outcome });
   }
   return { checked: found.length, removed };

@@ -16,3 +16,4 @@ export * from './cancel-document';
 export * from './scaling';
 export * from './config-file';
 export * from './deployment';
+export * from './control';
