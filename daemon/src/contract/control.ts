@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { TASK_ID_PATTERN } from './ids';
 import { InstanceStatus } from './tags';
-import { oneLine, parseWith, type Parsed } from './validation';
+import { describeValue, oneLine, parseWith, type Parsed } from './validation';
 
 /** A request line longer than this is refused without being parsed. */
 export const CONTROL_MAX_REQUEST_BYTES = 4096;
@@ -103,7 +103,13 @@ function parseJsonLine(line: string, what: string): Parsed<unknown> {
 /** Server side: one request line. Never throws. */
 export function parseControlRequest(line: string): Parsed<ControlRequest> {
   const json = parseJsonLine(line, 'request');
-  return json.ok ? parseWith(ControlRequestSchema, json.value, 'request') : json;
+  if (!json.ok) return json;
+  const cmd = (json.value as { cmd?: unknown } | null)?.cmd;
+  if (typeof json.value === 'object' && json.value !== null && !Array.isArray(json.value) && cmd !== 'cancel' && cmd !== 'status') {
+    // zod reports the discriminator against the whole object; name the command instead.
+    return { ok: false, problems: [`request.cmd: expected "cancel" or "status", got ${describeValue(cmd)}`] };
+  }
+  return parseWith(ControlRequestSchema, json.value, 'request');
 }
 
 /** Client side: the answer to a `cmd` request (raw text, one JSON line). Never throws. */
