@@ -1,37 +1,28 @@
 /**
  * fleetd's control socket: a root-only Unix socket (mode 0600 in a 0700 directory) speaking
  * one JSON object per line. `fleetd cancel --task-id ID` and `fleetd status` are its clients;
- * the SSM cancel document runs the former.
+ * the SSM cancel document runs the former. The protocol (requests, answers, their zod schemas)
+ * is in the contract (contract/control.ts): the server parses each request with it, the client
+ * each answer.
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { TASK_ID_PATTERN } from './contract';
-
-export type ControlRequest = { cmd: 'cancel'; task_id: string } | { cmd: 'status' };
-export type ControlResponse = { ok: true; [k: string]: unknown } | { ok: false; error: string };
+import {
+  CONTROL_MAX_REQUEST_BYTES,
+  parseControlRequest,
+  parseControlResponse,
+  type CancelResponse,
+  type ControlCommand,
+  type ControlError,
+  type ControlRequest,
+  type ControlResponses,
+  type StatusResponse,
+} from './contract';
 
 export interface ControlHandler {
-  cancel(taskId: string): Promise<ControlResponse>;
-  status(): ControlResponse;
-}
-
-const MAX_REQUEST_BYTES = 4096;
-
-export function parseControlRequest(line: string): ControlRequest | { error: string } {
-  let msg: unknown;
-  try {
-    msg = JSON.parse(line);
-  } catch {
-    return { error: 'request is not JSON' };
-  }
-  const m = msg as { cmd?: unknown; task_id?: unknown };
-  if (m?.cmd === 'status') return { cmd: 'status' };
-  if (m?.cmd === 'cancel') {
-    if (typeof m.task_id !== 'string' || !TASK_ID_PATTERN.test(m.task_id)) return { error: `task_id must match ${TASK_ID_PATTERN}` };
-    return { cmd: 'cancel', task_id: m.task_id };
-  }
-  return { error: 'unknown command (expected "cancel" or "status")' };
+  cancel(taskId: string): Promise<CancelResponse | ControlError>;
+  status(): StatusResponse | ControlError;
 }
 
 export async function startControlServer(socketPath: string, handler: ControlHandler): Promise<net.Server> {
@@ -43,15 +34,16 @@ export async function startControlServer(socketPath: string, handler: ControlHan
     sock.on('error', () => undefined);
     sock.on('data', (chunk) => {
       buf += chunk.toString('utf8');
-      if (buf.length > MAX_REQUEST_BYTES) {
+      if (buf.length > CONTROL_MAX_REQUEST_BYTES) {
         sock.end(`${JSON.stringify({ ok: false, error: 'request too large' })}\n`);
         return;
       }
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
-      const req = parseControlRequest(buf.slice(0, nl));
-      const reply = (r: ControlResponse) => sock.end(`${JSON.stringify(r)}\n`);
-      if ('error' in req) return reply({ ok: false, error: req.error });
+      const parsed = parseControlRequest(buf.slice(0, nl));
+      const reply = (r: ControlResponses[ControlCommand]) => sock.end(`${JSON.stringify(r)}\n`);
+      if (!parsed.ok) return reply({ ok: false, error: parsed.problems.join('; ') });
+      const req = parsed.value;
       if (req.cmd === 'status') return reply(handler.status());
       handler.cancel(req.task_id).then(reply, (err: Error) => reply({ ok: false, error: err.message }));
     });
@@ -69,7 +61,11 @@ export async function startControlServer(socketPath: string, handler: ControlHan
   return server;
 }
 
-export async function sendControlRequest(socketPath: string, req: ControlRequest, timeoutMs = 60_000): Promise<ControlResponse> {
+/**
+ * Sends one request and parses the answer with the contract's schema for that command. Rejects
+ * when fleetd cannot be reached, does not answer in time, or answers something malformed.
+ */
+export async function sendControlRequest<R extends ControlRequest>(socketPath: string, req: R, timeoutMs = 60_000): Promise<ControlResponses[R['cmd']]> {
   return new Promise((resolve, reject) => {
     const sock = net.createConnection(socketPath);
     let buf = '';
@@ -80,11 +76,9 @@ export async function sendControlRequest(socketPath: string, req: ControlRequest
     sock.on('connect', () => sock.write(`${JSON.stringify(req)}\n`));
     sock.on('data', (c) => (buf += c.toString('utf8')));
     sock.on('end', () => {
-      try {
-        resolve(JSON.parse(buf) as ControlResponse);
-      } catch {
-        reject(new Error(`fleetd sent an unreadable answer: ${buf.slice(0, 200)}`));
-      }
+      const parsed = parseControlResponse(req.cmd as R['cmd'], buf);
+      if (parsed.ok) resolve(parsed.value);
+      else reject(new Error(`fleetd sent a malformed ${req.cmd} answer: ${parsed.problems.slice(0, 5).join('; ')}`));
     });
     sock.on('error', (err) => reject(new Error(`cannot reach fleetd on ${socketPath}: ${err.message} (is fleetd running? are you root?)`)));
   });

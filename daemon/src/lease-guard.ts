@@ -15,7 +15,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type Docker from 'dockerode';
-import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE } from './contract';
+import { sweepContainers } from './containers';
+import { CONTAINER_LABELS } from './contract';
 
 /** What fleetd last proved in DynamoDB for one task (a conservative lease end: earlier, never later). */
 export interface LocalLease {
@@ -97,23 +98,21 @@ export async function guardOnce(args: { docker: Docker; files: LeaseFiles; margi
   // No fleetd ever booted here with this work dir: nothing of ours can be running.
   if (!instanceId) return { checked: 0, killed: [] };
   const now = args.now ?? Date.now();
-  const running = await args.docker.listContainers({
-    filters: { label: [`${CONTAINER_LABELS.managedBy}=${CONTAINER_LABEL_MANAGED_BY_VALUE}`, `${CONTAINER_LABELS.instanceId}=${instanceId}`], status: ['running'] },
+  const pass = await sweepContainers({
+    docker: args.docker,
+    instanceId,
+    status: ['running'],
+    onRemoveError: 'throw',
+    unsupervised: (info) => {
+      const taskId = info.Labels[CONTAINER_LABELS.taskId] ?? '';
+      const attempt = Number(info.Labels[CONTAINER_LABELS.attempt]);
+      const lease = taskId ? args.files.read(taskId) : undefined;
+      if (!lease) return 'no local lease for it';
+      if (lease.attempt !== attempt) return `its attempt ${attempt} no longer holds the lease (attempt ${lease.attempt} does)`;
+      if (lease.lease_expires_at - args.marginMs <= now) return `its lease ends ${Math.round((lease.lease_expires_at - now) / 1000)} s from now and fleetd has not renewed it`;
+      return undefined;
+    },
   });
-  const killed: GuardAction[] = [];
-  for (const info of running) {
-    const taskId = info.Labels[CONTAINER_LABELS.taskId] ?? '';
-    const attempt = Number(info.Labels[CONTAINER_LABELS.attempt]);
-    const lease = taskId ? args.files.read(taskId) : undefined;
-    let why: string | undefined;
-    if (!lease) why = 'no local lease for it';
-    else if (lease.attempt !== attempt) why = `its attempt ${attempt} no longer holds the lease (attempt ${lease.attempt} does)`;
-    else if (lease.lease_expires_at - args.marginMs <= now) why = `its lease ends ${Math.round((lease.lease_expires_at - now) / 1000)} s from now and fleetd has not renewed it`;
-    if (!why) continue;
-    await args.docker.getContainer(info.Id).remove({ force: true }).catch((err: { statusCode?: number }) => {
-      if (err.statusCode !== 404) throw err;
-    });
-    killed.push({ taskId, containerId: info.Id, why });
-  }
-  return { instanceId, checked: running.length, killed };
+  const killed = pass.removed.map((r) => ({ taskId: r.taskId ?? '', containerId: r.containerId, why: r.why }));
+  return { instanceId, checked: pass.checked, killed };
 }

@@ -1,6 +1,6 @@
 /**
- * The instance's own lifecycle against Auto Scaling, apart from tasks (DESIGN.md "Instance
- * lifecycle"):
+ * The instance's own lifecycle against Auto Scaling, apart from tasks (docs/lifecycle.md
+ * "Ending", "Idle self-termination and scale-in protection"); instance-lifecycle.ts drives it:
  * - InterruptionWatcher: polls IMDS for a spot `instance-action` notice and for
  *   `autoscaling/target-lifecycle-state = Terminated` (a termination lifecycle hook is waiting);
  * - the termination hook's RecordLifecycleActionHeartbeat loop and CompleteLifecycleAction;

@@ -12,7 +12,7 @@ import './quiet-sdk-warning';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { createAwsClients } from './aws';
 import { ConfigError, loadConfig } from './config';
-import { DEFAULT_SOCKET_PATH, DEFAULT_TAG_PREFIX, FLEET_ENV, FleetdConfigFileSchema, TASK_ID_PATTERN } from './contract';
+import { DEFAULT_SOCKET_PATH, DEFAULT_TAG_PREFIX, FLEET_ENV, FleetdConfigFileSchema, TASK_ID_PATTERN, type StatusResponse } from './contract';
 import { sendControlRequest } from './control';
 import { Fleetd } from './daemon';
 import { dockerClient } from './docker';
@@ -148,31 +148,26 @@ async function cancel(options: { taskId: string }): Promise<void> {
 }
 
 async function status(options: { json?: boolean }): Promise<void> {
+  // Parsed with the contract's StatusResponseSchema: a malformed answer rejects (exit 1).
   const res = await sendControlRequest(socketPath(), { cmd: 'status' }, 10_000);
   if (options.json || !res.ok) {
     console.log(JSON.stringify(res, null, 2));
   } else {
-    const s = res as unknown as {
-      instance_id: string;
-      state: string;
-      slots: number;
-      free_slots: number;
-      not_claiming: string | null;
-      drain: { reason: string; since: string; releasing: string | null } | null;
-      idle: { idle_for_s: number; terminate_after_s: number | null; state: string };
-      credentials: { endpoint: string; active_tasks: string[] } | null;
-      last_prune: { at: string; containers: string[]; images: string[]; reclaimed_bytes?: number } | null;
-      tasks: Array<{ task_id: string; attempt: number; phase: string; stopping: string | null; heartbeat_age_s: number }>;
-    };
-    console.log(`instance ${s.instance_id}: ${s.state}, ${s.slots - s.free_slots}/${s.slots} slots busy`);
-    console.log(s.not_claiming ? `not claiming: ${s.not_claiming}` : 'claiming: polling the queue');
-    if (s.drain) console.log(`draining since ${s.drain.since}: ${s.drain.reason}${s.drain.releasing ? ` (releasing: ${s.drain.releasing})` : ''}`);
-    if (!s.tasks.length) console.log(`idle for ${s.idle.idle_for_s}s${s.idle.terminate_after_s ? ` (self-termination check after ${s.idle.terminate_after_s}s)` : ''}; ${s.idle.state}`);
-    if (s.credentials) console.log(`credentials endpoint ${s.credentials.endpoint}: ${s.credentials.active_tasks.length} task(s)`);
-    if (s.last_prune) console.log(`last prune ${s.last_prune.at}: ${s.last_prune.containers.length} container(s), ${s.last_prune.images.length} image(s)`);
-    for (const t of s.tasks) console.log(`  ${t.task_id}  attempt ${t.attempt}  ${t.phase}${t.stopping ? ` (stopping: ${t.stopping})` : ''}  heartbeat ${t.heartbeat_age_s}s ago`);
+    for (const line of formatStatus(res)) console.log(line);
   }
   process.exit(res.ok ? EXIT.ok : EXIT.failure);
+}
+
+/** `fleetd status` without --json: one line per fact, then one per task. */
+function formatStatus(s: StatusResponse): string[] {
+  const out = [`instance ${s.instance_id ?? '(unknown)'}: ${s.state}, ${s.slots - s.free_slots}/${s.slots} slots busy`];
+  out.push(s.not_claiming ? `not claiming: ${s.not_claiming}` : 'claiming: polling the queue');
+  if (s.drain) out.push(`draining since ${s.drain.since}: ${s.drain.reason}${s.drain.releasing ? ` (releasing: ${s.drain.releasing})` : ''}`);
+  if (!s.tasks.length) out.push(`idle for ${s.idle.idle_for_s}s${s.idle.terminate_after_s ? ` (self-termination check after ${s.idle.terminate_after_s}s)` : ''}; ${s.idle.state}`);
+  if (s.credentials) out.push(`credentials endpoint ${s.credentials.endpoint}: ${s.credentials.active_tasks.length} task(s)`);
+  if (s.last_prune) out.push(`last prune ${s.last_prune.at}: ${s.last_prune.containers.length} container(s), ${s.last_prune.images.length} image(s)`);
+  for (const t of s.tasks) out.push(`  ${t.task_id}  attempt ${t.attempt}  ${t.phase}${t.stopping ? ` (stopping: ${t.stopping})` : ''}  heartbeat ${t.heartbeat_age_s}s ago`);
+  return out;
 }
 
 const program = new Command('fleetd')

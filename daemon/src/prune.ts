@@ -1,8 +1,9 @@
 /**
- * Scheduled cleanup so a long-lived instance does not fill its disk (ANCHORS complaint 6),
+ * Scheduled cleanup so a long-lived instance does not fill its disk (docs/lifecycle.md "Disk"),
  * through dockerode, never a shell:
  * - stopped containers fleetd started on this instance that no live run owns (a live run's
- *   container is removed by the run itself; anything left is from a crash);
+ *   container is removed by the run itself; anything left is from a crash), through the
+ *   shared sweep (containers.ts);
  * - dangling images older than `afterHours`;
  * - tagged images fleetd used for a task, no longer used by any container, whose last use is
  *   older than `afterHours` (untagged by reference: an image that has another tag stays).
@@ -14,7 +15,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type Docker from 'dockerode';
 import { sleep } from './retry';
-import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE } from './contract';
+import { sweepContainers } from './containers';
+import { CONTAINER_LABELS } from './contract';
 import type { Logger } from './log';
 
 export interface PruneOptions {
@@ -147,22 +149,17 @@ export class Pruner {
     let reclaimedBytes = 0;
 
     const containers: string[] = [];
-    const stopped = await docker.listContainers({
-      all: true,
-      filters: {
-        label: [`${CONTAINER_LABELS.managedBy}=${CONTAINER_LABEL_MANAGED_BY_VALUE}`, `${CONTAINER_LABELS.instanceId}=${this.o.instanceId}`],
-        status: ['created', 'exited', 'dead'],
-      },
+    // Stopped containers only, never forced: one that started meanwhile is refused (409) and stays.
+    const swept = await sweepContainers({
+      docker,
+      instanceId: this.o.instanceId,
+      status: ['created', 'exited', 'dead'],
+      force: false,
+      removeVolumes: true,
+      log,
+      unsupervised: (c) => (live.has(c.Labels[CONTAINER_LABELS.taskId] ?? '') ? undefined : 'stopped, and no live run owns it'),
     });
-    for (const c of stopped) {
-      if (live.has(c.Labels[CONTAINER_LABELS.taskId] ?? '')) continue;
-      try {
-        await docker.getContainer(c.Id).remove({ v: true });
-        containers.push(c.Names?.[0]?.replace(/^\//, '') ?? c.Id);
-      } catch (err) {
-        if ((err as { statusCode?: number }).statusCode !== 404) log.warn('prune: removing a container failed', { container: c.Id, error: err });
-      }
-    }
+    for (const c of swept.removed) if (c.outcome === 'removed') containers.push(c.name);
 
     const dangling = await docker.pruneImages({ filters: { dangling: ['true'], until: [`${Math.round(this.o.afterHours * 3600)}s`] } });
     reclaimedBytes += dangling.SpaceReclaimed ?? 0;

@@ -17,3 +17,4 @@ export * from './scaling';
 export * from './config-file';
 export * from './deployment';
 export * from './seal';
+export * from './control';

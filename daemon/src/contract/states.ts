@@ -42,7 +42,7 @@ export const CLAIMABLE_STATUSES: readonly TaskStatus[] = [TaskStatus.QUEUED, Tas
  *   wins when it ended before the cancel ladder reached it.
  * - INTERRUPTED is a released task: claimable again, or sent back to QUEUED by the reconciler.
  * - Only tasks nobody holds a lease on (QUEUED, INTERRUPTED) are cancelled at once; CLAIMED and
- *   RUNNING go through CANCEL_REQUESTED (DESIGN.md, "Task lifecycle").
+ *   RUNNING go through CANCEL_REQUESTED (docs/architecture.md, task states).
  */
 export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
   QUEUED: ['CLAIMED', 'CANCELLED', 'FAILED'],

@@ -1,0 +1,147 @@
+/**
+ * fleetd's own state: one discriminated type, the allowed transitions in one table, and why
+ * the daemon is not claiming derived from it. The instance's advertised status (tags, instance
+ * row: idle / busy / draining) is InstanceState's (instance.ts); this is the daemon's mode.
+ *
+ *   booting ──► serving ◄──► paused (idle check)
+ *      │           │            │
+ *      └───────────┴─► draining ◄┘ ──► stopped
+ *   booting ──► stopped (the boot failed)
+ *
+ * - booting: preflight and recovery (docs/lifecycle.md "Boot"); nothing is received.
+ * - serving: the slots poll the queue.
+ * - paused: the slots are parked; the only reason today is the idle check (docs/lifecycle.md
+ *   "Idle self-termination"), which waits for the long polls in flight before asking to be
+ *   terminated. It ends back in serving, or in draining when the instance terminates itself.
+ * - draining: no receive; running tasks get the budget, then are released. `releasing` is set
+ *   once they are being released (spot notice, a second signal, the budget spent): a task
+ *   claimed from then on is released at once. draining → draining only sets `releasing`.
+ * - stopped: drained, servers closed (or the boot failed). Terminal.
+ *
+ * Decision: a short disk and an unanswering Docker engine are not states but receive gates
+ * (`ReceiveGates`, kept beside the state). Each slot re-checks them before every receive and
+ * they clear themselves; they can hold together, and together with an idle-check pause (an
+ * instance idle on a short disk still terminates itself); a drain overrides them without a
+ * transition. Making them states would need a pause stack and priorities between pauses.
+ */
+import type { Interruption } from './lifecycle';
+
+export type PauseReason = 'idle-check';
+
+export type FleetdState =
+  | { readonly kind: 'booting' }
+  | { readonly kind: 'serving' }
+  | { readonly kind: 'paused'; readonly reason: PauseReason }
+  | { readonly kind: 'draining'; readonly reason: string; readonly since: number; readonly releasing?: string }
+  | { readonly kind: 'stopped'; readonly drain?: { readonly reason: string; readonly since: number; readonly releasing?: string } };
+
+export type FleetdStateKind = FleetdState['kind'];
+
+/** The allowed transitions, by kind. Anything else is a bug and throws. */
+export const FLEETD_TRANSITIONS: Readonly<Record<FleetdStateKind, readonly FleetdStateKind[]>> = {
+  booting: ['serving', 'draining', 'stopped'],
+  serving: ['paused', 'draining'],
+  paused: ['serving', 'draining'],
+  draining: ['draining', 'stopped'],
+  stopped: [],
+};
+
+export class IllegalTransitionError extends Error {
+  override readonly name = 'IllegalTransitionError';
+  constructor(
+    readonly from: FleetdStateKind,
+    readonly to: FleetdStateKind,
+  ) {
+    super(`fleetd state: ${from} → ${to} is not an allowed transition`);
+  }
+}
+
+export function canTransition(from: FleetdStateKind, to: FleetdStateKind): boolean {
+  return FLEETD_TRANSITIONS[from].includes(to);
+}
+
+/** The next state, or IllegalTransitionError. Pure: the holder below applies it. */
+export function transition(from: FleetdState, to: FleetdState): FleetdState {
+  if (!canTransition(from.kind, to.kind)) throw new IllegalTransitionError(from.kind, to.kind);
+  return to;
+}
+
+/** Conditions re-checked before every receive (see the decision above). */
+export interface ReceiveGates {
+  /** `low disk on …` / `low inodes on …` from the last check, or undefined. */
+  readonly disk?: string;
+  /** The Docker engine does not answer, or undefined. */
+  readonly engine?: string;
+}
+
+/** True while the slots run their loops (serving, or parked by a pause). */
+export function isReceiving(s: FleetdState): boolean {
+  return s.kind === 'serving' || s.kind === 'paused';
+}
+
+/** The drain under way, or the one that ended in `stopped`. */
+export function drainOf(s: FleetdState): { reason: string; since: number; releasing?: string } | undefined {
+  return s.kind === 'draining' ? s : s.kind === 'stopped' ? s.drain : undefined;
+}
+
+/** Why no message is being received right now, or null when the slots are polling. */
+export function notClaimingReason(s: FleetdState, gates: ReceiveGates, slots: { running: number; total: number }): string | null {
+  switch (s.kind) {
+    case 'booting':
+      return 'booting';
+    case 'draining':
+      return `draining: ${s.reason}`;
+    case 'stopped':
+      return s.drain ? `stopped after draining: ${s.drain.reason}` : 'stopped';
+    case 'serving':
+    case 'paused':
+      if (gates.disk) return gates.disk;
+      if (gates.engine) return gates.engine;
+      if (s.kind === 'paused') return 'idle check in progress: receiving paused';
+      return slots.running >= slots.total ? 'every slot is busy' : null;
+  }
+}
+
+/**
+ * The one mutable holder. Transitions go through `to()`; `receiveEnded` aborts when receiving
+ * ends for good (ends the sleeps of the slots and the idle loop); `unpaused()` resolves when a
+ * pause ends (parked slots resume).
+ */
+export class FleetdStateHolder {
+  private s: FleetdState = { kind: 'booting' };
+  private readonly ended = new AbortController();
+  private unpause?: { promise: Promise<void>; open: () => void };
+  /** The IMDS interruption seen first, if any (kept for status). */
+  interruption?: Interruption;
+
+  get current(): FleetdState {
+    return this.s;
+  }
+
+  get receiveEnded(): AbortSignal {
+    return this.ended.signal;
+  }
+
+  to(next: FleetdState): FleetdState {
+    const prev = this.s;
+    this.s = transition(prev, next);
+    if (prev.kind === 'paused' && next.kind !== 'paused') {
+      const p = this.unpause;
+      this.unpause = undefined;
+      p?.open();
+    }
+    if (!isReceiving(next)) this.ended.abort();
+    return this.s;
+  }
+
+  /** Resolves when the current pause ends (at once when not paused). */
+  unpaused(): Promise<void> {
+    if (this.s.kind !== 'paused') return Promise.resolve();
+    if (!this.unpause) {
+      let open!: () => void;
+      const promise = new Promise<void>((resolve) => (open = resolve));
+      this.unpause = { promise, open };
+    }
+    return this.unpause.promise;
+  }
+}
