@@ -347,6 +347,15 @@ export class AgentFleet extends Construct {
         'No alarmTopic or alarmEmail was given, so there is no topic for scaling notifications; the scaler publishes every decision as a metric and a log line, and the dashboard shows the group size. Pass alarmTopic or alarmEmail to get notifications.',
       );
     }
+    if (mixed) {
+      // cdk-nag's EC26 (encrypted EBS) cannot follow the launch template reference inside a
+      // mixed-instances policy and throws instead of deciding; without this `-c spot=true` failed the synth.
+      acknowledge(
+        this.autoScalingGroup,
+        'AwsSolutions::AwsSolutions-EC26',
+        "The group's only volume is the launch template's root volume, which is encrypted gp3 (the template tests assert Encrypted: true); cdk-nag cannot read it through the mixed-instances policy's launch template reference.",
+      );
+    }
     // Tags propagated at launch: the fleet tag (scopes SendCommand; fleetd may never write it)
     // and status=booting, so no instance is ever advertised idle before fleetd's preflight.
     Tags.of(this.autoScalingGroup).add(this.tagKeys.fleet, p.fleetName, { applyToLaunchedInstances: true });
