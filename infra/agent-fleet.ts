@@ -7,6 +7,7 @@
  *   scale themselves in. reconciler Lambda ── repairs what no daemon will finish.
  *   cancellers ──grantCancel──▶ SSM cancel document on fleet-tagged instances ──▶ fleetd cancel
  *   readers ──grantRead──▶ records, events, instances; operators ──grantRedrive──▶ the DLQ
+ *   operators ──grantOperate──▶ all four (what the `fleet` CLI needs)
  *
  * Names, tag keys, table schemas and timings come from the task contract (daemon/src/contract);
  * permissions from ./permissions; fleetd's user data from ./user-data; alarms and the
@@ -14,15 +15,18 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ArnFormat, Aws, Duration, Names, Stack, Tags } from 'aws-cdk-lib';
+import { ArnFormat, Aws, Duration, Names, RemovalPolicy, Stack, Tags, Token } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import * as cr from 'aws-cdk-lib/custom-resources';
@@ -106,6 +110,11 @@ export class AgentFleet extends Construct {
   /** Undefined when daemon/src/reconciler.ts is absent from the build. */
   readonly reconciler?: ScheduledFunction;
   readonly monitoring: FleetMonitoring;
+  /**
+   * Where alarms and scaling notifications go: the `alarmTopic` prop, or the topic created for
+   * `alarmEmail`. Undefined when neither was given.
+   */
+  readonly alarmTopic?: sns.ITopic;
   /** fleetd's config file as written by the user data (values may be tokens). */
   readonly fleetdConfig: FleetdConfigFileInput;
 
@@ -120,6 +129,7 @@ export class AgentFleet extends Construct {
     this.tagKeys = tagKeys(p.tagPrefix);
 
     this.vpc = props.vpc ?? this.defaultVpc();
+    this.alarmTopic = props.alarmTopic ?? (props.alarmEmail !== undefined ? this.emailAlarmTopic(props.alarmEmail, p.fleetName, p.removalPolicy) : undefined);
 
     // ----- Queue and dead-letter queue: SSE, TLS only, visibility = lease.
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
@@ -325,16 +335,25 @@ export class AgentFleet extends Construct {
       newInstancesProtectedFromScaleIn: true,
       capacityRebalance: p.capacityRebalance,
       groupMetrics: [autoscaling.GroupMetrics.all()],
-      notifications: props.alarmTopic ? [{ topic: props.alarmTopic }] : undefined,
+      notifications: this.alarmTopic ? [{ topic: this.alarmTopic }] : undefined,
       instanceLifecyclePolicy: p.retainOnFailedDrain
         ? { retentionTriggers: { terminateHookAbandon: autoscaling.TerminateHookAbandonAction.RETAIN } }
         : undefined,
     });
-    if (!props.alarmTopic) {
+    if (!this.alarmTopic) {
       acknowledge(
         this.autoScalingGroup,
         'AwsSolutions-AS3',
-        'No alarmTopic was given, so there is no topic for scaling notifications; the scaler publishes every decision as a metric and a log line, and the dashboard shows the group size. Pass alarmTopic to get notifications.',
+        'No alarmTopic or alarmEmail was given, so there is no topic for scaling notifications; the scaler publishes every decision as a metric and a log line, and the dashboard shows the group size. Pass alarmTopic or alarmEmail to get notifications.',
+      );
+    }
+    if (mixed) {
+      // cdk-nag's EC26 (encrypted EBS) cannot follow the launch template reference inside a
+      // mixed-instances policy and throws instead of deciding; without this `-c spot=true` failed the synth.
+      acknowledge(
+        this.autoScalingGroup,
+        'AwsSolutions::AwsSolutions-EC26',
+        "The group's only volume is the launch template's root volume, which is encrypted gp3 (the template tests assert Encrypted: true); cdk-nag cannot read it through the mixed-instances policy's launch template reference.",
       );
     }
     // Tags propagated at launch: the fleet tag (scopes SendCommand; fleetd may never write it)
@@ -429,7 +448,8 @@ export class AgentFleet extends Construct {
     this.monitoring = new FleetMonitoring(this, 'Monitoring', {
       fleet: this,
       oldestTaskAgeThreshold: p.oldestTaskAgeAlarmThreshold,
-      alarmTopic: props.alarmTopic,
+      alarmTopic: this.alarmTopic,
+      runbookBaseUrl: p.runbookBaseUrl,
     });
   }
 
@@ -465,6 +485,16 @@ export class AgentFleet extends Construct {
    */
   grantRedrive(grantee: iam.IGrantable): iam.Grant {
     return grantStatements(grantee, redriveStatements(this.permissionTargets));
+  }
+
+  /**
+   * Lets `grantee` run every `fleet` verb an operator uses: the read verbs (`status`, `list`,
+   * `watch`, `logs`, `instances`), `submit`, `cancel`, and `dlq list` / `dlq redrive`. Exactly
+   * the union of grantRead, grantSubmit, grantCancel and grantRedrive, nothing more (no shell on
+   * instances: add `ssm:StartSession` yourself if operators need one, see docs/operations.md).
+   */
+  grantOperate(grantee: iam.IGrantable): iam.Grant {
+    return [this.grantRead(grantee), this.grantSubmit(grantee), this.grantCancel(grantee), this.grantRedrive(grantee)].reduce((all, g) => all.combine(g));
   }
 
   /** Tasks waiting or running: visible + in-flight messages of the task queue. */
@@ -513,6 +543,61 @@ export class AgentFleet extends Construct {
   }
 
   // ----- Parts.
+
+  /**
+   * The topic for `alarmEmail`: encrypted with its own rotating KMS key (AwsSolutions-SNS2; the
+   * AWS managed aws/sns key would not let CloudWatch publish), TLS only (AwsSolutions-SNS3).
+   * CloudWatch alarms of this account, and Auto Scaling's service-linked role (scaling
+   * notifications), may use the key; nothing else outside IAM policies of the account.
+   */
+  private emailAlarmTopic(email: string, fleetName: string, removalPolicy: RemovalPolicy): sns.Topic {
+    const stack = Stack.of(this);
+    const key = new kms.Key(this, 'AlarmTopicKey', {
+      description: `${fleetName}: encrypts the fleet's alarm topic`,
+      // KMS aliases take letters, digits, '/', '_' and '-' only (a fleet name may have a '.').
+      alias: Token.isUnresolved(fleetName) ? undefined : `alias/agent-fleet/${fleetName.replace(/[^A-Za-z0-9_-]/g, '-')}/alarms`,
+      enableKeyRotation: true,
+      removalPolicy,
+    });
+    const publishToTopic = ['kms:Decrypt', 'kms:GenerateDataKey*'];
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'CloudWatchAlarmsPublish',
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: publishToTopic,
+        resources: ['*'],
+        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
+      }),
+    );
+    // The service-linked role may not exist yet when the key is created (it appears with the
+    // account's first group), so it is named in a condition, not as the principal.
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AutoScalingNotificationsPublish',
+        principals: [new iam.AnyPrincipal()],
+        actions: publishToTopic,
+        resources: ['*'],
+        conditions: {
+          StringEquals: { 'aws:PrincipalAccount': stack.account, 'kms:ViaService': `sns.${stack.region}.${stack.urlSuffix}` },
+          ArnLike: {
+            'aws:PrincipalArn': stack.formatArn({
+              service: 'iam',
+              region: '',
+              resource: 'role',
+              resourceName: 'aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling',
+            }),
+          },
+        },
+      }),
+    );
+    const topic = new sns.Topic(this, 'AlarmTopic', {
+      displayName: `${fleetName} alarms`,
+      masterKey: key,
+      enforceSSL: true,
+    });
+    topic.addSubscription(new subscriptions.EmailSubscription(email));
+    return topic;
+  }
 
   private defaultVpc(): ec2.Vpc {
     const vpc = new ec2.Vpc(this, 'Vpc', {

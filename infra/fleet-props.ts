@@ -212,11 +212,31 @@ export interface AgentFleetProps {
    */
   readonly oldestTaskAgeAlarmThreshold?: Duration;
   /**
-   * Topic notified when an alarm fires or recovers.
+   * Topic notified when an alarm fires or recovers (every alarm gets it as its alarm and OK
+   * action), and the group's scaling notifications. Give this or `alarmEmail`, not both. A topic
+   * encrypted with a customer managed KMS key must let `cloudwatch.amazonaws.com` use that key.
    *
-   * @default - alarms have no actions (visible on the dashboard and in the console)
+   * @default - the topic made for `alarmEmail`; without either, alarms have no actions
+   * (visible on the dashboard and in the console)
    */
   readonly alarmTopic?: sns.ITopic;
+  /**
+   * An e-mail address to notify: the construct creates an SNS topic (`alarmTopic` of the
+   * construct; encrypted with its own KMS key, which CloudWatch and Auto Scaling may use, TLS
+   * only) with an e-mail subscription to it, and uses it as `alarmTopic`. The address must
+   * confirm the subscription (AWS sends a link) before it gets anything.
+   *
+   * @default - no e-mail subscription
+   */
+  readonly alarmEmail?: string;
+  /**
+   * Where the runbook lives: every alarm's description ends with
+   * `Runbook: <runbookBaseUrl>#<section>` (sections of docs/operations.md). Use your copy's
+   * URL, e.g. `https://github.com/my-org/agent-fleet/blob/main/docs/operations.md`.
+   *
+   * @default 'docs/operations.md' (RUNBOOK_PATH, the path in this repository)
+   */
+  readonly runbookBaseUrl?: string;
   /**
    * ABCA's TaskTable: fleetd mirrors each heartbeat of a task submitted through the ABCA
    * adapter into it (`agent_heartbeat_at`, only while ABCA's status is RUNNING; docs/abca.md).
@@ -257,6 +277,7 @@ export interface ResolvedFleetProps {
   readonly payloadRetention: Duration;
   readonly removalPolicy: RemovalPolicy;
   readonly oldestTaskAgeAlarmThreshold: Duration;
+  readonly runbookBaseUrl: string;
   readonly instanceLogGroupPrefix: string;
   readonly logRetention: logs.RetentionDays;
 }
@@ -274,6 +295,13 @@ export const FLEET_DEFAULTS = {
   oldestTaskAgeAlarmMinutes: 15,
   instanceLogGroupPrefix: '/agent-fleet',
 } as const;
+
+/** The runbook in this repository: the default `runbookBaseUrl`. */
+export const RUNBOOK_PATH = 'docs/operations.md';
+/** Leaves room in CloudWatch's 1024-character alarm description for the text and the anchor. */
+export const MAX_RUNBOOK_BASE_URL_LENGTH = 512;
+/** A pragmatic e-mail check (SNS does the real one when it sends the confirmation). */
+const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 /** fleetd's config schema bounds the slots; the props accept exactly what fleetd will. */
 const SLOTS_SCHEMA = FleetdConfigFileSchema.shape.slots.unwrap();
@@ -411,6 +439,21 @@ export function validateFleetProps(props: AgentFleetProps, env?: FleetEnvironmen
   if (retention !== undefined && !retention.isUnresolved() && retention.toDays({ integral: false }) < 1) {
     problems.push(`payloadRetention: got ${retention.toHumanString()}, expected at least 1 day (S3 lifecycle expiry is counted in days)`);
   }
+  if (props.alarmTopic && props.alarmEmail !== undefined) {
+    problems.push('alarmTopic and alarmEmail: got both, expected at most one; subscribe the address to your topic yourself, or drop alarmTopic to get a topic made for alarmEmail');
+  }
+  const email = props.alarmEmail;
+  if (email !== undefined && !Token.isUnresolved(email) && !EMAIL_PATTERN.test(email)) {
+    problems.push(`alarmEmail: got ${JSON.stringify(email)}, expected one e-mail address such as "oncall@example.com"`);
+  }
+  const runbook = props.runbookBaseUrl;
+  if (runbook !== undefined && !Token.isUnresolved(runbook)) {
+    if (runbook.length === 0 || runbook.length > MAX_RUNBOOK_BASE_URL_LENGTH || runbook.includes('#') || /\s/.test(runbook)) {
+      problems.push(
+        `runbookBaseUrl: got ${JSON.stringify(runbook)}, expected a URL or path of 1-${MAX_RUNBOOK_BASE_URL_LENGTH} characters without '#' or spaces (the alarm appends #<section>), e.g. "https://github.com/my-org/agent-fleet/blob/main/${RUNBOOK_PATH}"`,
+      );
+    }
+  }
   if (props.abcaTaskTable) checkAbcaTaskTable(problems, props.abcaTaskTable, env);
   return problems;
 }
@@ -455,6 +498,7 @@ export function resolveFleetProps(path: string, props: AgentFleetProps, env?: Fl
     payloadRetention: props.payloadRetention ?? Duration.days(RECORD_RETENTION_DAYS),
     removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     oldestTaskAgeAlarmThreshold: props.oldestTaskAgeAlarmThreshold ?? Duration.minutes(FLEET_DEFAULTS.oldestTaskAgeAlarmMinutes),
+    runbookBaseUrl: props.runbookBaseUrl ?? RUNBOOK_PATH,
     instanceLogGroupPrefix: props.instanceLogGroupPrefix ?? FLEET_DEFAULTS.instanceLogGroupPrefix,
     logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
   };

@@ -5,6 +5,7 @@
  */
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct, Node } from 'constructs';
 import { FLEET_ENV } from '../daemon/src/contract';
 import { AgentFleet, AgentFleetPropsError, type AgentFleetProps } from './agent-fleet';
@@ -16,6 +17,14 @@ export interface AgentFleetStackProps extends StackProps {
    * @default - AgentFleet's defaults
    */
   readonly fleet?: AgentFleetProps;
+  /**
+   * ARN of an existing SNS topic for the fleet's alarms and scaling notifications (imported by
+   * ARN, no lookup). Ignored when `fleet.alarmTopic` is set; not together with
+   * `fleet.alarmEmail`.
+   *
+   * @default - `fleet.alarmTopic`, or none
+   */
+  readonly alarmTopicArn?: string;
 }
 
 export class AgentFleetStack extends Stack {
@@ -26,7 +35,8 @@ export class AgentFleetStack extends Stack {
       description: 'agent-fleet: a pull-based EC2 fleet for long-running agent containers',
       ...props,
     });
-    this.fleet = new AgentFleet(this, 'Fleet', props.fleet);
+    const alarmTopic = props.fleet?.alarmTopic ?? (props.alarmTopicArn ? sns.Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn) : undefined);
+    this.fleet = new AgentFleet(this, 'Fleet', { ...props.fleet, alarmTopic });
     const f = this.fleet;
     const envOutputs: [string, string, string][] = [
       ['FleetName', FLEET_ENV.fleetName, f.fleetName],
@@ -54,40 +64,132 @@ function fixedImage(imageId: string): ec2.IMachineImage {
 }
 
 /**
- * Fleet props from context. Keys: fleetName, tagPrefix, instanceTypes (comma-separated),
- * amiId, amiParameterName, minCapacity, maxCapacity, slotsPerInstance, scalingBuffer,
- * spot (true/false), allowedRegistries (comma-separated), secretArnPrefix.
+ * Every context key the app reads (`-c key=value`), with what it expects. Any other key is an
+ * error, except the CDK's own (see isCdkContextKey).
  */
-export function fleetPropsFromContext(node: Node): AgentFleetProps {
+export const CONTEXT_KEYS = {
+  stackName: 'CloudFormation stack name (default AgentFleet)',
+  fleetName: 'fleet name, e.g. agent-fleet',
+  tagPrefix: 'instance tag key prefix, e.g. bgagent',
+  instanceTypes: 'comma-separated instance types, e.g. m7g.xlarge,m7g.2xlarge',
+  amiId: 'AMI id, e.g. ami-0123456789abcdef0',
+  amiParameterName: 'SSM parameter holding the AMI id, e.g. /agent-fleet/ami-id',
+  minCapacity: 'a whole number, e.g. 0',
+  maxCapacity: 'a whole number, e.g. 10',
+  slotsPerInstance: 'a whole number, e.g. 1',
+  scalingBuffer: 'a whole number, e.g. 0',
+  spot: 'true or false',
+  allowedRegistries: 'comma-separated registry hosts',
+  secretArnPrefix: 'Secrets Manager ARN prefix',
+  alarmTopicArn: 'SNS topic ARN, e.g. arn:aws:sns:us-east-1:123456789012:oncall',
+  alarmEmail: 'an e-mail address, e.g. oncall@example.com',
+  runbookBaseUrl: 'runbook URL or path without #, e.g. https://github.com/my-org/agent-fleet/blob/main/docs/operations.md',
+} as const;
+
+/**
+ * Context keys the CDK itself (the CLI, cdk.json, cdk.context.json) may pass: feature flags
+ * (`@aws-cdk/...`), `aws:cdk:...` settings, cached lookups (`availability-zones:account=...`)
+ * all carry a ':' or start with '@'; `cdk acknowledge` writes `acknowledged-issue-numbers`.
+ */
+const CDK_PLAIN_CONTEXT_KEYS = new Set(['acknowledged-issue-numbers', 'cdk-migrate']);
+
+export function isCdkContextKey(key: string): boolean {
+  return key.includes(':') || key.startsWith('@') || CDK_PLAIN_CONTEXT_KEYS.has(key);
+}
+
+const SNS_TOPIC_ARN_PATTERN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$/;
+
+function closestKey(key: string): string | undefined {
+  const lower = key.toLowerCase();
+  const known = Object.keys(CONTEXT_KEYS);
+  const exact = known.find((k) => k.toLowerCase() === lower);
+  if (exact) return exact;
+  // Levenshtein distance <= 2: a typo.
+  const distance = (a: string, b: string): number => {
+    const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+    for (let i = 1; i <= a.length; i++) {
+      let prev = row[0];
+      row[0] = i;
+      for (let j = 1; j <= b.length; j++) {
+        const next = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+        prev = row[j];
+        row[j] = next;
+      }
+    }
+    return row[b.length];
+  };
+  return known.find((k) => distance(k.toLowerCase(), lower) <= 2);
+}
+
+function shortValue(v: unknown): string {
+  const text = typeof v === 'string' ? v : JSON.stringify(v);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** One problem per context key the app does not know (the CDK's own keys are left alone). */
+export function unknownContextProblems(context: Record<string, unknown>): string[] {
+  return Object.entries(context)
+    .filter(([key]) => !isCdkContextKey(key) && !Object.prototype.hasOwnProperty.call(CONTEXT_KEYS, key))
+    .map(([key, value]) => {
+      const guess = closestKey(key);
+      return (
+        `context key ${JSON.stringify(key)}: got -c ${key}=${shortValue(value)}, expected one of the app's keys ` +
+        `(${Object.keys(CONTEXT_KEYS).join(', ')}) or a CDK key (aws:*, @aws-cdk/*); ` +
+        (guess ? `did you mean -c ${guess}=...?` : 'fix the spelling or drop it (infra/README.md lists the keys)')
+      );
+    });
+}
+
+interface ContextReading {
+  readonly props: AgentFleetProps;
+  readonly stackName: string;
+  readonly alarmTopicArn?: string;
+  readonly problems: string[];
+}
+
+function readContext(node: Node): ContextReading {
   const problems: string[] = [];
-  const get = (key: string): unknown => node.tryGetContext(key);
-  const str = (key: string): string | undefined => {
+  const get = (key: keyof typeof CONTEXT_KEYS): unknown => node.tryGetContext(key);
+  const str = (key: keyof typeof CONTEXT_KEYS): string | undefined => {
     const v = get(key);
     if (v === undefined || v === null || v === '') return undefined;
     return String(v);
   };
-  const list = (key: string): string[] | undefined => {
+  const list = (key: keyof typeof CONTEXT_KEYS): string[] | undefined => {
     const v = get(key);
     if (v === undefined || v === null || v === '') return undefined;
     const items = Array.isArray(v) ? v.map(String) : String(v).split(',');
     return items.map((s) => s.trim()).filter((s) => s.length > 0);
   };
-  const num = (key: string): number | undefined => {
+  const num = (key: keyof typeof CONTEXT_KEYS): number | undefined => {
     const v = str(key);
     if (v === undefined) return undefined;
     const n = Number(v);
-    if (!Number.isFinite(n)) problems.push(`context ${key}: got ${JSON.stringify(v)}, expected a number (-c ${key}=3)`);
+    if (v.trim() === '' || !Number.isFinite(n)) problems.push(`context ${key}: got ${JSON.stringify(v)}, expected a number (-c ${key}=3)`);
     return n;
   };
-  const bool = (key: string): boolean | undefined => {
+  const bool = (key: keyof typeof CONTEXT_KEYS): boolean | undefined => {
     const v = str(key);
     if (v === undefined) return undefined;
-    if (v !== 'true' && v !== 'false') problems.push(`context ${key}: got ${JSON.stringify(v)}, expected true or false`);
+    if (v !== 'true' && v !== 'false') problems.push(`context ${key}: got ${JSON.stringify(v)}, expected true or false (-c ${key}=true)`);
     return v === 'true';
   };
+  problems.push(...unknownContextProblems(node.getAllContext() as Record<string, unknown>));
   const amiId = str('amiId');
   if (amiId !== undefined && !/^ami-[0-9a-f]{8,17}$/.test(amiId)) {
     problems.push(`context amiId: got ${JSON.stringify(amiId)}, expected an AMI id like ami-0123456789abcdef0`);
+  }
+  const alarmTopicArn = str('alarmTopicArn');
+  if (alarmTopicArn !== undefined && !SNS_TOPIC_ARN_PATTERN.test(alarmTopicArn)) {
+    problems.push(`context alarmTopicArn: got ${JSON.stringify(alarmTopicArn)}, expected an SNS topic ARN like arn:aws:sns:us-east-1:123456789012:oncall`);
+  }
+  const alarmEmail = str('alarmEmail');
+  if (alarmTopicArn !== undefined && alarmEmail !== undefined) {
+    problems.push('context alarmTopicArn and alarmEmail: got both, expected at most one; subscribe the address to your topic, or drop alarmTopicArn to get a topic for alarmEmail');
+  }
+  const stackName = str('stackName') ?? 'AgentFleet';
+  if (!/^[A-Za-z][A-Za-z0-9-]{0,127}$/.test(stackName)) {
+    problems.push(`context stackName: got ${JSON.stringify(stackName)}, expected a CloudFormation stack name (a letter, then letters, digits or '-', at most 128)`);
   }
   const instanceTypes = list('instanceTypes');
   const props: AgentFleetProps = {
@@ -103,7 +205,25 @@ export function fleetPropsFromContext(node: Node): AgentFleetProps {
     spot: bool('spot') ? {} : undefined,
     allowedRegistries: list('allowedRegistries'),
     secretArnPrefix: str('secretArnPrefix'),
+    alarmEmail,
+    runbookBaseUrl: str('runbookBaseUrl'),
   };
+  return { props, stackName, alarmTopicArn, problems };
+}
+
+/**
+ * Fleet props from context (the keys of CONTEXT_KEYS but stackName and alarmTopicArn, which
+ * are the stack's). Throws AgentFleetPropsError with every problem, including unknown keys.
+ */
+export function fleetPropsFromContext(node: Node): AgentFleetProps {
+  const { props, problems } = readContext(node);
   if (problems.length > 0) throw new AgentFleetPropsError('context', problems);
   return props;
+}
+
+/** The stack's name and props from context; every problem at once, as AgentFleetPropsError. */
+export function fleetStackFromContext(node: Node): { stackName: string; props: AgentFleetStackProps } {
+  const { props, stackName, alarmTopicArn, problems } = readContext(node);
+  if (problems.length > 0) throw new AgentFleetPropsError('context', problems);
+  return { stackName, props: { fleet: props, alarmTopicArn } };
 }

@@ -7,15 +7,36 @@
  * - StaleInstances           — is an instance alive but its fleetd silent (a zombie costing money)?
  * - ScalerNotReporting       — has the scaler stopped publishing (then nothing scales out)?
  * - ScalerErrors / ReconcilerErrors — are the Lambdas failing?
+ *
+ * Each description reads "<fleetName>: <what and where to look>. Runbook: <base>#<section>";
+ * the sections are headings of docs/operations.md (infra/test/runbooks.test.ts checks each).
  */
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { DLQ_REASON_ATTRIBUTE } from '../daemon/src/contract';
 import type { AgentFleet } from './agent-fleet';
+import { RUNBOOK_PATH } from './fleet-props';
 import { FleetMetric } from './metrics';
+
+/**
+ * The runbook section (a heading of docs/operations.md, as GitHub renders its anchor) for each
+ * alarm; every alarm description ends with `Runbook: <runbookBaseUrl>#<section>`.
+ */
+export const RUNBOOK_SECTIONS = {
+  deadLetterQueueNotEmpty: 'dead-letter-queue-not-empty',
+  oldestTaskAge: 'task-waiting-too-long',
+  unhealthyInstances: 'unhealthy-instances',
+  staleInstances: 'stale-instances',
+  scalerNotReporting: 'scaler-not-reporting',
+  scalerErrors: 'scaler-errors',
+  reconcilerErrors: 'reconciler-errors',
+} as const;
+
+/** CloudWatch's limit on AlarmDescription. */
+const MAX_ALARM_DESCRIPTION = 1024;
 
 export interface FleetMonitoringProps {
   readonly fleet: AgentFleet;
@@ -24,6 +45,12 @@ export interface FleetMonitoringProps {
    * @default - no alarm actions
    */
   readonly alarmTopic?: sns.ITopic;
+  /**
+   * Base of the runbook links (a URL or a repository path, without `#`).
+   *
+   * @default RUNBOOK_PATH ('docs/operations.md')
+   */
+  readonly runbookBaseUrl?: string;
 }
 
 export class FleetMonitoring extends Construct {
@@ -40,21 +67,37 @@ export class FleetMonitoring extends Construct {
   constructor(scope: Construct, id: string, props: FleetMonitoringProps) {
     super(scope, id);
     const { fleet } = props;
-    const name = fleet.fleetName;
     const oneMinute = Duration.minutes(1);
     const fiveMinutes = Duration.minutes(5);
+    const runbook = props.runbookBaseUrl ?? RUNBOOK_PATH;
+    /** "<fleetName>: <what happened and what to look at>. Runbook: <base>#<section>" */
+    const describe = (text: string, section: string): string => {
+      const description = `${fleet.fleetName}: ${text} Runbook: ${runbook}#${section}`;
+      if (!Token.isUnresolved(description) && description.length > MAX_ALARM_DESCRIPTION) {
+        throw new Error(
+          `FleetMonitoring: an alarm description is ${description.length} characters, expected at most ${MAX_ALARM_DESCRIPTION} (CloudWatch's limit); use a shorter runbookBaseUrl`,
+        );
+      }
+      return description;
+    };
 
     this.deadLetterQueueNotEmpty = fleet.deadLetterQueue
       .metricApproximateNumberOfMessagesVisible({ period: oneMinute, statistic: cloudwatch.Stats.MAXIMUM })
       .createAlarm(this, 'DeadLetterQueueNotEmpty', {
-        alarmDescription: `agent-fleet ${name}: messages in the dead-letter queue. Inspect them (the ${DLQ_REASON_ATTRIBUTE} attribute says why), fix, and redrive.`,
+        alarmDescription: describe(
+          `messages in the dead-letter queue. Inspect them with fleet dlq list (the ${DLQ_REASON_ATTRIBUTE} attribute says why), fix the cause, then fleet dlq redrive.`,
+          RUNBOOK_SECTIONS.deadLetterQueueNotEmpty,
+        ),
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluationPeriods: 1,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
     this.oldestTaskAge = fleet.metricOldestTaskAge({ period: oneMinute }).createAlarm(this, 'OldestTaskAge', {
-      alarmDescription: `agent-fleet ${name}: a task has waited more than ${props.oldestTaskAgeThreshold.toHumanString()} without being claimed. Check the group's max size, instance boots, and the scaler's logs.`,
+      alarmDescription: describe(
+        `a task has waited more than ${props.oldestTaskAgeThreshold.toHumanString()} without being claimed. Check the group's desired and max capacity, its scaling activities, instance boots and the scaler's log.`,
+        RUNBOOK_SECTIONS.oldestTaskAge,
+      ),
       threshold: props.oldestTaskAgeThreshold.toSeconds(),
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 3,
@@ -65,7 +108,10 @@ export class FleetMonitoring extends Construct {
     // A single boot failure is replaced within a minute or two; two bad five-minute periods out
     // of three mean instances keep failing (a bad AMI, a broken config, no capacity).
     this.unhealthyInstances = fleet.metricUnhealthyInstances({ period: fiveMinutes }).createAlarm(this, 'UnhealthyInstances', {
-      alarmDescription: `agent-fleet ${name}: instances keep turning unhealthy. Read the instances table (reason, boot_failed_at) and the instances' fleetd journal.`,
+      alarmDescription: describe(
+        "instances keep turning unhealthy. Read fleet instances (the reason column), the instances table (reason, boot_failed_at) and the instances' fleetd journal.",
+        RUNBOOK_SECTIONS.unhealthyInstances,
+      ),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 3,
@@ -75,7 +121,10 @@ export class FleetMonitoring extends Construct {
     this.staleInstances = fleet
       .fleetMetric(FleetMetric.STALE_INSTANCES, { period: fiveMinutes, statistic: cloudwatch.Stats.MAXIMUM })
       .createAlarm(this, 'StaleInstances', {
-        alarmDescription: `agent-fleet ${name}: an instance row has a stale heartbeat for 15 minutes (fleetd dead on a live instance?). The reconciler's log names it.`,
+        alarmDescription: describe(
+          "an instance row has had a stale heartbeat for 15 minutes (fleetd dead on a live instance?). The reconciler's log and fleet instances (stale) name it.",
+          RUNBOOK_SECTIONS.staleInstances,
+        ),
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluationPeriods: 3,
@@ -85,18 +134,25 @@ export class FleetMonitoring extends Construct {
     this.scalerNotReporting = fleet
       .metricScalerDesiredCapacity({ period: fiveMinutes, statistic: cloudwatch.Stats.SAMPLE_COUNT })
       .createAlarm(this, 'ScalerNotReporting', {
-        alarmDescription: `agent-fleet ${name}: the scaler published no decision for 10 minutes; nothing scales out. Check the scaler Lambda's logs and schedule.`,
+        alarmDescription: describe(
+          "the scaler published no decision for 10 minutes, so nothing scales out. Check the scaler Lambda's log and its schedule rule.",
+          RUNBOOK_SECTIONS.scalerNotReporting,
+        ),
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
         evaluationPeriods: 2,
         treatMissingData: cloudwatch.TreatMissingData.BREACHING,
       });
-    this.scalerErrors = this.lambdaErrorsAlarm('ScalerErrors', fleet.scaler.function.metricErrors({ period: fiveMinutes }), `agent-fleet ${name}: scaler invocations fail`);
+    this.scalerErrors = this.lambdaErrorsAlarm(
+      'ScalerErrors',
+      fleet.scaler.function.metricErrors({ period: fiveMinutes }),
+      describe('scaler invocations fail; its log group has one JSON line per failure.', RUNBOOK_SECTIONS.scalerErrors),
+    );
     if (fleet.reconciler) {
       this.reconcilerErrors = this.lambdaErrorsAlarm(
         'ReconcilerErrors',
         fleet.reconciler.function.metricErrors({ period: fiveMinutes }),
-        `agent-fleet ${name}: reconciler runs report errors`,
+        describe('reconciler runs fail; its log group has one JSON line per failure.', RUNBOOK_SECTIONS.reconcilerErrors),
       );
     }
     this.alarms = [
@@ -118,6 +174,7 @@ export class FleetMonitoring extends Construct {
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
     const group = fleet.autoScalingGroupName;
+    const name = fleet.fleetName;
     const groupMetric = (metricName: string, label: string): cloudwatch.Metric =>
       new cloudwatch.Metric({
         namespace: 'AWS/AutoScaling',
@@ -129,7 +186,7 @@ export class FleetMonitoring extends Construct {
       });
     this.dashboard.addWidgets(
       new cloudwatch.TextWidget({
-        markdown: `# agent-fleet ${name}\nQueue → scaler → instances. Scale-in is each instance's own idle self-termination; the scaler only raises desired capacity.`,
+        markdown: `# ${name}\nQueue → scaler → instances. Scale-in is each instance's own idle self-termination; the scaler only raises desired capacity.`,
         width: 24,
         height: 2,
       }),
@@ -185,7 +242,7 @@ export class FleetMonitoring extends Construct {
 
   private lambdaErrorsAlarm(id: string, metric: cloudwatch.Metric, description: string): cloudwatch.Alarm {
     return metric.createAlarm(this, id, {
-      alarmDescription: `${description}; their log group has one JSON line per failure.`,
+      alarmDescription: description,
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 3,

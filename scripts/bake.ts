@@ -4,12 +4,12 @@
  *   npm run bake -- [--region R] [--arch arm64|x86_64]... [--instance-type T]
  *                   [--prepull IMAGE]... [--iam-instance-profile P] [--subnet-id S]
  *                   [--kms-key-id KEY] [--ami-user ACCOUNT]... [--ami-region R]... [--var name=value]...
- *                   [--dry-run]
+ *                   [--dry-run] [--help]
  *
  * Bundles fleetd first (into dist/ami-bundle/, the same build as `npm run bundle`), then runs `packer init` and `packer build` on packer/
  * with the variables, one build per --arch (default arm64). Every command is an argument array;
- * no shell sees any value. The AMI ids are read from the manifest Packer writes
- * (dist/packer-manifest.json). See packer/README.md.
+ * no shell sees any value. The AMI ids (ami-..., with their regions) are read from the artifact
+ * ids in the manifest Packer writes (dist/packer-manifest.json). See packer/README.md.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -26,7 +26,29 @@ const ARCHES = ['arm64', 'x86_64'] as const;
 /** First Packer release that reads the `packer { required_plugins }` block (plugins.pkr.hcl). */
 const MIN_PACKER = [1, 7, 0];
 
+export const BAKE_USAGE = `Usage: npm run bake -- [options]
+
+Bundles fleetd and builds the agent-fleet AMI with Packer (>= 1.7), one build per --arch.
+Needs AWS credentials that may run a Packer amazon-ebs build. See packer/README.md.
+
+Options:
+  --region R                 region to build in (default: AWS_REGION, then AWS_DEFAULT_REGION)
+  --arch A                   arm64 (default) or x86_64; repeat for both
+  --instance-type T          build instance type
+  --prepull IMAGE            image to pre-pull into the AMI; repeatable
+  --iam-instance-profile P   build instance profile (needed for ECR pre-pulls)
+  --subnet-id S              build subnet (default: the default VPC)
+  --kms-key-id KEY           KMS key for the AMI's snapshots
+  --ami-user ACCOUNT         share the AMI with an account; repeatable (needs --kms-key-id)
+  --ami-region R             copy the AMI to a region; repeatable
+  --var name=value           any variable of packer/fleetd.pkr.hcl; repeatable
+  --dry-run                  print the commands only
+  -h, --help                 this help
+
+Prints each AMI id (ami-...) and its region when the build is done.`;
+
 interface BakeOptions {
+  help: boolean;
   region: string;
   arches: string[];
   vars: [string, string][];
@@ -48,9 +70,11 @@ export function parseBakeArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
       'ami-region': { type: 'string', multiple: true },
       var: { type: 'string', multiple: true },
       'dry-run': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   });
+  if (values.help) return { help: true, region: '', arches: [], vars: [], dryRun: true };
   const region = values.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
   if (!region) {
     throw new Error('bake: no region. Pass --region us-east-1 or set AWS_REGION.');
@@ -81,7 +105,7 @@ export function parseBakeArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
     if (eq <= 0) throw new Error(`bake: --var: got "${raw}", expected name=value`);
     vars.push([raw.slice(0, eq), raw.slice(eq + 1)]);
   }
-  return { region, arches, vars, dryRun: values['dry-run'] ?? false };
+  return { help: false, region, arches, vars, dryRun: values['dry-run'] ?? false };
 }
 
 function run(cmd: string, args: string[], dryRun: boolean): void {
@@ -114,6 +138,18 @@ function gitVersion(): string {
   return sha.stdout.trim() + (dirty.stdout.trim() ? '-dirty' : '');
 }
 
+/**
+ * The AMIs in a Packer amazon-ebs artifact id: `region:ami-id`, comma-separated when the AMI
+ * was copied to more regions (`eu-west-1:ami-0a...,us-east-1:ami-0b...`).
+ */
+export function amiIdsFromArtifactId(artifactId: string): { region: string; amiId: string }[] {
+  return artifactId.split(',').map((part) => {
+    const m = /^\s*([a-z0-9-]+):(ami-[0-9a-f]{8,17})\s*$/.exec(part);
+    if (!m) throw new Error(`bake: cannot read an AMI id from Packer's artifact id ${JSON.stringify(artifactId)}; expected region:ami-... (see dist/packer-manifest.json)`);
+    return { region: m[1], amiId: m[2] };
+  });
+}
+
 function reportAmis(): void {
   if (!fs.existsSync(MANIFEST)) return;
   const manifest = JSON.parse(fs.readFileSync(MANIFEST, 'utf8')) as {
@@ -121,12 +157,24 @@ function reportAmis(): void {
     builds: { packer_run_uuid: string; artifact_id: string; custom_data?: Record<string, string> }[];
   };
   for (const b of manifest.builds.filter((x) => x.packer_run_uuid === manifest.last_run_uuid)) {
-    console.log(`bake: ${b.custom_data?.arch ?? '?'} AMI ${b.artifact_id} (fleetd ${b.custom_data?.fleetd_version ?? '?'})`);
+    for (const { region, amiId } of amiIdsFromArtifactId(b.artifact_id)) {
+      console.log(`bake: ${b.custom_data?.arch ?? '?'} AMI ${amiId} in ${region} (fleetd ${b.custom_data?.fleetd_version ?? '?'})`);
+    }
   }
 }
 
 async function main(): Promise<void> {
-  const opts = parseBakeArgs(process.argv.slice(2));
+  let opts: BakeOptions;
+  try {
+    opts = parseBakeArgs(process.argv.slice(2));
+  } catch (err) {
+    // node:util's parseArgs says "Unknown option '--x'"; point at the list.
+    throw new Error(`bake: ${(err as Error).message.replace(/^bake: /, '')} (npm run bake -- --help lists the options)`, { cause: err });
+  }
+  if (opts.help) {
+    console.log(BAKE_USAGE);
+    return;
+  }
   if (!opts.dryRun) {
     const version = packerVersion();
     if (!atLeast(version, MIN_PACKER)) {
