@@ -13,7 +13,6 @@
  * permissions from ./permissions; fleetd's user data from ./user-data; alarms and the
  * dashboard from ./monitoring.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ArnFormat, Aws, Duration, Names, RemovalPolicy, Stack, Tags, Token } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
@@ -73,8 +72,6 @@ const ASG_ARN_REASON =
   "The fleet's own Auto Scaling group by its exact name; the wildcard is the group id that IAM ARNs for groups always carry.";
 
 const HANDLERS_DIR = path.join(__dirname, 'handlers');
-/** The reconciler's logic lives in the daemon module; its Lambda exists once that module does. */
-const RECONCILER_MODULE = path.resolve(__dirname, '..', 'daemon', 'src', 'reconciler.ts');
 
 export class AgentFleet extends Construct {
   readonly fleetName: string;
@@ -107,8 +104,8 @@ export class AgentFleet extends Construct {
   readonly autoScalingGroupName: string;
   readonly drainHook: autoscaling.LifecycleHook;
   readonly scaler: ScheduledFunction;
-  /** Undefined when daemon/src/reconciler.ts is absent from the build. */
-  readonly reconciler?: ScheduledFunction;
+  /** Repairs lost enqueues, expired leases past the cap and orphaned cancels (handlers/reconcile/). */
+  readonly reconciler: ScheduledFunction;
   readonly monitoring: FleetMonitoring;
   /**
    * Where alarms and scaling notifications go: the `alarmTopic` prop, or the topic created for
@@ -421,29 +418,27 @@ export class AgentFleet extends Construct {
       'autoscaling:DescribeAutoScalingGroups has no resource-level permissions; cloudwatch:PutMetricData is scoped by its cloudwatch:namespace condition instead.',
     );
 
-    if (fs.existsSync(RECONCILER_MODULE)) {
-      this.reconciler = new ScheduledFunction(this, 'Reconciler', {
-        entry: path.join(HANDLERS_DIR, 'reconciler.ts'),
-        description: `agent-fleet ${p.fleetName}: repair lost enqueues, expired leases and orphaned cancels`,
-        schedule: events.Schedule.rate(Duration.minutes(2)),
-        logRetention: p.logRetention,
-        timeout: Duration.seconds(110),
-        environment: {
-          [FLEET_ENV.fleetName]: p.fleetName,
-          [FLEET_ENV.tasksTable]: this.tasksTable.tableName,
-          [FLEET_ENV.eventsTable]: this.eventsTable.tableName,
-          [FLEET_ENV.instancesTable]: this.instancesTable.tableName,
-          [FLEET_ENV.queueUrl]: this.queue.queueUrl,
-          [METRICS_NAMESPACE_ENV]: FLEET_METRICS_NAMESPACE,
-        },
-        statements: reconcilerStatements(this.permissionTargets, statusIndex, FLEET_METRICS_NAMESPACE),
-      });
-      this.acknowledgeLambda(
-        this.reconciler,
-        undefined,
-        'cloudwatch:PutMetricData has no resource-level permissions; its cloudwatch:namespace condition scopes it to the fleet namespace.',
-      );
-    }
+    this.reconciler = new ScheduledFunction(this, 'Reconciler', {
+      entry: path.join(HANDLERS_DIR, 'reconciler.ts'),
+      description: `agent-fleet ${p.fleetName}: repair lost enqueues, expired leases and orphaned cancels`,
+      schedule: events.Schedule.rate(Duration.minutes(2)),
+      logRetention: p.logRetention,
+      timeout: Duration.seconds(110),
+      environment: {
+        [FLEET_ENV.fleetName]: p.fleetName,
+        [FLEET_ENV.tasksTable]: this.tasksTable.tableName,
+        [FLEET_ENV.eventsTable]: this.eventsTable.tableName,
+        [FLEET_ENV.instancesTable]: this.instancesTable.tableName,
+        [FLEET_ENV.queueUrl]: this.queue.queueUrl,
+        [METRICS_NAMESPACE_ENV]: FLEET_METRICS_NAMESPACE,
+      },
+      statements: reconcilerStatements(this.permissionTargets, statusIndex, FLEET_METRICS_NAMESPACE),
+    });
+    this.acknowledgeLambda(
+      this.reconciler,
+      undefined,
+      'cloudwatch:PutMetricData has no resource-level permissions; its cloudwatch:namespace condition scopes it to the fleet namespace.',
+    );
 
     this.monitoring = new FleetMonitoring(this, 'Monitoring', {
       fleet: this,

@@ -1,14 +1,14 @@
 /**
- * The reconciler Lambda: runs daemon/src/reconciler's `reconcileOnce` on a schedule and
- * publishes the count of stale instances as a fleet metric. The decisions and their conditional
- * writes live in the daemon module (the same code `fleet reconcile --once` runs locally).
+ * The reconciler Lambda: runs `reconcileOnce` (reconcile/run.ts) on a schedule and publishes
+ * the count of stale instances as a fleet metric. The decisions are reconcile/decide.ts; the
+ * writes are the store's (daemon/src/store). `fleet reconcile --once` runs the same pass.
  */
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { FLEET_ENV } from '../../daemon/src/contract';
-import { reconcileOnce, type ReconcileReport, type ReconcilerNames } from '../../daemon/src/reconciler';
+import { reconcileOnce, type ReconcileReport, type ReconcilerNames } from './reconcile/run';
 import { FLEET_METRIC_DIMENSION, FLEET_METRICS_NAMESPACE, FleetMetric, METRICS_NAMESPACE_ENV } from '../metrics';
 
 export interface ReconcilerHandlerConfig {

@@ -574,9 +574,8 @@ describe('scaler and reconciler Lambdas', () => {
   test('the reconciler may repair tasks, append events, read instances and resend messages — nothing else', () => {
     // Prepare
     const reconciler = fleet.fleet.reconciler;
-    expect(reconciler).toBeDefined();
     // Act
-    const actions = statementsOfRole(fleet, reconciler!.role).flatMap(actionsOf).sort();
+    const actions = statementsOfRole(fleet, reconciler.role).flatMap(actionsOf).sort();
     // Assess
     expect(actions).toEqual([
       'cloudwatch:PutMetricData',

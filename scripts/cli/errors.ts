@@ -18,6 +18,8 @@ export const EXIT = {
   ok: 0,
   /** watch / submit --follow: the task ended FAILED, TIMED_OUT or CANCELLED. */
   taskFailed: 1,
+  /** reconcile --once: the pass ran, but some reads or repairs failed (each is in the report). */
+  passErrors: 1,
   /** Bad arguments or configuration: nothing was done. */
   usage: 2,
   /** The task id is well-formed but no such task exists in this fleet. */

@@ -10,6 +10,7 @@ import { createContext, type CliContext } from './config';
 import { EXIT, describeError } from './errors';
 import { dlqListCommand, dlqRedriveCommand, instancesCommand } from './instances';
 import { logsCommand } from './logs';
+import { RECONCILE_HELP, SCALE_HELP, reconcileCommand, reconcileOptionsFromFlags, scaleCommand, type ReconcileFlags } from './operate';
 import { collect, parseCount, parseStatuses, parseTaskId } from './parse';
 import { submitCommand, type SubmitOptions } from './submit';
 import { listCommand, statusCommand } from './tasks';
@@ -27,7 +28,8 @@ Configuration:
 
 Exit codes:
   0  ok (a cancel of a finished task is ok too)
-  1  watch / submit --follow: the task ended FAILED, TIMED_OUT or CANCELLED
+  1  watch / submit --follow: the task ended FAILED, TIMED_OUT or CANCELLED;
+     reconcile --once: the pass ran but reported errors
   2  usage error: bad arguments or configuration; nothing was done
   3  no such task
   4  AWS could not be reached or refused the request
@@ -38,6 +40,7 @@ Examples:
   $ fleet list --status running
   $ fleet cancel ${EXAMPLE_ID} --wait
   $ fleet instances --json
+  $ fleet reconcile --once
 
 docs/cli.md describes every command.`;
 
@@ -127,6 +130,28 @@ export function buildProgram(setExit: (code: number) => void): Command {
   command('instances', "list the fleet's instances: idle / busy / draining / unhealthy, running task, last heartbeat, uptime", 'fleet instances', 'fleet instances --json')
     .option('--json', 'print {instances, warnings} as JSON')
     .action((o: { json?: boolean }, cmd: Command) => run(cmd, (ctx) => instancesCommand(ctx, o)));
+
+  /** An operator's one-off run of a scheduled Lambda; its help teaches what, when, and how. */
+  const once = (name: string, description: string, help: string) =>
+    program
+      .command(name)
+      .description(description)
+      .requiredOption('--once', 'run one pass now (required: the recurring runs are the scheduled Lambda\'s)')
+      .option('--json', 'print the outcome as JSON (snake_case keys)')
+      .showHelpAfterError(`  hint: "fleet ${name} --help" explains what it does and when to use it`)
+      .addHelpText('after', help);
+
+  once('reconcile', 'one reconciler pass: resend lost messages, fail tasks past their attempts, finish orphaned cancels; report stale instances', RECONCILE_HELP)
+    .option('--resend-after <duration>', "resend a message silent this long (e.g. 5m; more than the lease; default 5m or 2.5 leases)")
+    .option('--lease <duration>', "the fleet's lease when fleetd's config changes it (default 2m)")
+    .option('--heartbeat <duration>', "the fleet's heartbeat when fleetd's config changes it (default 30s)")
+    .action((o: ReconcileFlags & { json?: boolean }, cmd: Command) => {
+      const options = reconcileOptionsFromFlags(o);
+      return run(cmd, (ctx) => reconcileCommand(ctx, { json: o.json, options }));
+    });
+
+  once('scale', 'one scaler tick: read the backlog and the group, raise desired capacity when short, publish the metrics; print the decision', SCALE_HELP)
+    .action((o: { json?: boolean }, cmd: Command) => run(cmd, (ctx) => scaleCommand(ctx, o)));
 
   const dlq = program
     .command('dlq')

@@ -1,8 +1,9 @@
 /**
- * reconcileOnce against the real local stack (moto's DynamoDB tables and SQS queue): the
- * conditions, the by-status index reads, the envelopes and the event rows are all real.
+ * reconcileOnce (infra/handlers/reconcile/run.ts) against the real local stack (moto's DynamoDB
+ * tables and SQS queue): the store's conditions, the by-status index reads, the envelopes and
+ * the event rows are all real. The pure decisions are test/unit/reconciler.test.ts.
  */
-import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import {
   DEFAULT_TIMINGS,
@@ -10,13 +11,15 @@ import {
   TASKS_TABLE,
   TaskStatus,
   decodeEnvelope,
+  encodeEnvelope,
   newTaskId,
   parseTaskEvent,
   parseTaskRecord,
   type InstanceRecord,
   type TaskRecord,
 } from '../../daemon/src/contract';
-import { reconcileOnce, type ReconcileOptions, type ReconcilerDeps } from '../../daemon/src/reconciler';
+import type { ReconcileOptions } from '../../infra/handlers/reconcile/decide';
+import { reconcileOnce, type ReconcilerDeps } from '../../infra/handlers/reconcile/run';
 import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
 
 const MIN = 60_000;
@@ -27,11 +30,11 @@ beforeAll(async () => {
   fleet = await freshFleet();
 });
 
-function deps(overrides: Partial<ReconcilerDeps> = {}): ReconcilerDeps {
-  const r = fleet.resources;
+function deps(overrides: Partial<ReconcilerDeps> = {}, on: TestFleet = fleet): ReconcilerDeps {
+  const r = on.resources;
   return {
-    ddb: fleet.clients.ddb,
-    sqs: fleet.clients.sqs,
+    ddb: on.clients.ddb,
+    sqs: on.clients.sqs,
     names: { tasksTable: r.tasksTable, eventsTable: r.eventsTable, instancesTable: r.instancesTable, queueUrl: r.queueUrl },
     log: () => undefined,
     ...overrides,
@@ -55,8 +58,8 @@ function aRecord(now: number, overrides: Partial<TaskRecord> = {}): TaskRecord {
   };
 }
 
-async function put(record: TaskRecord): Promise<TaskRecord> {
-  await fleet.clients.ddb.send(new PutCommand({ TableName: fleet.resources.tasksTable, Item: record }));
+async function put(record: TaskRecord, on: TestFleet = fleet): Promise<TaskRecord> {
+  await on.clients.ddb.send(new PutCommand({ TableName: on.resources.tasksTable, Item: record }));
   return record;
 }
 
@@ -67,10 +70,10 @@ async function read(taskId: string): Promise<TaskRecord> {
   return parsed.value;
 }
 
-async function eventsOf(taskId: string) {
-  const out = await fleet.clients.ddb.send(
+async function eventsOf(taskId: string, on: TestFleet = fleet) {
+  const out = await on.clients.ddb.send(
     new QueryCommand({
-      TableName: fleet.resources.eventsTable,
+      TableName: on.resources.eventsTable,
       KeyConditionExpression: '#pk = :id',
       ExpressionAttributeNames: { '#pk': EVENTS_TABLE.partitionKey },
       ExpressionAttributeValues: { ':id': taskId },
@@ -256,4 +259,27 @@ test('instances whose heartbeat stopped are reported', async () => {
   // Assess
   expect(report.staleInstances.map((s) => s.instance_id)).toContain('i-0silent000000001');
   expect(report.staleInstances.map((s) => s.instance_id)).not.toContain('i-0healthy00000001');
+});
+
+test('resends only as many messages as the queue is short of, the longest-silent first', async () => {
+  // Prepare: a fleet of its own (the budget counts every record of the table); three stale
+  // QUEUED records, and two messages still waiting in the queue (every slot busy, say).
+  const own = await freshFleet({ instances: 0, minSize: 0, maxSize: 1 });
+  const now = Date.now();
+  const silent = (ago: number) => put(aRecord(now, { created_at: now - ago, message_sent_at: now - ago, updated_at: now - ago }), own);
+  const newest = await silent(6 * MIN);
+  const oldest = await silent(30 * MIN);
+  const middle = await silent(10 * MIN);
+  for (const r of [newest, middle]) {
+    await own.clients.sqs.send(new SendMessageCommand({ QueueUrl: own.resources.queueUrl, MessageBody: encodeEnvelope(r.task_id, now - MIN) }));
+  }
+  // Act
+  const report = await reconcileOnce(deps({}, own));
+  // Assess
+  expect(report.errors).toEqual([]);
+  expect(report.resent).toEqual([oldest.task_id]);
+  expect(report.resendDeferred).toBe(2);
+  expect(await eventsOf(oldest.task_id, own)).toEqual([expect.objectContaining({ type: 'MESSAGE_RESENT', detail: expect.objectContaining({ by: 'reconciler' }) })]);
+  expect(await eventsOf(middle.task_id, own)).toEqual([]);
+  expect(await eventsOf(newest.task_id, own)).toEqual([]);
 });

@@ -9,7 +9,7 @@
 import { PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { DEFAULT_TIMINGS, DLQ_REASON_ATTRIBUTE, TaskStatus, encodeEnvelope, isTerminal, newTaskId, parseTaskRecord, type TaskEvent, type TaskRecord } from '../../../daemon/src/contract';
-import { reconcileOnce } from '../../../daemon/src/reconciler';
+import { reconcileOnce } from '../../../infra/handlers/reconcile/run';
 import { FleetClient } from '../../lib/client';
 import { freshFleet, type TestFleet } from '../harness/fleet';
 import { planTask, type Behaviour, type PlannedTask } from './behaviours';

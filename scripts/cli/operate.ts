@@ -1,0 +1,217 @@
+/**
+ * `fleet reconcile --once` and `fleet scale --once`: one pass of the fleet's two scheduled
+ * Lambdas, run from a terminal with the CLI's clients and FLEET_* names. The code is the
+ * Lambdas' own (infra/handlers/reconcile/run.ts `reconcileOnce`, infra/handlers/scaler.ts
+ * `scaleOnce`), so what an operator sees here is what the schedule does.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DEFAULT_TIMINGS, validateTimings, type Timings } from '../../daemon/src/contract';
+import { ReconcilerOptionsError, resolveReconcileOptions, type ReconcileOptions } from '../../infra/handlers/reconcile/decide';
+import { reconcileOnce, type ReconcileReport } from '../../infra/handlers/reconcile/run';
+import { ScalerError, scaleOnce, type ScalingDecision } from '../../infra/handlers/scaler';
+import { ScalerConfigError, scalerConfigFromEnv, type ScalerConfig } from '../../infra/handlers/scaler-config';
+import type { CliContext } from './config';
+import { EXIT, UsageError } from './errors';
+import { formatDuration, formatTime, printJson, table } from './format';
+import { parseDuration } from './parse';
+
+export const RECONCILE_HELP = `
+What it does:
+  One pass of the reconciler, the same code the scheduled reconciler Lambda runs every 2
+  minutes: it reads every task that has not ended and repairs what no daemon will finish by
+  itself. A QUEUED task whose message was lost (the submitter died between the record and the
+  message) gets its message re-sent; an INTERRUPTED task whose release message was lost goes
+  back to QUEUED with a new one; a task whose lease expired with no attempts left ends FAILED;
+  a cancel whose daemon is gone ends CANCELLED. It then lists instances whose heartbeat stopped.
+  Every repair is conditional on the record it read: a daemon that acts meanwhile wins, and
+  the task is reported as "raced", not as an error. Resends are held to what the queue is
+  short of, so a busy fleet's backlog is not duplicated.
+
+When to use it:
+  After an incident (a queue, table or client outage), to repair at once instead of waiting
+  for the schedule; on the local stack, which has no Lambdas. It acts: it is not a dry run.
+  Running it while the Lambda runs is safe ("raced" and "deferred" in the report are normal).
+
+  --lease and --heartbeat: give them when fleetd runs with timings other than the defaults
+  (its config's timings.leaseSeconds, timings.heartbeatSeconds: 2m and 30s); the resend window
+  must exceed the lease, or a message a daemon holds would be sent twice.
+
+Exit codes: 0 the pass ran without errors; 1 it ran, but some reads or repairs failed (each
+is listed; the next pass retries them); 2 usage; 4 AWS could not be reached.
+
+Examples:
+  $ fleet reconcile --once
+  $ fleet reconcile --once --json | jq .resent
+  $ fleet reconcile --once --lease 40s --heartbeat 4s --resend-after 1m`;
+
+export const SCALE_HELP = `
+What it does:
+  One tick of the scaler, the same code the scheduled scaler Lambda runs every 10 s: it reads
+  the queue (visible + in flight) and the Auto Scaling group, computes the desired capacity
+  (ceil(backlog / slots per instance) + buffer, within the group's min and max), raises the
+  group when that is above its desired capacity, and publishes the fleet's metrics. It never
+  lowers capacity: each instance terminates itself once idle (docs/lifecycle.md).
+
+When to use it:
+  To see why a backlog is not served (the decision shows the numbers it used); to scale a
+  fleet now, from zero, without waiting for the schedule; on the local stack, which has no
+  Lambdas. It acts: a raise is applied. It needs FLEET_ASG_NAME and FLEET_NAME (the CDK stack outputs them; the local
+  stack's .fleet/local.env has them); FLEETD_SLOTS (default 1) and FLEET_SCALING_BUFFER
+  (default 0) as the scaler Lambda has them.
+
+Exit codes: 0 the tick ran; 2 usage or configuration; 4 AWS could not be reached or refused.
+
+Examples:
+  $ fleet scale --once
+  $ FLEETD_SLOTS=4 fleet scale --once --json | jq .desired`;
+
+export interface ReconcileFlags {
+  readonly resendAfter?: string;
+  readonly lease?: string;
+  readonly heartbeat?: string;
+}
+
+/** The reconciler's options from the command line, checked before any configuration is read. */
+export function reconcileOptionsFromFlags(flags: ReconcileFlags): ReconcileOptions {
+  let timings: Timings | undefined;
+  if (flags.lease !== undefined || flags.heartbeat !== undefined) {
+    timings = {
+      ...DEFAULT_TIMINGS,
+      ...(flags.lease !== undefined ? { leaseSeconds: parseDuration(flags.lease, '--lease') } : {}),
+      ...(flags.heartbeat !== undefined ? { heartbeatSeconds: parseDuration(flags.heartbeat, '--heartbeat') } : {}),
+    };
+    const problems = validateTimings(timings);
+    if (problems.length > 0) {
+      throw new UsageError(`--lease / --heartbeat: ${problems.join('; ')}`, "give both as fleetd's config has them (timings.leaseSeconds, timings.heartbeatSeconds)");
+    }
+  }
+  const options: ReconcileOptions = {
+    ...(flags.resendAfter !== undefined ? { resendAfterMs: parseDuration(flags.resendAfter, '--resend-after') * 1000 } : {}),
+    ...(timings ? { timings } : {}),
+  };
+  try {
+    resolveReconcileOptions(options);
+  } catch (err) {
+    if (!(err instanceof ReconcilerOptionsError)) throw err;
+    throw new UsageError(err.message, 'the resend window must exceed the lease: raise --resend-after, or give the fleet\'s own --lease and --heartbeat');
+  }
+  return options;
+}
+
+/** The report with snake_case keys, as `--json` prints it. */
+export function reportJson(r: ReconcileReport): Record<string, unknown> {
+  return {
+    started_at: r.startedAt,
+    duration_ms: r.durationMs,
+    scanned: r.scanned,
+    resent: r.resent,
+    requeued: r.requeued,
+    failed: r.failed,
+    cancelled: r.cancelled,
+    raced: r.raced,
+    resend_deferred: r.resendDeferred,
+    stale_instances: r.staleInstances,
+    errors: r.errors,
+  };
+}
+
+const ACTION_LINES = new Set(['reconciler.resend', 'reconciler.requeue', 'reconciler.fail', 'reconciler.cancel', 'reconciler.raced']);
+
+export async function reconcileCommand(ctx: CliContext, o: { json?: boolean; options: ReconcileOptions }): Promise<number> {
+  const { clients } = ctx.client;
+  // Human output: one stderr line per action, with its reason; the report's table on stdout.
+  const log = (line: object) => {
+    const l = line as { msg?: string; task_id?: string; why?: string; note?: string };
+    if (!o.json && l.msg && ACTION_LINES.has(l.msg)) process.stderr.write(`${l.msg.slice('reconciler.'.length)} ${l.task_id}: ${l.why ?? l.note ?? ''}\n`);
+  };
+  const report = await reconcileOnce({ ddb: clients.ddb, sqs: clients.sqs, names: ctx.names, log }, o.options);
+  if (o.json) {
+    printJson(reportJson(report));
+    return report.errors.length > 0 ? EXIT.passErrors : EXIT.ok;
+  }
+  const tasks = (ids: readonly string[]) => (ids.length ? ids.join(',') : '-');
+  const rows = [
+    ['resent', String(report.resent.length), tasks(report.resent)],
+    ['requeued', String(report.requeued.length), tasks(report.requeued)],
+    ['failed', String(report.failed.length), tasks(report.failed)],
+    ['cancelled', String(report.cancelled.length), tasks(report.cancelled)],
+    ['raced', String(report.raced.length), tasks(report.raced)],
+    ['deferred', String(report.resendDeferred), report.resendDeferred ? 'resends held back: the queue still holds that many messages' : '-'],
+  ];
+  process.stdout.write(`${table(['outcome', 'count', 'tasks'], rows)}\n`);
+  if (report.staleInstances.length > 0) {
+    const stale = report.staleInstances.map((s) => [s.instance_id, s.status, `${formatDuration(s.silent_ms)} (since ${formatTime(s.last_seen_at)})`, s.running.length ? s.running.join(',') : '-']);
+    process.stdout.write(`\n${table(['stale instance', 'status', 'silent', 'running'], stale)}\n`);
+  }
+  for (const e of report.errors) process.stderr.write(`error: ${e.name}: ${e.message}\n`);
+  process.stderr.write(`${report.scanned} unfinished task(s) examined in ${formatDuration(report.durationMs)}${report.errors.length ? `; ${report.errors.length} error(s), the next pass retries them` : ''}\n`);
+  return report.errors.length > 0 ? EXIT.passErrors : EXIT.ok;
+}
+
+/** The decision with snake_case keys, as `--json` prints it. */
+export function decisionJson(d: ScalingDecision): Record<string, unknown> {
+  return {
+    fleet_name: d.fleetName,
+    asg_name: d.asgName,
+    visible: d.visible,
+    in_flight: d.inFlight,
+    slots_per_instance: d.slotsPerInstance,
+    buffer: d.buffer,
+    min: d.min,
+    max: d.max,
+    current: d.current,
+    desired: d.desired,
+    raised: d.raised,
+    unhealthy_instances: d.unhealthyInstances,
+    oldest_unclaimed_task_age_seconds: d.oldestUnclaimedTaskAgeSeconds ?? null,
+  };
+}
+
+function printDecision(d: ScalingDecision, json: boolean | undefined): void {
+  if (json) return printJson(decisionJson(d));
+  const age = d.oldestUnclaimedTaskAgeSeconds;
+  const rows: Array<[string, string]> = [
+    ['group', `${d.asgName} (fleet ${d.fleetName})`],
+    ['queue', `${d.visible} waiting, ${d.inFlight} in flight`],
+    ['capacity', d.raised ? `${d.current} → ${d.desired} (raised)` : `${d.desired} (unchanged; the scaler never lowers it)`],
+    ['sizing', `${d.slotsPerInstance} slot(s) per instance, buffer ${d.buffer}, min ${d.min}, max ${d.max}`],
+    ['unhealthy', String(d.unhealthyInstances)],
+    ['oldest unclaimed', age === undefined ? 'unknown (the tasks table could not be read)' : age === 0 ? 'none' : formatDuration(age * 1000)],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  process.stdout.write(`${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n`);
+}
+
+/** The scaler's configuration from the environment the CLI loaded; a gap is a usage error. */
+export function scalerConfigForCli(env: NodeJS.ProcessEnv = process.env): ScalerConfig {
+  try {
+    return scalerConfigFromEnv(env);
+  } catch (err) {
+    if (!(err instanceof ScalerConfigError)) throw err;
+    throw new UsageError(err.message, 'the CDK stack outputs FLEET_ASG_NAME and FLEET_NAME; the local stack\'s .fleet/local.env has them');
+  }
+}
+
+export async function scaleCommand(ctx: CliContext, o: { json?: boolean }): Promise<number> {
+  const config = scalerConfigForCli();
+  const { clients } = ctx.client;
+  const deps = {
+    sqs: clients.sqs,
+    autoscaling: clients.autoscaling,
+    cloudwatch: clients.cloudwatch,
+    // The scaler queries with the low-level client (typed attribute values).
+    dynamodb: new DynamoDBClient({ region: clients.region, maxAttempts: 4 }),
+    now: () => Date.now(),
+    log: () => undefined,
+  };
+  try {
+    printDecision(await scaleOnce(deps, config), o.json);
+    return EXIT.ok;
+  } catch (err) {
+    if (!(err instanceof ScalerError)) throw err;
+    // A failure after the decision was carried out (metrics, the task-age read) still shows it.
+    if (err.decision) printDecision(err.decision, o.json);
+    process.stderr.write(`fleet: scaler ${err.message}\n  hint: ${err.retryable ? 'a transient fault; run it again' : 'check FLEET_ASG_NAME, the region and the permissions'}\n`);
+    return EXIT.failure;
+  }
+}
