@@ -1,5 +1,5 @@
 /**
- * One claimed task, from claim to cleanup (DESIGN.md steps 4–8):
+ * One claimed task, from claim to cleanup (docs/architecture.md, "Where each step lives"):
  *   prepare (spec, payload, secrets, image, container) → first heartbeat RUNNING → start →
  *   heartbeat every `heartbeatSeconds` (lease + message visibility on the same tick) while
  *   waiting → one fenced terminal write → delete the message → remove container and files.
@@ -7,20 +7,22 @@
  * socket), the task timeout, or a release (drain / spot). A fenced-out heartbeat or a lease
  * that could not be renewed stops the container and writes nothing more.
  */
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { ChangeMessageVisibilityCommand, DeleteMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type Docker from 'dockerode';
 import { abcaTaskIdOf, type AbcaHeartbeatMirror } from './abca-mirror';
-import { RETRY_POLICIES, backoffDelayMs, isTransient, retry, sleep, type RetryPolicy } from './retry';
+import { RETRY_POLICIES, backoffDelayMs, retry, sleep, type RetryPolicy } from './retry';
 import type { FleetdConfig } from './config';
-import { LIMITS, TaskStatus, parseTaskSpec, payloadKey, type TaskRecord, type TaskSpec } from './contract';
-import { StoreError, type Lease, type TaskStore, type TerminalFields } from './store';
+import { LIMITS, TaskStatus, type TaskRecord, type TaskSpec } from './contract';
+import type { Lease, TaskStore } from './store';
 import type { LeaseFiles } from './lease-guard';
 import type { Logger } from './log';
-import { CONTAINER_OUTPUT_DIR, CONTAINER_PAYLOAD_PATH, MAX_ENV_PAYLOAD_BYTES, isEngineServerError, isEngineUnreachable, isSignalExit, type ContainerRunner, type ExitFacts, type TaskFiles } from './runner';
+import { isEngineServerError, isEngineUnreachable, isSignalExit, type ContainerRunner, type ExitFacts, type TaskFiles } from './runner';
 import { OomWatch } from './oom-watch';
 import type { SpecSealer } from './seal';
+import { PrepareError, SealUnverifiedError, TaskInputs } from './task-inputs';
+import { TaskOutcome, type TaskRunResult } from './task-outcome';
 import { TaskOutput } from './task-output';
 
 export type StopReason = 'cancel' | 'timeout' | 'release' | 'lease-lost';
@@ -48,25 +50,7 @@ export interface TaskRunDeps {
   readonly writeRetry?: RetryPolicy;
 }
 
-export interface TaskRunResult {
-  readonly taskId: string;
-  /**
-   * `ABANDONED`: neither the terminal write nor a release could be written (AWS unreachable for
-   * every try); the slot is freed and the lease left to expire, so another instance takes the
-   * task over.
-   */
-  readonly status: TaskStatus | 'RELEASED' | 'FENCED_OUT' | 'ABANDONED';
-}
-
-/** A task-level failure with a reason that is safe to record (never contains a secret). */
-class PrepareError extends Error {
-  override readonly name = 'PrepareError';
-}
-
-/** KMS could not be asked whether the seal holds (an outage, a denied call): the instance's trouble, not the task's. */
-class SealUnverifiedError extends Error {
-  override readonly name = 'SealUnverifiedError';
-}
+export type { TaskRunResult } from './task-outcome';
 
 export class TaskRun {
   readonly taskId: string;
@@ -77,7 +61,8 @@ export class TaskRun {
   private heartbeatAt = Date.now();
   private readonly heartbeatAbort = new AbortController();
   private readonly log: Logger;
-  private readonly secretValues: string[] = [];
+  private readonly inputs: TaskInputs;
+  private readonly outcome: TaskOutcome;
   private releaseReason = '';
   private fencedOut = false;
   /** The engine stopped answering at least once while the container ran (see waitThroughEngineRestarts). */
@@ -88,11 +73,14 @@ export class TaskRun {
     private readonly deps: TaskRunDeps,
     readonly lease: Lease,
     private readonly record: TaskRecord,
-    private receiptHandle: string | undefined,
+    receiptHandle: string | undefined,
   ) {
     this.taskId = lease.taskId;
     this.log = deps.log.child({ task_id: lease.taskId, attempt: lease.attempt });
     this.leaseExpiresAt = Date.now() + deps.config.timings.leaseSeconds * 1000;
+    const retryLogged = <T>(what: string, fn: () => Promise<T>) => this.withRetry(what, fn);
+    this.inputs = new TaskInputs({ config: deps.config, s3: deps.s3, secrets: deps.secrets, sealer: deps.sealer, redactor: deps.log.secrets, retry: retryLogged }, lease.taskId, lease.attempt, record);
+    this.outcome = new TaskOutcome({ store: deps.store, sqs: deps.sqs, queueUrl: deps.config.queueUrl, log: this.log, redact: (t: string) => deps.log.secrets.redact(t), retry: retryLogged }, lease, receiptHandle);
   }
 
   /** The container this run started or adopted (undefined while preparing). */
@@ -147,9 +135,9 @@ export class TaskRun {
       let output: TaskOutput | undefined;
       try {
         output = new TaskOutput(files.logFile, this.deps.log.secrets, LIMITS.logFileBytes, LIMITS.logTailBytes, { append: true });
-        const spec = this.validSpec();
+        const spec = this.inputs.spec();
         // Registered again for redaction only; the container already has them.
-        await this.secretEnv(spec).catch((err) => this.log.warn('secrets could not be re-read for redaction', { error: (err as Error).message }));
+        await this.inputs.secretEnv(spec).catch((err) => this.log.warn('secrets could not be re-read for redaction', { error: (err as Error).message }));
         this.container = container;
         this.started = true;
         this.phase = 'running';
@@ -173,7 +161,7 @@ export class TaskRun {
       this.heartbeatAbort.abort();
       await heartbeats;
       this.deps.leaseFiles?.remove(this.taskId);
-      for (const v of this.secretValues) this.deps.log.secrets.remove(v);
+      for (const v of this.inputs.secretValues) this.deps.log.secrets.remove(v);
       this.deps.onTaskEnd?.(this.lease);
     }
   }
@@ -186,11 +174,11 @@ export class TaskRun {
       let spec: TaskSpec;
       let env: string[];
       try {
-        spec = this.validSpec();
+        spec = this.inputs.spec();
         // Before anything is pulled, read or run: a record rewritten after submit never runs.
-        await this.checkSeal();
-        const payload = await this.payloadJson(spec);
-        env = [...this.baseEnv(payload, spec), ...(await this.secretEnv(spec)), ...(this.deps.extraEnv ? await this.deps.extraEnv(this.lease) : [])];
+        await this.inputs.checkSeal();
+        const payload = await this.inputs.payloadJson(spec);
+        env = [...this.inputs.baseEnv(payload, spec), ...(await this.inputs.secretEnv(spec)), ...(this.deps.extraEnv ? await this.deps.extraEnv(this.lease) : [])];
         await runner.ensureImage(spec.image);
         files = runner.prepareFiles(this.taskId, payload);
         this.container = await runner.create({ taskId: this.taskId, attempt: this.lease.attempt, spec, env, files, graceSeconds: config.timings.cancelGraceSeconds });
@@ -201,14 +189,14 @@ export class TaskRun {
         if (isEngineServerError(err)) return await this.engineInterrupted(`the Docker engine failed while preparing the task (this attempt counts): ${(err as Error).message}`, false, false);
         const reason = err instanceof PrepareError || /Image(Policy|Pull)Error/.test((err as Error).name) ? (err as Error).message : `preparing the task failed: ${(err as Error).message}`;
         this.log.warn('task failed before start', { reason });
-        return await this.finish(TaskStatus.FAILED, { reason: this.deps.log.secrets.redact(reason) });
+        return await this.outcome.finish(TaskStatus.FAILED, { reason: this.deps.log.secrets.redact(reason) });
       }
       if (this.stopReason) return await this.endWithoutStart();
 
       // The first heartbeat must succeed before the container starts.
       const sentAt = Date.now();
       const running = await store.markRunning(this.lease, this.container.id);
-      if (running === 'fenced') return this.fenced('first heartbeat fenced out');
+      if (running === 'fenced') return this.outcome.fenced('first heartbeat fenced out');
       if (running === 'cancel-requested' || this.stopReason) {
         this.stopReason ??= 'cancel';
         return await this.endWithoutStart();
@@ -231,7 +219,7 @@ export class TaskRun {
         // in the image): the task's own fault, and every attempt would fail the same way.
         const reason = this.deps.log.secrets.redact(`the container could not start: ${(err as Error).message}`);
         this.log.warn('task failed at container start', { reason });
-        return await this.finish(TaskStatus.FAILED, { reason });
+        return await this.outcome.finish(TaskStatus.FAILED, { reason });
       }
       this.started = true;
       this.phase = 'running';
@@ -273,8 +261,8 @@ export class TaskRun {
     this.phase = 'finishing';
     this.log.info('container exited', { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, stop_reason: this.stopReason });
 
-    if (this.fencedOut || this.stopReason === 'lease-lost') return this.fenced('lease lost while running');
-    if (this.stopReason === 'release') return await this.releaseTask();
+    if (this.fencedOut || this.stopReason === 'lease-lost') return this.outcome.fenced('lease lost while running');
+    if (this.stopReason === 'release') return await this.outcome.release(this.releaseReason);
     // Stopped by something other than the agent and other than fleetd (dockerd shutting down or
     // restarting, an operator's `docker stop`): not the task's outcome, so it gets another attempt.
     if (engineLost) return await this.engineInterrupted(engineLost, true);
@@ -284,11 +272,11 @@ export class TaskRun {
       if (outside) return await this.engineInterrupted(`${outside}; use \`fleet cancel\` to stop a task for good`);
     }
     const common = { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, log_tail: output.tail(), ...runner.readResult(files, (s) => this.deps.log.secrets.redact(s)) };
-    if (this.stopReason === 'cancel') return await this.finish(TaskStatus.CANCELLED, { ...common, reason: 'cancelled by request' });
-    if (this.stopReason === 'timeout') return await this.finish(TaskStatus.TIMED_OUT, { ...common, reason: `timed out after ${spec.timeout_s} s` });
-    if (exit.exitCode === 0 && !exit.oomKilled) return await this.finish(TaskStatus.COMPLETED, common);
+    if (this.stopReason === 'cancel') return await this.outcome.finish(TaskStatus.CANCELLED, { ...common, reason: 'cancelled by request' });
+    if (this.stopReason === 'timeout') return await this.outcome.finish(TaskStatus.TIMED_OUT, { ...common, reason: `timed out after ${spec.timeout_s} s` });
+    if (exit.exitCode === 0 && !exit.oomKilled) return await this.outcome.finish(TaskStatus.COMPLETED, common);
     const reason = exit.oomKilled ? `killed: out of memory (limit ${spec.memory_mb} MiB)` : `exit code ${exit.exitCode}`;
-    return await this.finish(TaskStatus.FAILED, { ...common, reason });
+    return await this.outcome.finish(TaskStatus.FAILED, { ...common, reason });
   }
 
   /**
@@ -334,172 +322,16 @@ export class TaskRun {
     if (engineDown) this.deps.onEngineTrouble?.(why);
     this.releaseReason = this.deps.log.secrets.redact(why);
     this.stopReason = 'release';
-    return this.releaseTask(refund);
-  }
-
-  private validSpec(): TaskSpec {
-    const parsed = parseTaskSpec(this.record.spec);
-    if (!parsed.ok) throw new PrepareError(`invalid spec: ${parsed.problems.join('; ')}`);
-    if (parsed.value.timeout_s > this.deps.config.timings.maxTaskTimeoutSeconds) {
-      throw new PrepareError(`spec.timeout_s ${parsed.value.timeout_s} exceeds this fleet's cap of ${this.deps.config.timings.maxTaskTimeoutSeconds} s`);
-    }
-    return parsed.value;
-  }
-
-  /** The record's seal, verified with the fleet's key over what the record holds now. */
-  private async checkSeal(): Promise<void> {
-    const sealer = this.deps.sealer;
-    if (!sealer) return;
-    const fields = { task_id: this.record.task_id, spec: this.record.spec, max_attempts: this.record.max_attempts };
-    let verdict;
-    try {
-      verdict = await this.withRetry('verifying the seal', () => sealer.verify(fields, this.record.seal));
-    } catch (err) {
-      throw new SealUnverifiedError(`the seal could not be verified with ${sealer.keyId}: ${(err as Error).name}: ${(err as Error).message}`, { cause: err });
-    }
-    if (!verdict.valid) throw new PrepareError(`not run: ${verdict.reason}`);
-  }
-
-  private async payloadJson(spec: TaskSpec): Promise<string> {
-    if (spec.payload_ref) {
-      if (spec.payload_ref.bucket !== this.deps.config.payloadBucket) {
-        throw new PrepareError(`payload_ref bucket ${spec.payload_ref.bucket} is not this fleet's payload bucket (${this.deps.config.payloadBucket})`);
-      }
-      // A task reads only its own payload: another task's key is refused, however it was named.
-      const ownPrefix = payloadKey(this.taskId).slice(0, payloadKey(this.taskId).lastIndexOf('/') + 1);
-      if (!spec.payload_ref.key.startsWith(ownPrefix) || spec.payload_ref.key.includes('..')) {
-        throw new PrepareError(`payload_ref key ${spec.payload_ref.key} is not under this task's own prefix ${ownPrefix}`);
-      }
-      try {
-        const res = await this.deps.s3.send(new GetObjectCommand({ Bucket: spec.payload_ref.bucket, Key: spec.payload_ref.key }));
-        if ((res.ContentLength ?? 0) > LIMITS.maxPayloadBytes) throw new PrepareError(`payload is ${res.ContentLength} bytes, over the ${LIMITS.maxPayloadBytes}-byte cap`);
-        const text = (await res.Body?.transformToString('utf8')) ?? '';
-        JSON.parse(text);
-        return text;
-      } catch (err) {
-        if (err instanceof PrepareError) throw err;
-        throw new PrepareError(`payload s3://${spec.payload_ref.bucket}/${spec.payload_ref.key} could not be read as JSON: ${(err as Error).message}`);
-      }
-    }
-    return JSON.stringify(spec.payload ?? {});
-  }
-
-  private baseEnv(payload: string, spec: TaskSpec): string[] {
-    const env = [
-      `TASK_ID=${this.taskId}`,
-      `FLEET_TASK_ID=${this.taskId}`,
-      `FLEET_ATTEMPT=${this.lease.attempt}`,
-      `FLEET_PAYLOAD_FILE=${CONTAINER_PAYLOAD_PATH}`,
-      `FLEET_OUTPUT_DIR=${CONTAINER_OUTPUT_DIR}`,
-    ];
-    if (Buffer.byteLength(payload) <= MAX_ENV_PAYLOAD_BYTES) env.push(`AGENT_PAYLOAD=${payload}`);
-    for (const [k, v] of Object.entries(spec.env)) env.push(`${k}=${v}`);
-    return env;
-  }
-
-  private async secretEnv(spec: TaskSpec): Promise<string[]> {
-    const out: string[] = [];
-    for (const [name, arn] of Object.entries(spec.secrets)) {
-      const prefix = this.deps.config.secretArnPrefix;
-      if (!prefix || !arn.startsWith(prefix)) {
-        throw new PrepareError(`secret ${name}: ARN ${arn} is outside this fleet's allowed prefix (${prefix ?? 'no secrets allowed'})`);
-      }
-      let value: string | undefined;
-      try {
-        value = (await this.deps.secrets.send(new GetSecretValueCommand({ SecretId: arn }))).SecretString;
-      } catch (err) {
-        throw new PrepareError(`secret ${name}: reading ${arn} failed: ${(err as Error).name}`);
-      }
-      if (value === undefined) throw new PrepareError(`secret ${name}: ${arn} has no string value`);
-      if (value.length < 4) throw new PrepareError(`secret ${name}: values shorter than 4 characters cannot be redacted reliably; refused`);
-      this.deps.log.secrets.add(value);
-      this.secretValues.push(value);
-      out.push(`${name}=${value}`);
-    }
-    return out;
+    return this.outcome.release(this.releaseReason, refund);
   }
 
   private async endWithoutStart(): Promise<TaskRunResult> {
-    if (this.stopReason === 'release') return this.releaseTask();
-    if (this.stopReason === 'lease-lost') return this.fenced('lease lost before start');
+    if (this.stopReason === 'release') return this.outcome.release(this.releaseReason);
+    if (this.stopReason === 'lease-lost') return this.outcome.fenced('lease lost before start');
     // The timeout clock starts with the container, so this is only a defensive branch; CLAIMED
     // cannot become TIMED_OUT (see the transition table), so it ends FAILED with the reason.
-    if (this.stopReason === 'timeout') return this.finish(TaskStatus.FAILED, { reason: 'timed out before the container started' });
-    return this.finish(TaskStatus.CANCELLED, { reason: 'cancelled before the container started' });
-  }
-
-  private fenced(why: string): TaskRunResult {
-    this.log.warn('fenced out: another attempt owns this task; writing nothing more', { why });
-    return { taskId: this.taskId, status: 'FENCED_OUT' };
-  }
-
-  private async releaseTask(refund = true): Promise<TaskRunResult> {
-    let outcome: Awaited<ReturnType<TaskStore['release']>>;
-    try {
-      outcome = await this.withRetry('release', () => this.deps.store.release(this.lease, this.releaseReason || 'released by instance', { refund }));
-    } catch (err) {
-      return this.abandon('the release could not be written', err);
-    }
-    this.log.info('task released', { outcome });
-    if (outcome === 'released' && this.receiptHandle) {
-      // Visible again at once: another instance may take it now.
-      await this.deps.sqs
-        .send(new ChangeMessageVisibilityCommand({ QueueUrl: this.deps.config.queueUrl, ReceiptHandle: this.receiptHandle, VisibilityTimeout: 0 }))
-        .catch((err) => this.log.warn('making the message visible failed; it reappears after its visibility timeout', { error: err }));
-    }
-    if (outcome === 'cancelled') await this.deleteMessage();
-    return { taskId: this.taskId, status: outcome === 'released' ? 'RELEASED' : outcome === 'cancelled' ? TaskStatus.CANCELLED : 'FENCED_OUT' };
-  }
-
-  /**
-   * The one terminal write, retried on transient errors a bounded number of times
-   * (RETRY_POLICIES.taskStep). When DynamoDB refuses the write itself (a ValidationException:
-   * a result nested past its 32 levels, an item over 400 KB), the attempt ends FAILED in a
-   * second, minimal write whose reason says what was refused. When AWS cannot be reached for
-   * every try, that is the instance's fault: the task is released for another attempt, or,
-   * failing that too, abandoned to its lease. Either way the slot is freed.
-   */
-  private async finish(status: TaskStatus, fields: TerminalFields): Promise<TaskRunResult> {
-    let ok: boolean;
-    try {
-      ok = await this.withRetry('terminal write', () => this.deps.store.finish(this.lease, status, fields));
-    } catch (err) {
-      if (isTransient(err)) {
-        this.log.error('the terminal write could not reach DynamoDB; releasing the task instead', { status, error: err });
-        this.releaseReason = `the terminal write (${status}) could not be made from this instance: ${(err as Error).message}`;
-        return this.releaseTask(true);
-      }
-      const refused = err instanceof StoreError ? `${err.awsName}: ${(err.cause as Error)?.message}` : (err as Error).message;
-      const reason = this.deps.log.secrets.redact(`DynamoDB refused the terminal write (${status}): ${refused}; the result and log tail were dropped`);
-      this.log.error('the terminal write was refused; ending the task FAILED without its result', { status, reason });
-      const minimal: TerminalFields = { exit_code: fields.exit_code, oom_killed: fields.oom_killed, duration_ms: fields.duration_ms, reason };
-      try {
-        ok = await this.withRetry('minimal terminal write', () => this.deps.store.finish(this.lease, TaskStatus.FAILED, minimal));
-      } catch (again) {
-        return this.abandon('even the minimal terminal write failed', again);
-      }
-      status = TaskStatus.FAILED;
-      fields = minimal;
-    }
-    if (!ok) return this.fenced(`terminal write (${status}) fenced out`);
-    this.log.info('task finished', { status, exit_code: fields.exit_code, reason: fields.reason });
-    await this.deleteMessage();
-    return { taskId: this.taskId, status };
-  }
-
-  /** Nothing more can be written: free the slot and let the lease expire into a takeover. */
-  private abandon(why: string, err: unknown): TaskRunResult {
-    this.log.error(`${why}: leaving the task to its lease (another instance takes it over when it expires)`, { error: err });
-    return { taskId: this.taskId, status: 'ABANDONED' };
-  }
-
-  private async deleteMessage(): Promise<void> {
-    if (!this.receiptHandle) return;
-    const handle = this.receiptHandle;
-    this.receiptHandle = undefined;
-    await this.deps.sqs
-      .send(new DeleteMessageCommand({ QueueUrl: this.deps.config.queueUrl, ReceiptHandle: handle }))
-      .catch((err) => this.log.warn('deleting the message failed; a later receive finds the task finished and deletes it', { error: err }));
+    if (this.stopReason === 'timeout') return this.outcome.finish(TaskStatus.FAILED, { reason: 'timed out before the container started' });
+    return this.outcome.finish(TaskStatus.CANCELLED, { reason: 'cancelled before the container started' });
   }
 
   /** A task write under the one retry policy, each retry logged. */
@@ -542,11 +374,7 @@ export class TaskRun {
         // Best effort and never awaited: a slow ABCA table must not delay the lease.
         const abcaTaskId = this.deps.abcaMirror && abcaTaskIdOf(this.record.spec);
         if (abcaTaskId) void this.deps.abcaMirror!.beat(abcaTaskId);
-        if (this.receiptHandle) {
-          await this.deps.sqs
-            .send(new ChangeMessageVisibilityCommand({ QueueUrl: this.deps.config.queueUrl, ReceiptHandle: this.receiptHandle, VisibilityTimeout: timings.leaseSeconds }))
-            .catch((err) => this.log.warn('extending message visibility failed (the lease still holds the task)', { error: err }));
-        }
+        await this.outcome.extendVisibility(timings.leaseSeconds);
       } catch (err) {
         failures++;
         const left = this.leaseExpiresAt - Date.now();

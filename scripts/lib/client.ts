@@ -410,7 +410,7 @@ export class FleetClient {
   }
 
   /**
-   * Cancels a task (DESIGN.md "Task lifecycle", step 9). Safe to repeat.
+   * Cancels a task (docs/architecture.md, "Task states"). Safe to repeat.
    * - QUEUED / INTERRUPTED: CANCELLED at once (with its event, one transaction); it never starts.
    * - CLAIMED / RUNNING: CANCEL_REQUESTED (+ event), then SendCommand of the fleet's cancel
    *   document to the instance on the record. An SSM failure is reported, not thrown: fleetd
