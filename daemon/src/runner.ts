@@ -373,12 +373,4 @@ export class ContainerRunner {
   removeFiles(taskId: string): void {
     fs.rmSync(this.taskFiles(taskId).dir, { recursive: true, force: true });
   }
-
-  /** Containers this instance's fleetd started (any state), found by label after a restart. */
-  async managedContainers(): Promise<Docker.ContainerInfo[]> {
-    return this.o.docker.listContainers({
-      all: true,
-      filters: { label: [`${CONTAINER_LABELS.managedBy}=${CONTAINER_LABEL_MANAGED_BY_VALUE}`, `${CONTAINER_LABELS.instanceId}=${this.o.instanceId}`] },
-    });
-  }
 }

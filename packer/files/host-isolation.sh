@@ -11,7 +11,7 @@
 #    top of the launch template's IMDS hop limit of 1. Docker never flushes DOCKER-USER.
 # 2. The per-task credentials endpoint: 169.254.170.2/32 is added to lo, so a container
 #    reaches fleetd's credentials server bound to 169.254.170.2:80 through its default gateway
-#    (see DESIGN.md "Container credentials endpoint"; the SDKs accept plain http there for
+#    (see docs/lifecycle.md, per-task credentials; the SDKs accept plain http there for
 #    AWS_CONTAINER_CREDENTIALS_FULL_URI).
 # 3. Containers reach nothing else on the host itself: INPUT from a bridge accepts only replies
 #    and tcp to 169.254.170.2:80.
@@ -19,7 +19,7 @@ set -euo pipefail
 
 readonly IMDS_V4=169.254.169.254/32
 readonly IMDS_V6=fd00:ec2::254/128
-# Credentials endpoint address and port: DESIGN.md "Container credentials endpoint"; fleetd's
+# Credentials endpoint address and port: docs/lifecycle.md, per-task credentials; fleetd's
 # credentials server binds here.
 readonly CREDS_ADDR=169.254.170.2
 readonly CREDS_PORT=80

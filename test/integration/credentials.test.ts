@@ -1,7 +1,7 @@
 /**
  * Per-task credentials on real Docker + moto: fleetd assumes the task role (STS with session
  * tags) and serves it on an ECS-compatible endpoint bound to 169.254.170.2 (added to `lo`
- * here, as the AMI does; DESIGN.md "Container credentials endpoint"). A container on the default
+ * here, as the AMI does; docs/lifecycle.md, per-task credentials). A container on the default
  * bridge fetches its credentials with busybox `nc`; the token rules are checked from the host.
  */
 import { execFileSync } from 'node:child_process';

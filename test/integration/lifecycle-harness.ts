@@ -1,7 +1,7 @@
 /**
  * fleetd in the test process, for the lifecycle tests that must see AWS calls moto does not
  * implement: RecordLifecycleActionHeartbeat and CompleteLifecycleAction answer with an HTML 404
- * there (DESIGN.md, moto limits). The daemon's Auto Scaling client gets a middleware, at the SDK
+ * there (a known moto gap). The daemon's Auto Scaling client gets a middleware, at the SDK
  * boundary, that records chosen commands with their input, answers the stubbed ones as AWS
  * does (an empty 200) and can refuse one with a given error; every other call goes to moto.
  * Everything else is real: Docker, moto, the project's IMDS server, fleetd's own config parsing.

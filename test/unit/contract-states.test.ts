@@ -1,6 +1,6 @@
 /**
- * The task state machine. The expectation below is written by hand from DESIGN.md ("Task
- * lifecycle"), NOT derived from the contract's TRANSITIONS table, so that a drift in the table
+ * The task state machine. The expectation below is written by hand from docs/architecture.md ("Task
+ * states"), NOT derived from the contract's TRANSITIONS table, so that a drift in the table
  * (an edge added or dropped) fails this test.
  */
 import {
@@ -18,7 +18,7 @@ import {
 type Status = TaskStatus;
 
 /**
- * Allowed edges, each with the DESIGN.md sentence that justifies it.
+ * Allowed edges, each with the sentence of the original design (docs/architecture.md, "Task states") that justifies it.
  * Anything not listed here is forbidden.
  */
 const EXPECTED_EDGES: ReadonlyArray<readonly [Status, Status, string]> = [
@@ -81,7 +81,7 @@ const allowedCells = matrix.filter((c) => c.allowed);
 const forbiddenCells = matrix.filter((c) => !c.allowed);
 
 describe('Contract: task states', () => {
-  it('has exactly the statuses DESIGN.md names', () => {
+  it('has exactly the statuses docs/architecture.md names', () => {
     // Prepare
     const expected = [...DESIGN_STATUSES].sort();
 

@@ -17,7 +17,7 @@ const makeTimings = (overrides: Partial<Record<keyof Timings, number>> = {}): Ti
 });
 
 describe('Contract: timings', () => {
-  describe('defaults (DESIGN.md "Timing defaults")', () => {
+  describe('defaults (docs/architecture.md "Timings")', () => {
     it.each([
       ['longPollSeconds', 20],
       ['heartbeatSeconds', 30],

@@ -10,6 +10,7 @@
 import * as path from 'node:path';
 import type Docker from 'dockerode';
 import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE, parseTaskSpec, type TaskSpecInput } from '../../../daemon/src/contract';
+import { listManagedContainers } from '../../../daemon/src/containers';
 import { Logger } from '../../../daemon/src/log';
 import { ContainerRunner } from '../../../daemon/src/runner';
 import { forEachLine } from './lines';
@@ -97,7 +98,7 @@ export class RawEngine {
   constructor(
     readonly docker: Docker,
     workDir: string,
-    instanceId: string,
+    private readonly instanceId: string,
   ) {
     const quiet = new Logger({}, undefined, 'error', () => undefined);
     this.runner = new ContainerRunner({ docker, workDir: path.join(workDir, 'raw'), instanceId, allowedRegistries: ['local'], log: quiet });
@@ -137,7 +138,7 @@ export class RawEngine {
 
   /** Removes every container this bench's raw runs may have left (by instance label). */
   async cleanup(): Promise<number> {
-    const left = await this.runner.managedContainers();
+    const left = await listManagedContainers(this.docker, this.instanceId);
     await Promise.all(left.map((c) => this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
     return left.length;
   }

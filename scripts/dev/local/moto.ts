@@ -1,7 +1,7 @@
 /**
  * moto's AWS server on loopback. Preferred: `moto_server` on PATH (the machine image's pyenv).
  * Fallback when absent: Debian's python3-moto, fetched with `apt-get download` from a private
- * sources list and unpacked with `dpkg -x` under .fleet/moto (see ../shared/DESIGN.md).
+ * sources list and unpacked with `dpkg -x` under .fleet/moto (Debian testing's python3-moto with its pure-Python dependencies; bookworm's Flask stack).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
