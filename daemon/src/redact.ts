@@ -101,40 +101,88 @@ export function secretForms(secret: string): string[] {
   return [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH);
 }
 
-interface Compiled {
-  /** Longest first. */
-  readonly all: readonly string[];
-  /** The forms looked for again after the first pass: all but pieces of the marker itself. */
-  readonly again: readonly string[];
-  readonly longest: number;
+/**
+ * Finds the registered forms in text: leftmost occurrence first, the longest form where several
+ * start at the same place. Few forms: one `indexOf` per form (fast string search). Many forms
+ * (the lines of a long PEM key, the fields of a JSON secret, many tasks' secrets): forms are
+ * bucketed by their first two UTF-16 units and the text is walked once, so the cost stays
+ * linear in the text whatever the number of forms: a large secret cannot stall fleetd.
+ */
+class Matcher {
+  private readonly byStart = new Map<number, string[]>();
+
+  /** `forms`: longest first, each at least MIN_SECRET_LENGTH long. */
+  constructor(readonly forms: readonly string[]) {
+    if (forms.length <= INDEXOF_MAX_FORMS) return;
+    for (const f of forms) {
+      const key = pairAt(f, 0);
+      const list = this.byStart.get(key);
+      if (list) list.push(f);
+      else this.byStart.set(key, [f]);
+    }
+  }
+
+  /**
+   * One left-to-right pass over `text`: every occurrence starting before `cut` is replaced (it
+   * may end after `cut`); the replacement is not rescanned. Returns the redacted text up to
+   * `end`, the larger of `cut` and the end of the last occurrence replaced.
+   */
+  pass(text: string, cut = text.length): { out: string; end: number } {
+    let pos = 0;
+    let out = '';
+    const next = this.forms.length <= INDEXOF_MAX_FORMS ? this.byIndexOf(text) : (from: number) => this.byWalk(text, from, cut);
+    for (let m = next(pos); m && m.at < cut; m = next(pos)) {
+      out += text.slice(pos, m.at) + REDACTED;
+      pos = m.at + m.length;
+    }
+    const end = Math.max(pos, Math.min(cut, text.length));
+    return { out: out + text.slice(pos, end), end };
+  }
+
+  /** Whether any form occurs in `text`. */
+  test(text: string): boolean {
+    return this.forms.length <= INDEXOF_MAX_FORMS ? this.forms.some((f) => text.includes(f)) : this.byWalk(text, 0, text.length) !== undefined;
+  }
+
+  private byIndexOf(text: string): (from: number) => { at: number; length: number } | undefined {
+    const at = this.forms.map((f) => text.indexOf(f));
+    return (from) => {
+      let best = -1;
+      let bestAt = Infinity;
+      for (let i = 0; i < this.forms.length; i++) {
+        if (at[i] >= 0 && at[i] < from) at[i] = text.indexOf(this.forms[i], from);
+        // Strictly less: on a tie the earlier form, which is the longer one, wins.
+        if (at[i] >= 0 && at[i] < bestAt) {
+          best = i;
+          bestAt = at[i];
+        }
+      }
+      return best < 0 ? undefined : { at: bestAt, length: this.forms[best].length };
+    };
+  }
+
+  private byWalk(text: string, from: number, before: number): { at: number; length: number } | undefined {
+    const last = Math.min(before, text.length - MIN_SECRET_LENGTH + 1);
+    for (let i = from; i < last; i++) {
+      const list = this.byStart.get(pairAt(text, i));
+      if (list) for (const f of list) if (text.startsWith(f, i)) return { at: i, length: f.length };
+    }
+    return undefined;
+  }
 }
 
-/**
- * One left-to-right pass over `text` up to `cut`: every occurrence starting before `cut` is
- * replaced (it may end after `cut`). Returns the redacted text up to `end`, the larger of `cut`
- * and the end of the last occurrence replaced.
- */
-function pass(text: string, forms: readonly string[], cut = text.length): { out: string; end: number } {
-  const next = forms.map((f) => text.indexOf(f));
-  let pos = 0;
-  let out = '';
-  for (;;) {
-    let best = -1;
-    let at = Infinity;
-    for (let i = 0; i < forms.length; i++) {
-      if (next[i] >= 0 && next[i] < pos) next[i] = text.indexOf(forms[i], pos);
-      // Strictly less: on a tie the earlier form, which is the longer one, wins.
-      if (next[i] >= 0 && next[i] < at) {
-        best = i;
-        at = next[i];
-      }
-    }
-    if (best < 0 || at >= cut) break;
-    out += text.slice(pos, at) + REDACTED;
-    pos = at + forms[best].length;
-  }
-  const end = Math.max(pos, Math.min(cut, text.length));
-  return { out: out + text.slice(pos, end), end };
+/** Above this many forms, Matcher walks the text once instead of searching it once per form. */
+const INDEXOF_MAX_FORMS = 16;
+
+function pairAt(s: string, i: number): number {
+  return (s.charCodeAt(i) << 16) | s.charCodeAt(i + 1);
+}
+
+interface Compiled {
+  readonly all: Matcher;
+  /** The forms looked for again after the first pass: all but pieces of the marker itself. */
+  readonly again: Matcher;
+  readonly longest: number;
 }
 
 /** A deep copy of a JSON-like value with `redactString` applied to every string and key. */
@@ -191,7 +239,7 @@ export class Redactor {
     if (this.counts.size === 0) return undefined;
     if (!this.compiled) {
       const all = [...this.counts.keys()].sort((a, b) => b.length - a.length);
-      this.compiled = { all, again: all.filter((f) => !REDACTED.includes(f)), longest: all[0].length };
+      this.compiled = { all: new Matcher(all), again: new Matcher(all.filter((f) => !REDACTED.includes(f))), longest: all[0].length };
     }
     return this.compiled;
   }
@@ -200,17 +248,17 @@ export class Redactor {
   redact(text: string): string {
     const c = this.compile();
     if (!c) return text;
-    return this.settle(pass(text, c.all).out, c);
+    return this.settle(c.all.pass(text).out, c);
   }
 
   /** Further passes until no form is left (see the module comment). */
   private settle(text: string, c: Compiled): string {
     let out = text;
     for (let i = 1; i < MAX_PASSES; i++) {
-      if (!c.again.some((f) => out.includes(f))) return out;
-      out = pass(out, c.again).out;
+      if (!c.again.test(out)) return out;
+      out = c.again.pass(out).out;
     }
-    return c.again.some((f) => out.includes(f)) ? REDACTED : out;
+    return c.again.test(out) ? REDACTED : out;
   }
 
   /**
@@ -234,7 +282,7 @@ export class Redactor {
     // Never split a surrogate pair between what is written now and what is held.
     if (cut > 0 && cut < text.length && isHighSurrogate(text.charCodeAt(cut - 1))) cut--;
     if (cut <= 0) return { done: '', rest: text };
-    const { out, end } = pass(text, c.all, cut);
+    const { out, end } = c.all.pass(text, cut);
     return { done: this.settle(out, c), rest: text.slice(end) };
   }
 }

@@ -6,11 +6,13 @@
  * Redaction runs on each stream's text as a whole, before it is cut into lines, so a secret
  * split across chunks or across lines (a PEM key) is whole when it is looked for. Each stream
  * decodes its bytes with its own UTF-8 decoder (a character split between two chunks stays one
- * character) and holds back, unredacted and unwritten, at most the longest registered secret
- * form's length minus one characters: the only text whose meaning the next chunk can still
- * change (Redactor.redactStream). Memory per stream is bounded by that carry-over plus one line
- * (`MAX_LINE_BYTES`). The held text is written when more output pushes it out, when the stream
- * ends, or on `close()`, each time redacted with the secrets registered then.
+ * character) and holds back, unredacted and unwritten, the text the next chunk can still turn
+ * into a secret: after a scan, less than the longest registered secret form
+ * (Redactor.redactStream); it is scanned again once it has grown to twice that length. Memory
+ * per stream is bounded by twice the longest form plus one chunk and one line
+ * (`MAX_LINE_BYTES`); the log file lags the container by at most that much until the stream
+ * ends. The held text is written when more output pushes it out, when the stream ends, or on
+ * `close()`, each time redacted with the secrets registered then.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -47,7 +49,7 @@ export class TaskOutput {
   /** A writer for one stream (stdout or stderr): keeps its own decoder, carry-over and partial line. */
   stream(): OutputStream {
     const decoder = new StringDecoder('utf8');
-    /** Decoded, not yet redacted: shorter than the longest registered secret form. */
+    /** Decoded, not yet redacted: shorter than twice the longest registered secret form (plus a chunk). */
     let held = '';
     /** Redacted, not yet a whole line. */
     let partial = '';
@@ -69,7 +71,11 @@ export class TaskOutput {
       write: (chunk: Buffer) => {
         if (ended) return;
         this.totalBytes += chunk.length;
-        const { done, rest } = this.redactor.redactStream(held + decoder.write(chunk));
+        held += decoder.write(chunk);
+        // Scanned once the held text is twice the longest form, not on every chunk: each
+        // character is then looked at about twice, however small the chunks and long the secret.
+        if (held.length < 2 * this.redactor.longest) return;
+        const { done, rest } = this.redactor.redactStream(held);
         held = rest;
         emit(done);
       },
@@ -87,10 +93,9 @@ export class TaskOutput {
     return s;
   }
 
-  private line(text: string): void {
+  /** One whole line of a stream, already redacted. */
+  private line(clean: string): void {
     if (this.closed) return;
-    // Once more per line: cheap, and a secret registered since the text was redacted is caught.
-    const clean = this.redactor.redact(text);
     const bytes = Buffer.byteLength(clean);
     if (this.fileBytes + bytes > this.maxFileBytes / 2) {
       fs.renameSync(this.logPath, `${this.logPath}.1`);
