@@ -1,29 +1,14 @@
 /**
  * fleetd's own logs: one JSON object per line on stdout (journald keeps them), with the task
- * id on every task line. Secrets never reach a log: values registered with the redactor are
- * replaced in every line, log tail and record fleetd writes.
+ * id on every task line. Secrets never reach a log: values registered with the redactor
+ * (redact.ts) are replaced in every line, log tail and record fleetd writes.
  */
+import { REDACTED, Redactor } from './redact';
+
+export { REDACTED, Redactor } from './redact';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
-
-export const REDACTED = '[REDACTED]';
-
-/** Holds secret values in memory only, to scrub them from any text fleetd emits. */
-export class Redactor {
-  private readonly values = new Set<string>();
-  add(value: string): void {
-    // Very short values would redact ordinary text; secrets shorter than 4 chars are refused upstream.
-    if (value.length >= 4) this.values.add(value);
-  }
-  remove(value: string): void {
-    this.values.delete(value);
-  }
-  redact(text: string): string {
-    let out = text;
-    for (const v of this.values) if (out.includes(v)) out = out.split(v).join(REDACTED);
-    return out;
-  }
-}
 
 export class Logger {
   constructor(
@@ -44,7 +29,7 @@ export class Logger {
   log(level: LogLevel, msg: string, extra: Record<string, unknown> = {}): void {
     if (LEVELS[level] < LEVELS[this.minLevel]) return;
     const entry = { ts: new Date().toISOString(), level, msg, ...this.fields, ...extra };
-    this.write(this.redactor.redact(JSON.stringify(entry, errorReplacer)));
+    this.write(this.encode(entry));
   }
   debug(msg: string, extra?: Record<string, unknown>): void {
     this.log('debug', msg, extra);
@@ -57,6 +42,44 @@ export class Logger {
   }
   error(msg: string, extra?: Record<string, unknown>): void {
     this.log('error', msg, extra);
+  }
+
+  /**
+   * The entry is first reduced to plain JSON data (an Error to its name and message), then
+   * every string and key of it is redacted, decoded, before it is encoded: no escape sequence
+   * can hide a secret from the redactor. The encoded line is redacted once more (defence in
+   * depth: a secret that is itself spelled with escape sequences, `a\"b`, shows in the encoded
+   * text only). When that second pass changed the line so that it no longer decodes to clean
+   * JSON (the secret spelled part of the line's own syntax, e.g. `","level`), the line is
+   * withheld: a line with the timestamp, level and a redacted message is written instead, or
+   * `{}` when even that line spells the secret.
+   */
+  private encode(entry: { ts: string; level: LogLevel; msg: string }): string {
+    let plain: unknown;
+    try {
+      plain = JSON.parse(JSON.stringify(entry, errorReplacer)) as unknown;
+    } catch (err) {
+      plain = { ts: entry.ts, level: entry.level, msg: entry.msg, log_error: `the entry's fields could not be encoded: ${(err as Error).message}` };
+    }
+    let line: string;
+    try {
+      line = JSON.stringify(this.redactor.redactValue(plain));
+    } catch {
+      line = JSON.stringify({ ts: entry.ts, level: entry.level, msg: this.redactor.redact(entry.msg), log_error: 'the entry nests too deep to redact; fields dropped' });
+    }
+    const again = this.redactor.redact(line);
+    if (again === line || this.decodesClean(again)) return again;
+    const withheld = JSON.stringify({ ts: entry.ts, level: entry.level, msg: REDACTED, log_error: 'line withheld: its JSON text matched a secret' });
+    return this.redactor.redact(withheld) === withheld ? withheld : '{}';
+  }
+
+  private decodesClean(line: string): boolean {
+    try {
+      const parsed = JSON.parse(line) as unknown;
+      return JSON.stringify(this.redactor.redactValue(parsed)) === JSON.stringify(parsed);
+    } catch {
+      return false;
+    }
   }
 }
 

@@ -10,6 +10,7 @@ import { GetAuthorizationTokenCommand, type ECRClient } from '@aws-sdk/client-ec
 import type Docker from 'dockerode';
 import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE, LIMITS, type TaskSpec } from './contract';
 import type { Logger } from './log';
+import { MAX_REDACT_DEPTH, RedactionDepthError, redactJson } from './redact';
 import { TaskOutput } from './task-output';
 
 /** Where the container sees its files. */
@@ -342,7 +343,14 @@ export class ContainerRunner {
     await container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
   }
 
-  /** result.json: size-capped JSON object; anything else is recorded as a result_error. */
+  /**
+   * result.json: size-capped JSON object; anything else is recorded as a result_error.
+   * Parsed first, then redacted as a structure: `redact` is applied to every string and every
+   * key of the parsed value (redact.ts `redactJson`), so a secret JSON-escaped in the file
+   * (`pa\"ss\\word`, a PEM key's `\n`, `\u00e9`) is redacted as the text it decodes to. Keys
+   * that become equal once redacted keep the later key's value (redact.ts). A parse error's
+   * message quotes the file, so it is redacted too.
+   */
   readResult(files: TaskFiles, redact: (s: string) => string): { result?: Record<string, unknown>; result_error?: string } {
     const file = path.join(files.outputDir, 'result.json');
     let stat: fs.Stats;
@@ -353,13 +361,18 @@ export class ContainerRunner {
     }
     if (!stat.isFile()) return { result_error: 'result.json is not a regular file; not recorded' };
     if (stat.size > LIMITS.resultBytes) return { result_error: `result.json is ${stat.size} bytes, over the ${LIMITS.resultBytes}-byte cap; not recorded` };
-    const text = redact(fs.readFileSync(file, 'utf8'));
+    let parsed: unknown;
     try {
-      const parsed: unknown = JSON.parse(text);
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { result_error: 'result.json is valid JSON but not an object; not recorded' };
-      return { result: parsed as Record<string, unknown> };
+      parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
     } catch (err) {
-      return { result_error: `result.json is not valid JSON (${(err as Error).message.slice(0, 200)}); not recorded` };
+      return { result_error: redact(`result.json is not valid JSON (${(err as Error).message.slice(0, 200)}); not recorded`) };
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { result_error: 'result.json is valid JSON but not an object; not recorded' };
+    try {
+      return { result: redactJson(parsed as Record<string, unknown>, redact) };
+    } catch (err) {
+      if (err instanceof RedactionDepthError) return { result_error: `result.json nests deeper than ${MAX_REDACT_DEPTH} levels; not recorded` };
+      throw err;
     }
   }
 

@@ -1,19 +1,37 @@
 /**
- * A task's container output: split into lines per stream, secrets redacted, appended to a
+ * A task's container output: secrets redacted, split into lines per stream, appended to a
  * bounded per-task log file (rotated to `<file>.1` at half the cap, so at most the cap is kept
  * and the newest output always survives), and kept as a short tail for the terminal record.
+ *
+ * Redaction runs on each stream's text as a whole, before it is cut into lines, so a secret
+ * split across chunks or across lines (a PEM key) is whole when it is looked for. Each stream
+ * decodes its bytes with its own UTF-8 decoder (a character split between two chunks stays one
+ * character) and holds back, unredacted and unwritten, the text the next chunk can still turn
+ * into a secret: after a scan, less than the longest registered secret form
+ * (Redactor.redactStream); it is scanned again once it has grown to twice that length. Memory
+ * per stream is bounded by twice the longest form plus one chunk and one line
+ * (`MAX_LINE_BYTES`); the log file lags the container by at most that much until the stream
+ * ends. The held text is written when more output pushes it out, when the stream ends, or on
+ * `close()`, each time redacted with the secrets registered then.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import type { Redactor } from './log';
 
-/** A line longer than this is cut into pieces (e.g. output with no newline at all). */
+/** A line longer than this (in characters) is cut into pieces (e.g. output with no newline at all). */
 const MAX_LINE_BYTES = 64 * 1024;
+
+interface OutputStream {
+  write(chunk: Buffer): void;
+  end(): void;
+}
 
 export class TaskOutput {
   private fileBytes = 0;
   private tailText = '';
   private closed = false;
+  private readonly open = new Set<OutputStream>();
   totalBytes = 0;
 
   constructor(
@@ -28,33 +46,56 @@ export class TaskOutput {
     else fs.writeFileSync(logPath, '', { mode: 0o640 });
   }
 
-  /** A writer for one stream (stdout or stderr): keeps its own partial line. */
-  stream(): { write(chunk: Buffer): void; end(): void } {
+  /** A writer for one stream (stdout or stderr): keeps its own decoder, carry-over and partial line. */
+  stream(): OutputStream {
+    const decoder = new StringDecoder('utf8');
+    /** Decoded, not yet redacted: shorter than twice the longest registered secret form (plus a chunk). */
+    let held = '';
+    /** Redacted, not yet a whole line. */
     let partial = '';
-    return {
+    let ended = false;
+    const emit = (clean: string) => {
+      partial += clean;
+      let nl: number;
+      while ((nl = partial.indexOf('\n')) >= 0) {
+        this.line(partial.slice(0, nl + 1));
+        partial = partial.slice(nl + 1);
+      }
+      while (partial.length > MAX_LINE_BYTES) {
+        const cut = isHighSurrogate(partial.charCodeAt(MAX_LINE_BYTES - 1)) ? MAX_LINE_BYTES - 1 : MAX_LINE_BYTES;
+        this.line(`${partial.slice(0, cut)}\n`);
+        partial = partial.slice(cut);
+      }
+    };
+    const s: OutputStream = {
       write: (chunk: Buffer) => {
+        if (ended) return;
         this.totalBytes += chunk.length;
-        partial += chunk.toString('utf8');
-        let nl: number;
-        while ((nl = partial.indexOf('\n')) >= 0) {
-          this.line(partial.slice(0, nl + 1));
-          partial = partial.slice(nl + 1);
-        }
-        while (partial.length > MAX_LINE_BYTES) {
-          this.line(`${partial.slice(0, MAX_LINE_BYTES)}\n`);
-          partial = partial.slice(MAX_LINE_BYTES);
-        }
+        held += decoder.write(chunk);
+        // Scanned once the held text is twice the longest form, not on every chunk: each
+        // character is then looked at about twice, however small the chunks and long the secret.
+        if (held.length < 2 * this.redactor.longest) return;
+        const { done, rest } = this.redactor.redactStream(held);
+        held = rest;
+        emit(done);
       },
       end: () => {
+        if (ended) return;
+        ended = true;
+        this.open.delete(s);
+        emit(this.redactor.redact(held + decoder.end()));
+        held = '';
         if (partial) this.line(`${partial}\n`);
         partial = '';
       },
     };
+    this.open.add(s);
+    return s;
   }
 
-  private line(text: string): void {
+  /** One whole line of a stream, already redacted. */
+  private line(clean: string): void {
     if (this.closed) return;
-    const clean = this.redactor.redact(text);
     const bytes = Buffer.byteLength(clean);
     if (this.fileBytes + bytes > this.maxFileBytes / 2) {
       fs.renameSync(this.logPath, `${this.logPath}.1`);
@@ -73,7 +114,14 @@ export class TaskOutput {
     return this.redactor.redact(t);
   }
 
+  /** Ends every open stream (its held text is redacted and written), then writes nothing more. */
   close(): void {
+    if (this.closed) return;
+    for (const s of [...this.open]) s.end();
     this.closed = true;
   }
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
 }

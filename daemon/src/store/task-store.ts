@@ -80,7 +80,18 @@ export interface TaskStoreOptions {
   readonly queue?: { readonly sqs: SQSClient; readonly queueUrl: string };
   /** Epoch ms. @default Date.now */
   readonly now?: () => number;
+  /**
+   * Applied to every value this store SETs on a record and to every event row's detail before
+   * it is written (fleetd: `(v) => log.secrets.redactValue(v)`, so no secret reaches a record
+   * or an event). Not applied to the fields fencing and the state machine compare
+   * (`UNREDACTED_FIELDS`): a secret that happens to equal a status or an instance id must not
+   * corrupt them. @default no redaction
+   */
+  readonly redact?: (value: unknown) => unknown;
 }
+
+/** Written as they are: fleetd's own identifiers, which fencing and the state machine compare. */
+const UNREDACTED_FIELDS = new Set(['status', 'instance_id', 'attempt', 'container_id']);
 
 export class TaskStore {
   private readonly ddb: DynamoDBDocumentClient;
@@ -117,8 +128,8 @@ export class TaskStore {
     try {
       await this.ddb.send(new TransactWriteCommand({
         TransactItems: [
-          { Update: { TableName: this.options.tasksTable, Key: { [TASKS_TABLE.partitionKey]: taskId }, ...buildUpdate(update, condition) } },
-          { Put: { TableName: this.options.eventsTable, Item: eventRow(taskId, event) } },
+          { Update: { TableName: this.options.tasksTable, Key: { [TASKS_TABLE.partitionKey]: taskId }, ...buildUpdate(this.redactUpdate(update), condition) } },
+          { Put: { TableName: this.options.eventsTable, Item: eventRow(taskId, this.redactEvent(event)) } },
         ],
       }));
       return true;
@@ -131,12 +142,27 @@ export class TaskStore {
   /** A conditional update with no event (heartbeat bookkeeping, send times). False: the condition failed. */
   private async update(taskId: string, update: UpdateSpec, condition: Condition, during: string): Promise<boolean> {
     try {
-      await this.ddb.send(new UpdateCommand({ TableName: this.options.tasksTable, Key: { [TASKS_TABLE.partitionKey]: taskId }, ...buildUpdate(update, condition) }));
+      await this.ddb.send(new UpdateCommand({ TableName: this.options.tasksTable, Key: { [TASKS_TABLE.partitionKey]: taskId }, ...buildUpdate(this.redactUpdate(update), condition) }));
       return true;
     } catch (err) {
       if (isConditionFailure(err)) return false;
       throw new StoreError(`${during} of task ${taskId}`, { cause: err });
     }
+  }
+
+  /** `fields` with `options.redact` applied to each value, but for UNREDACTED_FIELDS. */
+  private redactFields<T extends Record<string, unknown>>(fields: T): T {
+    const redact = this.options.redact;
+    if (!redact) return fields;
+    return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, UNREDACTED_FIELDS.has(k) ? v : redact(v)])) as T;
+  }
+
+  private redactUpdate(update: UpdateSpec): UpdateSpec {
+    return this.options.redact && update.set ? { ...update, set: this.redactFields(update.set) } : update;
+  }
+
+  private redactEvent<E extends EventFields>(event: E): E {
+    return this.options.redact && event.detail ? { ...event, detail: this.redactFields(event.detail) } : event;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -208,7 +234,7 @@ export class TaskStore {
     if (options.event) {
       // Not a transition: the record and the message are what matter, so a failure here is reported, not undone.
       await this.ddb.send(new TransactWriteCommand({
-        TransactItems: [{ Put: { TableName: this.options.eventsTable, Item: eventRow(record.task_id, { type: EventType.MESSAGE_RESENT, at, status: requeue ? TaskStatus.QUEUED : record.status, attempt: record.attempt, detail: { by: options.by, reason: options.why } }) } }],
+        TransactItems: [{ Put: { TableName: this.options.eventsTable, Item: eventRow(record.task_id, this.redactEvent({ type: EventType.MESSAGE_RESENT, at, status: requeue ? TaskStatus.QUEUED : record.status, attempt: record.attempt, detail: { by: options.by, reason: options.why } })) } }],
       })).catch((err) => {
         throw new StoreError(`appending MESSAGE_RESENT to task ${record.task_id} (the message was sent)`, { cause: err });
       });
