@@ -174,7 +174,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       if (this.state.current.kind === 'booting') this.state.to({ kind: 'stopped' });
       throw new BootError(`preflight: ${problem}`);
     }
-    this.store = new TaskStore({ ddb: clients.ddb, tasksTable: config.tasksTable, eventsTable: config.eventsTable, timings: config.timings });
+    this.store = new TaskStore({ ddb: clients.ddb, tasksTable: config.tasksTable, eventsTable: config.eventsTable, timings: config.timings, redact: (v) => this.log.secrets.redactValue(v) });
     this.runner = new ContainerRunner({ docker, workDir: config.workDir, instanceId: id.instanceId, allowedRegistries: config.allowedRegistries, ecr: clients.ecr, log: this.log });
     // The lease guard (`fleetd guard`, its own systemd timer) acts on this instance's containers only.
     this.leaseFiles.writeInstanceId(id.instanceId);
