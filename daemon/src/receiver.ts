@@ -138,8 +138,9 @@ export class Receiver {
     const { sqs, config, store } = this.d;
     const decoded = decodeEnvelope(message.Body);
     if (!decoded.ok) {
+      // A malformed message never changes a record, even one it names: anyone who can send to
+      // the queue could otherwise fail another submitter's task. It only goes to the DLQ.
       const reason = `malformed message: ${decoded.problems.join('; ')}`;
-      if (decoded.taskId) await store.failQueued(decoded.taskId, reason);
       await this.toDeadLetter(message, reason);
       return;
     }

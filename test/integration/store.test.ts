@@ -295,15 +295,6 @@ describe('after the claim: fenced writes', () => {
     expect(await store.release({ ...d.lease, attempt: 7 }, 'drain')).toBe('fenced');
   });
 
-  test('failQueued: only a QUEUED task is failed by a bad message about it', async () => {
-    const store = storeAt(manualClock());
-    const queued = await created(store);
-    expect(await store.failQueued(queued.task_id, 'malformed message')).toBe(true);
-    expect((await eventsOf(queued.task_id)).at(-1)).toMatchObject({ type: EventType.REJECTED, status: TaskStatus.FAILED });
-    const { lease } = await claimed(store);
-    expect(await store.failQueued(lease.taskId, 'malformed message')).toBe(false);
-    expect((await recordOf(store, lease.taskId)).status).toBe(TaskStatus.CLAIMED);
-  });
 });
 
 describe('the client and the reconciler', () => {

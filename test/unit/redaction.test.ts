@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { TaskStatus } from '../../daemon/src/contract';
+import { EventType, TaskStatus } from '../../daemon/src/contract';
 import { Logger } from '../../daemon/src/log';
 import { MIN_SECRET_LINE_LENGTH, REDACTED, Redactor, secretForms } from '../../daemon/src/redact';
 import { ContainerRunner, type RunnerOptions, type TaskFiles } from '../../daemon/src/runner';
@@ -425,7 +425,7 @@ describe('TaskStore redact hook', () => {
           reason: `exit ${secret}`,
         });
         await store.release(lease, `release ${secret}`);
-        await store.failQueued('t-other', `malformed ${secret}`);
+        await store.transitionSeen({ task_id: 't-other', status: TaskStatus.QUEUED, attempt: 0, attempts_left: 1 } as never, TaskStatus.CANCELLED, { reason: `cancelled ${secret}` }, { type: EventType.CANCELLED, detail: { by: `client ${secret}` } });
         await store.endUnleased({ task_id: 't-x', status: TaskStatus.QUEUED, attempt: 0, attempts_left: 1 } as never, TaskStatus.FAILED, secret, `by ${secret}`);
         expect(sent).toHaveLength(4);
         expectNoTrace(strings(sent), secret);

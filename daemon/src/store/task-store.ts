@@ -470,16 +470,4 @@ export class TaskStore {
     return record?.status === TaskStatus.CANCEL_REQUESTED && record.attempt === lease.attempt;
   }
 
-  /** A malformed message named this task: fail it, but only while nobody runs it. */
-  async failQueued(taskId: string, reason: string): Promise<boolean> {
-    const now = this.now();
-    // Timeline: only QUEUED → FAILED; a task that is claimed or running is never failed because
-    // of a bad message about it.
-    return this.transition(
-      taskId,
-      { set: { status: TaskStatus.FAILED, reason, finished_at: now, updated_at: now, expires_at: retentionExpiresAt(now) } },
-      { expr: '#s = :queued', names: { '#s': 'status' }, values: { ':queued': TaskStatus.QUEUED } },
-      { type: EventType.REJECTED, at: now, status: TaskStatus.FAILED, detail: { reason } },
-    );
-  }
 }

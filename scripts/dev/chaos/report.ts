@@ -163,7 +163,19 @@ export function buildReport(i: ReportInput): ChaosReport {
     detail.push(`${what} ${ok}/${ids.length}`);
   };
   endedWith(i.sideRecords.badSpec, TaskStatus.FAILED, /invalid spec/, 'bad-spec records FAILED with reason');
-  endedWith(i.sideRecords.victims, TaskStatus.FAILED, /malformed message/, 'tasks named by v:2 messages FAILED with reason');
+  // A task named by a malformed (v: 2) message is never changed by it: it ends as its own
+  // (valid) spec makes it end, after the reconciler resends its lost message, never FAILED
+  // with the malformed message as the reason.
+  {
+    const untouched = i.sideRecords.victims.filter((id) => {
+      const r = i.records.get(id);
+      return r !== undefined && isTerminal(r.status) && !/malformed message/.test(r.reason ?? '');
+    });
+    for (const id of i.sideRecords.victims.filter((v) => !untouched.includes(v))) problems.push(`task named by a v:2 message ${id}: ${i.records.get(id)?.status ?? 'unknown'} (${i.records.get(id)?.reason ?? 'no reason'})`);
+    total += i.sideRecords.victims.length;
+    rejected += untouched.length;
+    detail.push(`tasks named by v:2 messages untouched by them ${untouched.length}/${i.sideRecords.victims.length}`);
+  }
   // Invalid records are dead-lettered by their (valid) envelope: counted among the DLQ reasons.
   const invalidDlq = i.dlq.filter((m) => m.reason && /task record for .* is invalid/.test(m.reason)).length;
   const invalidOk = Math.min(invalidDlq, i.sideRecords.invalidRecord.length);

@@ -247,7 +247,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       };
       for (const spec of specs) await put({ task_id: newTaskId(), status: 'QUEUED', spec, created_at: now, updated_at: now, attempt: 0, attempts_left: 3 }, sideRecords.badSpec);
       for (const rec of recs) await put({ ...(rec as Record<string, unknown>), task_id: newTaskId() }, sideRecords.invalidRecord);
-      // A queued task named by a message from a future client (v: 2): the task FAILS with the reason.
+      // A queued task named by a message from a future client (v: 2): the message is dead-lettered
+      // and the task untouched by it (it runs once the reconciler resends its lost message).
       for (let i = 0; i < 3; i++) {
         const victim = await client.submitTaskRecordOnly(baseSpec(fleet.demoImage) as Parameters<FleetClient['submitTaskRecordOnly']>[0]);
         sideRecords.victims.push(victim);
