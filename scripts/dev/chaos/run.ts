@@ -6,6 +6,9 @@
  * stage, and bad input (parsers directly, a sample as real SQS messages and records). Then a
  * bounded drain and the figures (report.ts).
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { localStackDir } from '../../lib/local-env-file';
 import { PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { DEFAULT_TIMINGS, DLQ_REASON_ATTRIBUTE, TaskStatus, encodeEnvelope, isTerminal, newTaskId, parseTaskRecord, type TaskEvent, type TaskRecord } from '../../../daemon/src/contract';
@@ -437,6 +440,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     stopActive.abort();
     for (const d of daemons) d.retired = true;
     await Promise.all(daemons.map((d) => d.stop().catch(() => undefined)));
+    // Every daemon's log, for reading a failed run after the fact.
+    const logDir = path.join(localStackDir(), 'chaos', `seed-${o.seed}`);
+    fs.mkdirSync(logDir, { recursive: true });
+    for (const d of daemons) fs.writeFileSync(path.join(logDir, `${d.instanceId}.jsonl`), `${d.lines.join('\n')}\n`);
+    say(`fleetd logs: ${logDir}`);
     for (const d of daemons) d.stopGuard();
     watch.stop();
     await proxy.close();
