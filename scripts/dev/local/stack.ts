@@ -28,6 +28,13 @@ export interface StackState {
 
 const IMDS_SCRIPT = path.join(__dirname, 'imds-server.ts');
 const SSM_AGENT_SCRIPT = path.join(__dirname, 'ssm-agent.ts');
+/**
+ * How a running stand-in is recognised: by the script's path inside any checkout, not by this
+ * checkout's absolute path, so a second checkout (a git worktree) sharing the stack through
+ * FLEET_LOCAL_DIR finds the running one instead of starting another beside it.
+ */
+const IMDS_MARKER = 'scripts/dev/local/imds-server.ts';
+const SSM_AGENT_MARKER = 'scripts/dev/local/ssm-agent.ts';
 
 export function readState(): StackState {
   try {
@@ -90,8 +97,8 @@ export async function up(): Promise<StackState> {
   say(`moto: ${state.moto.endpoint} (pid ${state.moto.pid}, ${state.moto.flavour})`);
   writeState(state);
 
-  if (!(state.imds && isOurProcess(state.imds.pid, IMDS_SCRIPT) && (await httpOk(`${state.imds.url}/_health`)))) {
-    if (state.imds && isOurProcess(state.imds.pid, IMDS_SCRIPT)) await stopProcess(state.imds.pid, IMDS_SCRIPT);
+  if (!(state.imds && isOurProcess(state.imds.pid, IMDS_MARKER) && (await httpOk(`${state.imds.url}/_health`)))) {
+    if (state.imds && isOurProcess(state.imds.pid, IMDS_MARKER)) await stopProcess(state.imds.pid, IMDS_MARKER);
     const port = await freePort();
     const pid = spawnDetached('imds', process.execPath, tsNodeArgs(IMDS_SCRIPT), { ...process.env, IMDS_PORT: String(port), AWS_REGION: LOCAL_REGION });
     state.imds = { pid, url: `http://127.0.0.1:${port}` };
@@ -106,7 +113,7 @@ export async function up(): Promise<StackState> {
   say(`fleet "${LOCAL_FLEET}": queue, dead-letter queue, 3 tables, bucket, secret, cancel document, group ${state.resources.asgName} (${state.resources.instanceIds.join(', ')})`);
   writeState(state);
 
-  if (!(state.ssmAgent && isOurProcess(state.ssmAgent.pid, SSM_AGENT_SCRIPT))) {
+  if (!(state.ssmAgent && isOurProcess(state.ssmAgent.pid, SSM_AGENT_MARKER))) {
     const pid = spawnDetached('ssm-agent', process.execPath, tsNodeArgs(SSM_AGENT_SCRIPT), { ...process.env, ...awsEnvironment(state.moto.endpoint) });
     state.ssmAgent = { pid };
   }
@@ -124,8 +131,8 @@ export async function up(): Promise<StackState> {
 export async function down(): Promise<void> {
   const state = readState();
   const stopped: string[] = [];
-  if (await stopProcess(state.ssmAgent?.pid, SSM_AGENT_SCRIPT)) stopped.push('ssm agent');
-  if (await stopProcess(state.imds?.pid, IMDS_SCRIPT)) stopped.push('imds');
+  if (await stopProcess(state.ssmAgent?.pid, SSM_AGENT_MARKER)) stopped.push('ssm agent');
+  if (await stopProcess(state.imds?.pid, IMDS_MARKER)) stopped.push('imds');
   if (await stopProcess(state.moto?.pid, MOTO_MARKER)) stopped.push('moto');
   if (await stopProcess(state.docker?.pid, DOCKERD_MARKER, 30_000)) stopped.push('dockerd');
   fs.rmSync(ENV_FILE, { force: true });
@@ -148,7 +155,7 @@ export async function status(): Promise<{ components: ComponentStatus[]; resourc
     { name: 'dockerd', up: docker, pid: s.docker?.pid, address: s.docker?.host, note: s.docker && !s.docker.pid ? 'external (DOCKER_HOST)' : undefined },
     { name: 'moto', up: s.moto ? await motoAnswers(s.moto.endpoint) : false, pid: s.moto?.pid, address: s.moto?.endpoint },
     { name: 'imds', up: s.imds ? await httpOk(`${s.imds.url}/_health`) : false, pid: s.imds?.pid, address: s.imds?.url },
-    { name: 'ssm-agent', up: isOurProcess(s.ssmAgent?.pid, SSM_AGENT_SCRIPT), pid: s.ssmAgent?.pid, note: 'polls ListCommands' },
+    { name: 'ssm-agent', up: isOurProcess(s.ssmAgent?.pid, SSM_AGENT_MARKER), pid: s.ssmAgent?.pid, note: 'polls ListCommands' },
     { name: 'demo-image', up: docker && s.docker ? await imageExists(dockerClient(s.docker.host), DEMO_IMAGE) : false, address: DEMO_IMAGE },
   ];
   return { components, resources: s.resources };
