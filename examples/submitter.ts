@@ -1,7 +1,9 @@
 /**
  * Example: a service that submits tasks (e.g. a Lambda behind your API). Its role gets
- * `grantSubmit`: upload payloads under tasks/, create the record and its event, send the
- * message. Nothing to read, cancel or redrive.
+ * `grantSubmit`: upload payloads under tasks/, seal the spec with the fleet's KMS HMAC key
+ * (kms:GenerateMac: a submitter decides what runs, docs/security.md), create the record and its
+ * event, send the message. Nothing to read, cancel or redrive. Give the service FLEET_SEAL_KEY_ID
+ * (the stack output SealKeyId): fleetd runs only sealed records.
  *
  * cdk-nag reports the `tasks/*` object wildcard (AwsSolutions-IAM5) on your role; the construct
  * does not acknowledge findings on principals it does not own, so the app does, with its reason.

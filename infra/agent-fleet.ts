@@ -1,8 +1,8 @@
 /**
  * AgentFleet: a pull-based EC2 fleet for long agent containers, as one construct.
  *
- *   submitters ──grantSubmit──▶ payload bucket + tasks table + task queue ──▶ fleetd on the group's
- *   instances (long-poll, claim, run, heartbeat) ──▶ tasks/events/instances tables
+ *   submitters ──grantSubmit──▶ seal (KMS HMAC key) + payload bucket + tasks table + task queue
+ *   ──▶ fleetd on the group's instances (verify the seal, claim, run, heartbeat) ──▶ tables
  *   scaler Lambda (every 10 s) ── raises desired capacity from the queue depth; instances
  *   scale themselves in. reconciler Lambda ── repairs what no daemon will finish.
  *   cancellers ──grantCancel──▶ SSM cancel document on fleet-tagged instances ──▶ fleetd cancel
@@ -58,6 +58,7 @@ import {
   reconcilerStatements,
   redriveStatements,
   scalerStatements,
+  sealStatements,
   submitStatements,
   type FleetPermissionTargets,
 } from './permissions';
@@ -85,6 +86,13 @@ export class AgentFleet extends Construct {
   readonly eventsTable: dynamodb.Table;
   readonly instancesTable: dynamodb.Table;
   readonly payloadBucket: s3.Bucket;
+  /**
+   * The fleet's KMS HMAC key (HMAC_256, GENERATE_VERIFY_MAC) that seals task specs
+   * (docs/security.md): kms:GenerateMac for submitters only (grantSubmit, grantOperate,
+   * grantSeal), kms:VerifyMac for the instance role only. Its ARN is fleetd's `sealKeyId` and
+   * the CLI's FLEET_SEAL_KEY_ID.
+   */
+  readonly sealKey: kms.Key;
   readonly cancelDocument: ssm.CfnDocument;
   /** Name of the cancel document (`FLEET_CANCEL_DOCUMENT` for the CLI). */
   readonly cancelDocumentName: string;
@@ -199,6 +207,15 @@ export class AgentFleet extends Construct {
       'Payloads are short-lived task inputs (written under tasks/<id>/ by submitters, read by fleetd, expired after the retention). Object-level auditing belongs to CloudTrail data events, enabled account-wide; a per-fleet access-log bucket is left out.',
     );
 
+    // ----- The seal key: only a submitter decides what runs (docs/security.md). HMAC keys have
+    // no automatic rotation in KMS (cdk-nag's KMS5 concerns symmetric encryption keys only).
+    this.sealKey = new kms.Key(this, 'SealKey', {
+      description: `${p.fleetName}: seals task specs at submit; fleetd verifies before it runs anything`,
+      keySpec: kms.KeySpec.HMAC_256,
+      keyUsage: kms.KeyUsage.GENERATE_VERIFY_MAC,
+      removalPolicy: p.removalPolicy,
+    });
+
     // ----- The SSM cancel document (TaskId constrained by allowedPattern).
     this.cancelDocument = new ssm.CfnDocument(this, 'CancelDocument', {
       documentType: 'Command',
@@ -215,10 +232,10 @@ export class AgentFleet extends Construct {
     });
 
     // ----- Roles.
+    // No managed policy: the SSM Agent's minimum is in ./permissions (SSM_AGENT_ACTIONS).
     this.instanceRole = new iam.Role(this, 'InstanceRole', {
       assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
       description: `fleetd on agent-fleet ${p.fleetName} instances`,
-      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
     });
     this.taskRole = new iam.Role(this, 'TaskRole', {
       // Only fleetd's instance role may assume it, and it must pass session tags (task id).
@@ -275,6 +292,7 @@ export class AgentFleet extends Construct {
       allowedRegistries,
       secretArnPrefix,
       taskRoleArn: this.taskRole.roleArn,
+      sealKeyId: this.sealKey.keyArn,
       ...(props.abcaTaskTable ? { abcaTaskTable: props.abcaTaskTable.tableName } : {}),
     };
     const mixed = p.instanceTypes.length > 1 || props.spot !== undefined;
@@ -380,6 +398,7 @@ export class AgentFleet extends Construct {
       payloadBucket: this.payloadBucket,
       fleetName: p.fleetName,
       tagKeys: this.tagKeys,
+      sealKey: this.sealKey,
     };
     const instanceStatements = instanceRoleStatements({
       ...this.permissionTargets,
@@ -440,6 +459,8 @@ export class AgentFleet extends Construct {
       'cloudwatch:PutMetricData has no resource-level permissions; its cloudwatch:namespace condition scopes it to the fleet namespace.',
     );
 
+    this.denySealing([this.instanceRole, this.taskRole, this.scaler.role, this.reconciler.role]);
+
     this.monitoring = new FleetMonitoring(this, 'Monitoring', {
       fleet: this,
       oldestTaskAgeThreshold: p.oldestTaskAgeAlarmThreshold,
@@ -450,9 +471,21 @@ export class AgentFleet extends Construct {
 
   // ----- Integration methods.
 
-  /** Lets `grantee` submit tasks: upload payloads, create records and events, enqueue. */
+  /**
+   * Lets `grantee` submit tasks: upload payloads, seal specs with the fleet key
+   * (kms:GenerateMac), create records and events, enqueue. A submitter decides what runs.
+   */
   grantSubmit(grantee: iam.IGrantable): iam.Grant {
     return grantStatements(grantee, submitStatements(this.permissionTargets));
+  }
+
+  /**
+   * Lets `grantee` seal specs with the fleet key (kms:GenerateMac) and nothing else: for a
+   * component that submits on a producer's behalf (an intake function writing records through
+   * its own grants). Whoever holds it decides what the fleet runs.
+   */
+  grantSeal(grantee: iam.IGrantable): iam.Grant {
+    return grantStatements(grantee, sealStatements(this.permissionTargets));
   }
 
   /**
@@ -538,6 +571,25 @@ export class AgentFleet extends Construct {
   }
 
   // ----- Parts.
+
+  /**
+   * The seal key's policy refuses kms:GenerateMac to the fleet's own principals that must never
+   * decide what runs (the instances, the task containers, the Lambdas), whatever IAM policies
+   * are later attached to them (a broad policy on the task role, say). Everyone else still
+   * needs an IAM grant (the key trusts the account's IAM, CDK's default admin statement).
+   */
+  private denySealing(roles: iam.IRole[]): void {
+    this.sealKey.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'FleetPrincipalsNeverSeal',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['kms:GenerateMac'],
+        resources: ['*'],
+        conditions: { ArnEquals: { 'aws:PrincipalArn': roles.map((r) => r.roleArn) } },
+      }),
+    );
+  }
 
   /**
    * The topic for `alarmEmail`: encrypted with its own rotating KMS key (AwsSolutions-SNS2; the
@@ -649,15 +701,10 @@ export class AgentFleet extends Construct {
     asgArn: string;
   }): void {
     const role = this.instanceRole;
-    acknowledgeManagedPolicy(
-      role,
-      'AmazonSSMManagedInstanceCore',
-      "The SSM Agent needs AWS's maintained instance-core set to receive the fleet's cancel document; its actions change with agent releases, so a copy would rot.",
-    );
     acknowledge(
       role,
       'AwsSolutions-IAM5[Resource::*]',
-      'ecr:GetAuthorizationToken and autoscaling:DescribeAutoScalingGroups/DescribeAutoScalingInstances have no resource-level permissions in IAM.',
+      "ecr:GetAuthorizationToken, autoscaling:DescribeAutoScalingGroups/DescribeAutoScalingInstances and the SSM Agent's registration and message-channel actions (ssm:UpdateInstanceInformation, ssm:ListInstanceAssociations, ec2messages:*, ssmmessages:* listed one by one; AWS's documented minimum for Run Command and Session Manager) have no resource-level permissions in IAM.",
     );
     acknowledgeWildcardResource(role, this.payloadBucket.arnForObjects(PAYLOAD_KEY_PATTERN), 'Read-only access to payload objects under tasks/ (object keys are per task id, unknown in advance).');
     acknowledgeWildcardResource(

@@ -49,6 +49,8 @@ export class AgentFleetStack extends Stack {
       ['CancelDocument', FLEET_ENV.cancelDocument, f.cancelDocumentName],
       ['AutoScalingGroup', FLEET_ENV.asgName, f.autoScalingGroupName],
       ['TagPrefix', FLEET_ENV.tagPrefix, f.tagPrefix],
+      // Submits are sealed with it (docs/security.md); fleetd runs only sealed records.
+      ['SealKeyId', FLEET_ENV.sealKeyId, f.sealKey.keyArn],
     ];
     for (const [id, variable, value] of envOutputs) new CfnOutput(this, id, { value, description: variable });
     new CfnOutput(this, 'TaskRoleArn', { value: f.taskRole.roleArn, description: 'Role task containers get credentials from; grant it what agents need' });

@@ -5,29 +5,40 @@
  * Who                      | may do
  * ------------------------ | -----------------------------------------------------------------
  * instance role (fleetd)   | receive/delete/extend its task queue; reject to the DLQ; the
- *                          | DynamoDB actions fleetd uses on the fleet's tables; read payloads;
- *                          | read secrets under the prefix; pull from ECR; tag *itself* with
- *                          | the status/task-id keys only; act on its *own* group; assume the
- *                          | task role; write to the fleet's instance log groups; SSM core
- *                          | (the cancel document runs through the SSM agent); UpdateItem on
- *                          | ABCA's TaskTable only when `abcaTaskTable` is set
+ *                          | DynamoDB actions fleetd uses on the fleet's tables (task writes
+ *                          | limited to TASK_WRITE_ATTRIBUTES.instance); verify seals
+ *                          | (kms:VerifyMac); read payloads; read secrets under the prefix;
+ *                          | pull from ECR; tag *itself* with the status/task-id keys only; act
+ *                          | on its *own* group; assume the task role; write to the fleet's
+ *                          | instance log groups; the SSM Agent's minimum for Run Command and
+ *                          | Session Manager; UpdateItem on ABCA's TaskTable only when
+ *                          | `abcaTaskTable` is set
  * task role                | nothing by default (the owner grants what agents need); assumable
  *                          | only by the instance role, with session tags
- * grantSubmit              | put payloads, create records and events, send to the queue
- * grantCancel              | request cancel on records; SendCommand of the fleet's document
- *                          | on instances carrying the fleet tag
+ * grantSubmit              | put payloads, create records and events, seal specs
+ *                          | (kms:GenerateMac), send to the queue
+ * grantSeal                | kms:GenerateMac only (a component that submits for a producer)
+ * grantCancel              | request cancel on records (TASK_WRITE_ATTRIBUTES.cancel);
+ *                          | SendCommand of the fleet's document on instances with the fleet tag
  * grantRead                | the read-only CLI verbs (status, list, watch, logs, instances):
  *                          | get records, query the by-status index and events, scan the
  *                          | instances table, ec2:DescribeInstances
  * grantRedrive             | `fleet dlq list` / `fleet dlq redrive`: read, release and delete
  *                          | dead letters; get a letter's record; resend to the task queue
+ *                          | (TASK_WRITE_ATTRIBUTES.resend) and append MESSAGE_RESENT
+ *
+ * Sealed specs and attribute-scoped writes (docs/security.md): only grantSubmit/grantSeal may
+ * make a seal. Every other principal that updates a task record does so under a
+ * `dynamodb:Attributes` allow-list that leaves out what decides what runs (`spec`, `seal`,
+ * `max_attempts`) and has no PutItem on the tasks table, so it cannot write a record whole.
  */
 import { Stack } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
-import { type TagKeys } from '../daemon/src/contract';
+import { TASKS_TABLE, type TagKeys } from '../daemon/src/contract';
 
 export interface FleetPermissionTargets {
   readonly stack: Stack;
@@ -39,6 +50,8 @@ export interface FleetPermissionTargets {
   readonly payloadBucket: s3.IBucket;
   readonly fleetName: string;
   readonly tagKeys: TagKeys;
+  /** The fleet's HMAC key that seals specs (GenerateMac: submitters; VerifyMac: the instance role). */
+  readonly sealKey: kms.IKey;
 }
 
 export interface InstanceRoleTargets extends FleetPermissionTargets {
@@ -57,11 +70,111 @@ export const PAYLOAD_KEY_PATTERN = 'tasks/*';
 
 /** The DynamoDB actions fleetd performs (transactions are authorised per item action). */
 export const FLEETD_TABLE_ACTIONS = {
-  tasks: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'],
+  /** GetItem unconditioned; UpdateItem only under TASK_WRITE_ATTRIBUTES.instance. Never PutItem. */
+  tasks: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
   events: ['dynamodb:PutItem'],
   instances: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
   /** The heartbeat mirror (daemon/src/abca-mirror.ts): one conditional UpdateItem, nothing else. */
   abcaTaskTable: ['dynamodb:UpdateItem'],
+} as const;
+
+/**
+ * The task-record attributes each non-submitting writer may name in an UpdateItem (SET,
+ * REMOVE, ADD *and* its condition: DynamoDB's `dynamodb:Attributes` covers every attribute a
+ * request reads, writes or compares, plus the table's key, which must be listed). Each list is
+ * exactly what daemon/src/store/task-store.ts writes and compares for that writer;
+ * infra/test/write-attributes.test.ts records the store's commands and fails when the store
+ * names an attribute a list lacks. None holds `spec`, `seal`, `max_attempts`,
+ * `idempotency_key` or `created_at`: what decides what runs is written once, by a submitter.
+ */
+export const TASK_WRITE_ATTRIBUTES = {
+  /**
+   * fleetd: claim, markRunning, heartbeat, finish, release, requestCancel, endUnleased.
+   * `attempt` and `attempts_left` are the fencing token and the budget (not sealed: the cap
+   * `max_attempts` is); the terminal fields are the outcome fleetd reports.
+   */
+  instance: [
+    TASKS_TABLE.partitionKey,
+    'status',
+    'instance_id',
+    'attempt',
+    'attempts_left',
+    'lease_expires_at',
+    'claimed_at',
+    'started_at',
+    'heartbeat_at',
+    'container_id',
+    'cancel_requested_at',
+    'message_sent_at',
+    'updated_at',
+    'finished_at',
+    'expires_at',
+    'reason',
+    'exit_code',
+    'oom_killed',
+    'duration_ms',
+    'result',
+    'result_error',
+    'log_tail',
+  ],
+  /** `fleet cancel` (FleetClient.cancelTask → TaskStore.transitionSeen). */
+  cancel: [TASKS_TABLE.partitionKey, 'status', 'attempt', 'cancel_requested_at', 'reason', 'updated_at', 'finished_at', 'expires_at'],
+  /** TaskStore.resend: a submit's first send, `fleet dlq redrive`, a resubmit (records message_sent_at, fenced). */
+  resend: [TASKS_TABLE.partitionKey, 'status', 'attempt', 'lease_expires_at', 'message_sent_at', 'updated_at'],
+  /** The reconciler: TaskStore.endUnleased (fail, cancel) and resend (with requeue). */
+  reconciler: [TASKS_TABLE.partitionKey, 'status', 'attempt', 'lease_expires_at', 'message_sent_at', 'reason', 'updated_at', 'finished_at', 'expires_at'],
+} as const satisfies Record<string, readonly string[]>;
+
+export type TaskWriter = keyof typeof TASK_WRITE_ATTRIBUTES;
+
+/** Attributes no writer but a submitter (PutItem of a whole, sealed record) may ever write. */
+export const SUBMITTER_ONLY_ATTRIBUTES = ['spec', 'seal', 'max_attempts', 'idempotency_key', 'created_at'] as const;
+
+/**
+ * `ReturnValues` each writer may ask for. The allow-list alone would let ALL_OLD / ALL_NEW read
+ * attributes outside it; fleetd's heartbeat asks for ALL_NEW (a cancel request is read on the
+ * heartbeat that renews), which gives it nothing it cannot GetItem anyway (it must read the spec
+ * to run the task).
+ */
+export const TASK_WRITE_RETURN_VALUES: Record<TaskWriter, readonly string[]> = {
+  instance: ['NONE', 'ALL_NEW'],
+  cancel: ['NONE'],
+  resend: ['NONE'],
+  reconciler: ['NONE'],
+};
+
+/**
+ * UpdateItem on the tasks table, limited to `writer`'s attributes. The Null test makes a
+ * request without the key refused rather than waved through (ForAllValues is true on an empty
+ * set); an UpdateItem always names at least one attribute.
+ */
+function taskUpdateStatement(sid: string, tasksTable: dynamodb.ITable, writer: TaskWriter): iam.PolicyStatement {
+  return statement(sid, ['dynamodb:UpdateItem'], [tasksTable.tableArn], {
+    'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...TASK_WRITE_ATTRIBUTES[writer]] },
+    StringEqualsIfExists: { 'dynamodb:ReturnValues': [...TASK_WRITE_RETURN_VALUES[writer]] },
+    Null: { 'dynamodb:Attributes': 'false' },
+  });
+}
+
+/**
+ * The SSM Agent's minimum for Run Command (the fleet's cancel document) and Session Manager
+ * (an operator's shell), in place of AmazonSSMManagedInstanceCore, which also grants
+ * ssm:GetParameter(s) on every parameter of the account, documents, inventory, patching and
+ * compliance writes. Registration and the message channels have no resource-level
+ * permissions: AWS requires "*". ec2messages is the agent's Run Command channel; ssmmessages
+ * its control channel (Session Manager, and Run Command on recent agents).
+ */
+export const SSM_AGENT_ACTIONS = {
+  registration: ['ssm:UpdateInstanceInformation', 'ssm:ListInstanceAssociations'],
+  runCommand: [
+    'ec2messages:AcknowledgeMessage',
+    'ec2messages:DeleteMessage',
+    'ec2messages:FailMessage',
+    'ec2messages:GetEndpoint',
+    'ec2messages:GetMessages',
+    'ec2messages:SendReply',
+  ],
+  channels: ['ssmmessages:CreateControlChannel', 'ssmmessages:CreateDataChannel', 'ssmmessages:OpenControlChannel', 'ssmmessages:OpenDataChannel'],
 } as const;
 
 export function instanceArnPattern(stack: Stack): string {
@@ -77,9 +190,12 @@ export function instanceRoleStatements(t: InstanceRoleTargets): iam.PolicyStatem
     statement('TaskQueueConsume', ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility'], [t.queue.queueArn]),
     // Poison or foreign messages go to the DLQ with the reason attribute (DLQ_REASON_ATTRIBUTE).
     statement('DeadLetterReject', ['sqs:SendMessage'], [t.deadLetterQueue.queueArn]),
-    statement('TasksTableLease', FLEETD_TABLE_ACTIONS.tasks, [t.tasksTable.tableArn]),
+    statement('TasksTableRead', ['dynamodb:GetItem'], [t.tasksTable.tableArn]),
+    taskUpdateStatement('TasksTableLease', t.tasksTable, 'instance'),
     statement('EventsTableAppend', FLEETD_TABLE_ACTIONS.events, [t.eventsTable.tableArn]),
     statement('InstancesTableRows', FLEETD_TABLE_ACTIONS.instances, [t.instancesTable.tableArn]),
+    // Sealed specs: fleetd verifies every record's seal before it runs anything; it can never make one.
+    statement('SealVerify', ['kms:VerifyMac'], [t.sealKey.keyArn]),
     statement('PayloadRead', ['s3:GetObject'], [t.payloadBucket.arnForObjects(PAYLOAD_KEY_PATTERN)]),
     statement('TaskSecretsUnderPrefix', ['secretsmanager:GetSecretValue'], [`${t.secretArnPrefix}*`]),
     // GetAuthorizationToken has no resource-level permissions: AWS requires "*".
@@ -115,6 +231,9 @@ export function instanceRoleStatements(t: InstanceRoleTargets): iam.PolicyStatem
     statement('AssumeTaskRole', ['sts:AssumeRole', 'sts:TagSession'], [t.taskRole.roleArn]),
     // The CloudWatch agent: streams in the fleet's pre-created groups only (no CreateLogGroup).
     statement('InstanceLogs', ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'], t.instanceLogGroupArns),
+    statement('SsmAgentRegistration', SSM_AGENT_ACTIONS.registration, ['*']),
+    statement('SsmAgentRunCommand', SSM_AGENT_ACTIONS.runCommand, ['*']),
+    statement('SsmAgentChannels', SSM_AGENT_ACTIONS.channels, ['*']),
     // Only with `abcaTaskTable`: SET agent_heartbeat_at on ABCA's task while its status is RUNNING.
     ...(t.abcaTaskTable ? [statement('AbcaHeartbeatMirror', FLEETD_TABLE_ACTIONS.abcaTaskTable, [t.abcaTaskTable.tableArn])] : []),
   ];
@@ -127,16 +246,27 @@ export function grantStatements(grantee: iam.IGrantable, statements: iam.PolicyS
     .reduce((all, g) => all.combine(g));
 }
 
-/** `fleet submit` / the client library: payload upload, record + SUBMITTED event, enqueue. */
+/**
+ * `fleet submit` / the client library: payload upload, sealed record + SUBMITTED event,
+ * enqueue. A submitter decides what runs: PutItem writes the whole record (spec, seal, cap).
+ */
 export function submitStatements(t: FleetPermissionTargets): iam.PolicyStatement[] {
   return [
     statement('PayloadUpload', ['s3:PutObject'], [t.payloadBucket.arnForObjects(PAYLOAD_KEY_PATTERN)]),
-    // GetItem: an idempotent resubmission reads the existing record; UpdateItem records
-    // message_sent_at after the enqueue (what the reconciler checks for a lost message).
-    statement('TaskCreate', ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'], [t.tasksTable.tableArn]),
+    ...sealStatements(t),
+    statement('TaskCreate', ['dynamodb:PutItem'], [t.tasksTable.tableArn]),
+    // An idempotent resubmission reads the existing record.
+    statement('TaskLookup', ['dynamodb:GetItem'], [t.tasksTable.tableArn]),
+    // Records message_sent_at around the enqueue (what the reconciler checks for a lost message).
+    taskUpdateStatement('TaskSendMark', t.tasksTable, 'resend'),
     statement('EventAppend', ['dynamodb:PutItem'], [t.eventsTable.tableArn]),
     statement('Enqueue', ['sqs:SendMessage'], [t.queue.queueArn]),
   ];
+}
+
+/** Making a seal (docs/security.md): what grantSubmit includes, alone for a component that submits on a producer's behalf. */
+export function sealStatements(t: Pick<FleetPermissionTargets, 'sealKey'>): iam.PolicyStatement[] {
+  return [statement('SpecSeal', ['kms:GenerateMac'], [t.sealKey.keyArn])];
 }
 
 /**
@@ -146,7 +276,8 @@ export function submitStatements(t: FleetPermissionTargets): iam.PolicyStatement
  */
 export function cancelStatements(t: FleetPermissionTargets, cancelDocumentArn: string): iam.PolicyStatement[] {
   return [
-    statement('TaskCancelRequest', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [t.tasksTable.tableArn]),
+    statement('TaskCancelRead', ['dynamodb:GetItem'], [t.tasksTable.tableArn]),
+    taskUpdateStatement('TaskCancelRequest', t.tasksTable, 'cancel'),
     statement('EventAppend', ['dynamodb:PutItem'], [t.eventsTable.tableArn]),
     statement('SendCancelDocument', ['ssm:SendCommand'], [cancelDocumentArn]),
     statement('SendToFleetInstances', ['ssm:SendCommand'], [instanceArnPattern(t.stack)], {
@@ -180,12 +311,15 @@ export function readStatements(t: FleetPermissionTargets, statusIndexName: strin
  * receive dead letters (hidden while read), make them visible again
  * (ChangeMessageVisibilityBatch is authorised as sqs:ChangeMessageVisibility), delete the
  * redriven and obsolete ones; read the record each letter names; resend a runnable task
- * (resendMessage: SendMessage to the task queue, then UpdateItem message_sent_at).
+ * (resendMessage → TaskStore.resend: UpdateItem message_sent_at, SendMessage to the task queue,
+ * then the MESSAGE_RESENT event row).
  */
 export function redriveStatements(t: FleetPermissionTargets): iam.PolicyStatement[] {
   return [
     statement('DeadLetterWork', ['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage'], [t.deadLetterQueue.queueArn]),
-    statement('TaskLookupAndResendMark', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [t.tasksTable.tableArn]),
+    statement('TaskLookup', ['dynamodb:GetItem'], [t.tasksTable.tableArn]),
+    taskUpdateStatement('TaskResendMark', t.tasksTable, 'resend'),
+    statement('EventAppend', ['dynamodb:PutItem'], [t.eventsTable.tableArn]),
     statement('Resend', ['sqs:SendMessage'], [t.queue.queueArn]),
   ];
 }
@@ -209,10 +343,8 @@ export function scalerStatements(
 /** The reconciler Lambda: exactly the calls reconcileOnce makes, plus its metrics. */
 export function reconcilerStatements(t: FleetPermissionTargets, statusIndexName: string, metricsNamespace: string): iam.PolicyStatement[] {
   return [
-    statement('TasksRepair', ['dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem'], [
-      t.tasksTable.tableArn,
-      `${t.tasksTable.tableArn}/index/${statusIndexName}`,
-    ]),
+    statement('TasksRead', ['dynamodb:Query', 'dynamodb:GetItem'], [t.tasksTable.tableArn, `${t.tasksTable.tableArn}/index/${statusIndexName}`]),
+    taskUpdateStatement('TasksRepair', t.tasksTable, 'reconciler'),
     statement('EventAppend', ['dynamodb:PutItem'], [t.eventsTable.tableArn]),
     statement('InstancesRead', ['dynamodb:Scan'], [t.instancesTable.tableArn]),
     statement('Resend', ['sqs:SendMessage', 'sqs:GetQueueAttributes'], [t.queue.queueArn]),

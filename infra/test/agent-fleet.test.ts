@@ -31,6 +31,7 @@ import {
   type FleetUnderTest,
   type Statement,
 } from './fleet-factory';
+import { TASK_WRITE_ATTRIBUTES, TASK_WRITE_RETURN_VALUES, type TaskWriter } from '../permissions';
 
 const keys = tagKeys();
 let fleet: FleetUnderTest;
@@ -303,7 +304,8 @@ describe('instance role', () => {
   test.each([
     ['TaskQueueConsume', ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:ReceiveMessage'], 'queue'],
     ['DeadLetterReject', ['sqs:SendMessage'], 'deadLetterQueue'],
-    ['TasksTableLease', ['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'], 'tasksTable'],
+    ['TasksTableRead', ['dynamodb:GetItem'], 'tasksTable'],
+    ['TasksTableLease', ['dynamodb:UpdateItem'], 'tasksTable'],
     ['EventsTableAppend', ['dynamodb:PutItem'], 'eventsTable'],
     ['InstancesTableRows', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], 'instancesTable'],
   ] as const)('%s: exactly %j on the fleet’s own %s', (sid, actions, target) => {
@@ -386,11 +388,33 @@ describe('instance role', () => {
     }
   });
 
-  test('has SSM managed-instance core for the cancel document, and no other managed policy', () => {
+  test('has no managed policy at all (AmazonSSMManagedInstanceCore is gone)', () => {
     fleet.template.hasResourceProperties('AWS::IAM::Role', {
       AssumeRolePolicyDocument: Match.objectLike({ Statement: [Match.objectLike({ Principal: { Service: 'ec2.amazonaws.com' } })] }),
-      ManagedPolicyArns: [{ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::aws:policy/AmazonSSMManagedInstanceCore']] }],
+      ManagedPolicyArns: Match.absent(),
     });
+    expect(JSON.stringify(fleet.template.toJSON())).not.toContain('AmazonSSMManagedInstanceCore');
+  });
+
+  test("the SSM Agent gets AWS's minimum for Run Command and Session Manager, nothing more", () => {
+    // Act
+    const ssm = statements.filter((s) => actionsOf(s).some((a) => /^(ssm|ssmmessages|ec2messages):/.test(a)));
+    // Assess
+    expect(ssm.map((s) => s.Sid)).toEqual(['SsmAgentRegistration', 'SsmAgentRunCommand', 'SsmAgentChannels']);
+    expect(ssm.flatMap(actionsOf).sort()).toEqual([
+      'ec2messages:AcknowledgeMessage',
+      'ec2messages:DeleteMessage',
+      'ec2messages:FailMessage',
+      'ec2messages:GetEndpoint',
+      'ec2messages:GetMessages',
+      'ec2messages:SendReply',
+      'ssm:ListInstanceAssociations',
+      'ssm:UpdateInstanceInformation',
+      'ssmmessages:CreateControlChannel',
+      'ssmmessages:CreateDataChannel',
+      'ssmmessages:OpenControlChannel',
+      'ssmmessages:OpenDataChannel',
+    ]);
   });
 });
 
@@ -455,6 +479,13 @@ describe('grants', () => {
     });
   });
 
+  /** The condition a scoped task write carries (infra/permissions.ts). */
+  const scopedWrite = (writer: TaskWriter) => ({
+    'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...TASK_WRITE_ATTRIBUTES[writer]] },
+    StringEqualsIfExists: { 'dynamodb:ReturnValues': [...TASK_WRITE_RETURN_VALUES[writer]] },
+    Null: { 'dynamodb:Attributes': 'false' },
+  });
+
   /** Each statement as {actions (sorted), resources, condition}, in policy order. */
   const shape = (statements: Statement[]) => statements.map((s) => ({ actions: actionsOf(s).sort(), resources: resourcesOf(s), condition: s.Condition }));
 
@@ -483,7 +514,7 @@ describe('grants', () => {
     expect(statements.filter((s) => resourcesOf(s).includes('*')).flatMap(actionsOf)).toEqual(['ec2:DescribeInstances']);
   });
 
-  test('grantRedrive: receive/release/delete on the DLQ, GetItem/UpdateItem on tasks, SendMessage on the task queue — nothing else', () => {
+  test('grantRedrive: receive/release/delete on the DLQ, GetItem and a scoped UpdateItem on tasks, MESSAGE_RESENT rows, SendMessage on the task queue — nothing else', () => {
     // Prepare
     const f = t.fleet;
     const arn = (x: string) => resolved(t, x);
@@ -496,16 +527,28 @@ describe('grants', () => {
         resources: [arn(f.deadLetterQueue.queueArn)],
         condition: undefined,
       },
-      { actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], resources: [arn(f.tasksTable.tableArn)], condition: undefined },
+      { actions: ['dynamodb:GetItem'], resources: [arn(f.tasksTable.tableArn)], condition: undefined },
+      { actions: ['dynamodb:UpdateItem'], resources: [arn(f.tasksTable.tableArn)], condition: scopedWrite('resend') },
+      { actions: ['dynamodb:PutItem'], resources: [arn(f.eventsTable.tableArn)], condition: undefined },
       { actions: ['sqs:SendMessage'], resources: [arn(f.queue.queueArn)], condition: undefined },
     ]);
   });
 
-  test('grantSubmit: upload payloads, create records and events, enqueue (and note it) — nothing else', () => {
+  test('grantSubmit: upload payloads, seal, create records and events, enqueue (and note it) — nothing else', () => {
     // Act
-    const actions = statementsOfRole(t, submitter).flatMap(actionsOf).sort();
+    const statements = statementsOfRole(t, submitter);
+    const actions = statements.flatMap(actionsOf).sort();
     // Assess
-    expect(actions).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 's3:PutObject', 'sqs:SendMessage']);
+    expect(actions).toEqual([
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'kms:GenerateMac',
+      's3:PutObject',
+      'sqs:SendMessage',
+    ]);
+    expect(statements.find((s) => actionsOf(s).includes('dynamodb:UpdateItem'))?.Condition).toEqual(scopedWrite('resend'));
   });
 
   test('grantCancel: SendCommand only of the fleet document, only on instances with the fleet tag', () => {
@@ -527,6 +570,7 @@ describe('grants', () => {
       'ssm:SendCommand',
       'ssm:SendCommand',
     ]);
+    expect(statements.find((s) => actionsOf(s).includes('dynamodb:UpdateItem'))?.Condition).toEqual(scopedWrite('cancel'));
   });
 });
 

@@ -58,7 +58,7 @@ describe('examples', () => {
     });
   });
 
-  test('submitter: the role may submit (payload, record, event, enqueue) and nothing else', () => {
+  test('submitter: the role may submit (payload, seal, record, event, enqueue) and nothing else', () => {
     // Prepare
     const built = buildSubmitterExample(fastApp());
     // Act
@@ -66,7 +66,15 @@ describe('examples', () => {
     const t: FleetUnderTest = { ...built, template };
     const statements = statementsOfRole(t, built.submitter);
     // Assess
-    expect(statements.flatMap(actionsOf).sort()).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 's3:PutObject', 'sqs:SendMessage']);
+    expect(statements.flatMap(actionsOf).sort()).toEqual([
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'kms:GenerateMac',
+      's3:PutObject',
+      'sqs:SendMessage',
+    ]);
     const enqueue = statements.find((s) => actionsOf(s).includes('sqs:SendMessage'))!;
     expect(resourcesOf(enqueue)).toEqual([resolved(t, built.fleet.queue.queueArn)]);
   });

@@ -2,7 +2,7 @@
  * Early validation of AgentFleet's props (each message says what was got, what was expected
  * and the fix), fleetd's user data, and the app's synth with cdk-nag's AwsSolutions checks.
  */
-import { Duration, Stack } from 'aws-cdk-lib';
+import { CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -132,6 +132,7 @@ function renderUserData(t: FleetUnderTest): string {
     if (ref && resources[ref]?.Type === 'AWS::SQS::Queue') return `https://sqs.eu-west-1.amazonaws.com/123456789012/${ref}`;
     if (ref) return ref.toLowerCase();
     const [logicalId] = (part as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'];
+    if (resources[logicalId]?.Type === 'AWS::KMS::Key') return `arn:aws:kms:eu-west-1:123456789012:key/${logicalId}`;
     return `arn:aws:iam::123456789012:role/${logicalId}`;
   };
   const [separator, parts] = lt.UserData['Fn::Base64']['Fn::Join'];
@@ -187,6 +188,7 @@ describe("fleetd's user data", () => {
         'allowedRegistries',
         'secretArnPrefix',
         'taskRoleArn',
+        'sealKeyId',
       ].sort(),
     );
     expect(config).toMatchObject({
@@ -199,6 +201,9 @@ describe("fleetd's user data", () => {
       secretArnPrefix: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:agent-fleet/gpu/',
     });
     expect(t.fleet.fleetdConfig.asgName).toBe(config.asgName);
+    // Sealed specs: fleetd verifies with the fleet's own HMAC key, named by its ARN.
+    const keyLogicalId = t.stack.getLogicalId(t.fleet.sealKey.node.defaultChild as CfnElement);
+    expect(config.sealKeyId).toBe(`arn:aws:kms:eu-west-1:123456789012:key/${keyLogicalId}`);
   });
 });
 
