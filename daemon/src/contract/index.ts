@@ -17,3 +17,5 @@ export * from './scaling';
 export * from './config-file';
 export * from './deployment';
 export * from './seal';
+export * from './intake';
+export * from './task-state-change';
