@@ -5,9 +5,12 @@
  */
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import type { Construct, Node } from 'constructs';
 import { FLEET_ENV } from '../daemon/src/contract';
 import { AgentFleet, AgentFleetPropsError, type AgentFleetProps } from './agent-fleet';
+import { FleetIntake } from './intake';
 
 export interface AgentFleetStackProps extends StackProps {
   /**
@@ -20,6 +23,7 @@ export interface AgentFleetStackProps extends StackProps {
 
 export class AgentFleetStack extends Stack {
   readonly fleet: AgentFleet;
+  readonly intake: FleetIntake;
 
   constructor(scope: Construct, id: string, props: AgentFleetStackProps = {}) {
     super(scope, id, {
@@ -28,6 +32,14 @@ export class AgentFleetStack extends Stack {
     });
     this.fleet = new AgentFleet(this, 'Fleet', props.fleet);
     const f = this.fleet;
+    // The intake queue, state-change events and Step Functions callbacks (docs/integration.md).
+    const bus = this.node.tryGetContext('eventBusName') as string | undefined;
+    const sealKeyArn = this.node.tryGetContext('sealKeyArn') as string | undefined;
+    this.intake = new FleetIntake(this, 'Intake', {
+      fleet: f,
+      eventBus: bus ? events.EventBus.fromEventBusName(this, 'TaskEventBus', bus) : undefined,
+      sealKey: sealKeyArn ? kms.Key.fromKeyArn(this, 'SealKey', sealKeyArn) : undefined,
+    });
     const envOutputs: [string, string, string][] = [
       ['FleetName', FLEET_ENV.fleetName, f.fleetName],
       ['QueueUrl', FLEET_ENV.queueUrl, f.queue.queueUrl],
@@ -39,6 +51,8 @@ export class AgentFleetStack extends Stack {
       ['CancelDocument', FLEET_ENV.cancelDocument, f.cancelDocumentName],
       ['AutoScalingGroup', FLEET_ENV.asgName, f.autoScalingGroupName],
       ['TagPrefix', FLEET_ENV.tagPrefix, f.tagPrefix],
+      ['IntakeQueueUrl', FLEET_ENV.intakeQueueUrl, this.intake.queue.queueUrl],
+      ['IntakeDeadLetterQueueUrl', FLEET_ENV.intakeDlqUrl, this.intake.deadLetterQueue.queueUrl],
     ];
     for (const [id, variable, value] of envOutputs) new CfnOutput(this, id, { value, description: variable });
     new CfnOutput(this, 'TaskRoleArn', { value: f.taskRole.roleArn, description: 'Role task containers get credentials from; grant it what agents need' });
@@ -56,7 +70,9 @@ function fixedImage(imageId: string): ec2.IMachineImage {
 /**
  * Fleet props from context. Keys: fleetName, tagPrefix, instanceTypes (comma-separated),
  * amiId, amiParameterName, minCapacity, maxCapacity, slotsPerInstance, scalingBuffer,
- * spot (true/false), allowedRegistries (comma-separated), secretArnPrefix.
+ * spot (true/false), allowedRegistries (comma-separated), secretArnPrefix. The stack reads two
+ * more for its FleetIntake: eventBusName (where task state changes go; default bus when unset)
+ * and sealKeyArn (the fleet's KMS HMAC key the intake seals records with).
  */
 export function fleetPropsFromContext(node: Node): AgentFleetProps {
   const problems: string[] = [];

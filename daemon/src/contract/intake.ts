@@ -68,11 +68,14 @@ export function parseIntakeMessage(body: unknown): Parsed<IntakeRequest> {
   const outer = parseWith(IntakeEnvelopeSchema, json, 'intake message');
   if (!outer.ok) return outer;
   const m = outer.value;
-  const specKey = m.spec.idempotency_key;
+  // The spec as sent, not zod's copy of it: a copy assigns an own "__proto__" key (dropping it),
+  // which must be refused like any other unknown field rather than vanish.
+  const sent = (json as { spec: Record<string, unknown> }).spec;
+  const specKey = sent.idempotency_key;
   if (m.idempotency_key !== undefined && specKey !== undefined && specKey !== m.idempotency_key) {
     return { ok: false, problems: ['intake message.idempotency_key: differs from spec.idempotency_key; give the key once (either place), or the same in both'] };
   }
-  const spec = m.idempotency_key !== undefined ? { ...m.spec, idempotency_key: m.idempotency_key } : m.spec;
+  const spec = m.idempotency_key !== undefined ? { ...sent, idempotency_key: m.idempotency_key } : sent;
   const tooLarge = oversizedPayload(spec);
   if (tooLarge !== undefined) return { ok: false, problems: [tooLarge] };
   const checked = parseTaskSpec(specForCheck(spec));
