@@ -19,7 +19,7 @@ interface Published {
   readonly schema: z.ZodType;
   readonly title: string;
   readonly description: string;
-  /** `input`: what a producer may write (defaults optional); `output`: what the fleet writes. */
+  /** `input`: what a producer may write (defaults optional, unknown keys of a non-strict object allowed); `output`: what the fleet writes. */
   readonly io: 'input' | 'output';
 }
 
@@ -27,7 +27,8 @@ const PUBLISHED: Record<string, Published> = {
   'intake-message.json': { schema: IntakeMessageSchema, io: 'input', title: 'Agent Fleet intake message', description: 'The body of a message on the fleet intake queue (FLEET_INTAKE_QUEUE_URL): a task spec, an optional idempotency key and an optional Step Functions task token. daemon/src/contract/intake.ts' },
   'spec.json': { schema: TaskSpecSchema, io: 'input', title: 'Agent Fleet task spec', description: 'What a submitter asks the fleet to run (fleet submit, the client library, the intake). daemon/src/contract/spec.ts' },
   'envelope.json': { schema: EnvelopeSchema, io: 'output', title: 'Agent Fleet task queue envelope', description: 'The body of a message on the task queue (FLEET_QUEUE_URL): only the task id; the record is the truth. daemon/src/contract/envelope.ts' },
-  'task-record.json': { schema: TaskRecordSchema, io: 'output', title: 'Agent Fleet task record', description: 'An item of the tasks table (FLEET_TASKS_TABLE) as the fleet writes it. daemon/src/contract/record.ts' },
+  // As the fleet reads it: attributes it does not know are allowed (written by another version), not refused.
+  'task-record.json': { schema: TaskRecordSchema, io: 'input', title: 'Agent Fleet task record', description: 'An item of the tasks table (FLEET_TASKS_TABLE) as the fleet writes it. daemon/src/contract/record.ts' },
   'task-state-change.json': { schema: TaskStateChangeSchema, io: 'output', title: 'Agent Fleet Task State Change (detail)', description: 'The detail of the EventBridge event (source "agent-fleet", detail-type "Agent Fleet Task State Change") every task transition produces. daemon/src/contract/task-state-change.ts' },
 };
 
