@@ -146,7 +146,7 @@ const INTAKE_MUTATIONS: Record<string, Mutation> = {
   'not-json': (rng) => rng.pick([rng.pick(INJECTIONS), '{"v":1,"spec":', ' ', 'undefined', 'NaN', "{'v':1}"]),
   'not-an-object': (rng) => JSON.stringify(nonObjects(rng)),
   'envelope-instead': (rng) => JSON.stringify({ v: 1, task_id: randomTaskId(rng) }),
-  'payload-over-cap': () => intakeBody({ spec: { ...baseSpec(), payload: { blob: 'x'.repeat(LIMITS.maxPayloadBytes + 1) } } }),
+  // (A payload over the 16 MiB cap cannot arrive through SQS, whose bodies are at most 1 MiB; the unit tests cover the cap.)
   'deep-payload': () => {
     let deep: Record<string, unknown> = { leaf: 1 };
     for (let i = 0; i < 40; i++) deep = { d: deep };
