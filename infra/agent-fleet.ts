@@ -170,6 +170,8 @@ export class AgentFleet extends Construct {
       ...tableDefaults,
       partitionKey: { name: TASKS_TABLE.partitionKey, type: dynamodb.AttributeType.STRING },
       timeToLiveAttribute: TASKS_TABLE.ttlAttribute,
+      // Every transition, old and new image: FleetIntake (./intake) publishes events and Step Functions callbacks from it.
+      stream: dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
     });
     this.tasksTable.addGlobalSecondaryIndex({
       indexName: TASKS_TABLE.statusIndex.name,

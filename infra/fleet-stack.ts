@@ -5,10 +5,12 @@
  */
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as events from 'aws-cdk-lib/aws-events';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct, Node } from 'constructs';
 import { FLEET_ENV } from '../daemon/src/contract';
 import { AgentFleet, AgentFleetPropsError, type AgentFleetProps } from './agent-fleet';
+import { FleetIntake } from './intake';
 
 export interface AgentFleetStackProps extends StackProps {
   /**
@@ -29,6 +31,7 @@ export interface AgentFleetStackProps extends StackProps {
 
 export class AgentFleetStack extends Stack {
   readonly fleet: AgentFleet;
+  readonly intake: FleetIntake;
 
   constructor(scope: Construct, id: string, props: AgentFleetStackProps = {}) {
     super(scope, id, {
@@ -38,6 +41,14 @@ export class AgentFleetStack extends Stack {
     const alarmTopic = props.fleet?.alarmTopic ?? (props.alarmTopicArn ? sns.Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn) : undefined);
     this.fleet = new AgentFleet(this, 'Fleet', { ...props.fleet, alarmTopic });
     const f = this.fleet;
+    // The intake queue, state-change events and Step Functions callbacks (docs/integration.md).
+    const bus = this.node.tryGetContext('eventBusName') as string | undefined;
+    this.intake = new FleetIntake(this, 'Intake', {
+      fleet: f,
+      eventBus: bus ? events.EventBus.fromEventBusName(this, 'TaskEventBus', bus) : undefined,
+      // The intake submits on producers' behalf: it seals with the fleet's key (docs/security.md).
+      sealKey: f.sealKey,
+    });
     const envOutputs: [string, string, string][] = [
       ['FleetName', FLEET_ENV.fleetName, f.fleetName],
       ['QueueUrl', FLEET_ENV.queueUrl, f.queue.queueUrl],
@@ -51,6 +62,8 @@ export class AgentFleetStack extends Stack {
       ['TagPrefix', FLEET_ENV.tagPrefix, f.tagPrefix],
       // Submits are sealed with it (docs/security.md); fleetd runs only sealed records.
       ['SealKeyId', FLEET_ENV.sealKeyId, f.sealKey.keyArn],
+      ['IntakeQueueUrl', FLEET_ENV.intakeQueueUrl, this.intake.queue.queueUrl],
+      ['IntakeDeadLetterQueueUrl', FLEET_ENV.intakeDlqUrl, this.intake.deadLetterQueue.queueUrl],
     ];
     for (const [id, variable, value] of envOutputs) new CfnOutput(this, id, { value, description: variable });
     new CfnOutput(this, 'TaskRoleArn', { value: f.taskRole.roleArn, description: 'Role task containers get credentials from; grant it what agents need' });
@@ -86,6 +99,7 @@ export const CONTEXT_KEYS = {
   alarmTopicArn: 'SNS topic ARN, e.g. arn:aws:sns:us-east-1:123456789012:oncall',
   alarmEmail: 'an e-mail address, e.g. oncall@example.com',
   runbookBaseUrl: 'runbook URL or path without #, e.g. https://github.com/my-org/agent-fleet/blob/main/docs/operations.md',
+  eventBusName: 'EventBridge bus for task state changes (default: the default bus), e.g. agent-fleet-events',
 } as const;
 
 /**

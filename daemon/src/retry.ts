@@ -97,6 +97,12 @@ export const RETRY_POLICIES = {
   taskStep: { maxAttempts: 5, baseMs: 500, capMs: 8000 },
   /** The scaler's and reconciler's AWS calls inside one scheduled invocation. */
   scheduled: { maxAttempts: 3, baseMs: 200, capMs: 2000 },
+  /**
+   * The intake and task-event functions' steps inside one invocation (a submit, a PutEvents, a
+   * Step Functions callback): a few quick tries; beyond them the event source redelivers the
+   * message or the stream record, which is the real retry.
+   */
+  eventSource: { maxAttempts: 3, baseMs: 200, capMs: 2000 },
 } as const satisfies Record<string, RetryPolicy>;
 
 export interface RetryAttemptInfo {

@@ -29,6 +29,7 @@ async function printStatus(json: boolean): Promise<boolean> {
     if (r) {
       console.log(`\nfleet "${r.fleetName}" in ${r.region}:`);
       console.log(`  queue            ${r.queueUrl}\n  dead-letter      ${r.dlqUrl}`);
+      console.log(`  intake queue     ${r.intakeQueueUrl ?? '(none: run up again)'}\n  intake DLQ       ${r.intakeDlqUrl ?? '(none)'}`);
       console.log(`  tables           ${r.tasksTable}, ${r.eventsTable}, ${r.instancesTable}`);
       console.log(`  payload bucket   ${r.payloadBucket}\n  cancel document  ${r.cancelDocument}\n  demo secret      ${r.demoSecretArn}`);
       console.log(`  group            ${r.asgName}: ${r.instanceIds.join(', ')}`);

@@ -11,7 +11,6 @@
  * Every error thrown is a FleetClientError subclass (errors.ts) with the AWS error as `cause`.
  */
 import { DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { ChangeMessageVisibilityBatchCommand, DeleteMessageCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
 import { SendCommandCommand } from '@aws-sdk/client-ssm';
 import { GetCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
@@ -30,7 +29,6 @@ import {
   EventType,
   InstanceStatus,
   LEASED_STATUSES,
-  LIMITS,
   TASKS_TABLE,
   TaskStatus,
   isTaskId,
@@ -40,16 +38,14 @@ import {
   parseTaskEvent,
   parseTaskRecord,
   parseTaskSpec,
-  payloadKey,
   tagKeys,
-  taskIdForIdempotencyKey,
   type TaskEvent,
   type TaskRecord,
   type TaskSpecInput,
 } from '../../daemon/src/contract';
 import { deadLetterTaskId, decideRedrive, type RedriveDecision } from './dead-letters';
+import { call, newTaskRecord, submitSpec, type SubmitContext, type SubmitResult } from './submit';
 import {
-  EnqueueFailedError,
   FleetClientError,
   FleetRequestError,
   InvalidSpecError,
@@ -61,6 +57,7 @@ import {
 import { decodeCursor, encodeCursor, hasMore, mergeNewestFirst, nextPositions, startKey, type PartitionHead, type Positions } from './task-pages';
 
 export * from './errors';
+export type { SubmitResult } from './submit';
 
 export interface FleetNames {
   readonly queueUrl: string;
@@ -77,13 +74,6 @@ export interface FleetNames {
   readonly tagPrefix?: string;
   /** The fleet's KMS HMAC key: submits are sealed with it (kms:GenerateMac). A fleet whose fleetd has a key runs only sealed records. */
   readonly sealKeyId?: string;
-}
-
-export interface SubmitResult {
-  readonly taskId: string;
-  /** False when an idempotency key matched an existing task (nothing new was written). */
-  readonly created: boolean;
-  readonly record: TaskRecord;
 }
 
 export interface ListTasksOptions {
@@ -186,16 +176,6 @@ export function assertTaskId(taskId: string): void {
   if (!isTaskId(taskId)) throw new InvalidTaskIdError(String(taskId));
 }
 
-/** Runs one AWS call; anything but our own errors becomes a FleetRequestError naming the step. */
-async function call<T>(during: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof FleetClientError) throw err;
-    throw new FleetRequestError(during, err);
-  }
-}
-
 export class FleetClient {
   /** Every write to the fleet's tables goes through the store (docs/architecture.md). */
   private readonly store: TaskStore;
@@ -211,39 +191,12 @@ export class FleetClient {
   }
 
   async submitTask(input: TaskSpecInput & Record<string, unknown>, options: { maxAttempts?: number } = {}): Promise<SubmitResult> {
-    let specInput: Record<string, unknown> = { ...input };
-    // Large payloads travel through S3; the record keeps a pointer.
-    const taskId = typeof specInput.idempotency_key === 'string' ? taskIdForIdempotencyKey(specInput.idempotency_key) : newTaskId();
-    if (specInput.payload !== undefined) {
-      const body = JSON.stringify(specInput.payload);
-      const bytes = Buffer.byteLength(body);
-      if (bytes > LIMITS.maxPayloadBytes) throw new InvalidSpecError([`spec.payload: ${bytes} bytes, over the ${LIMITS.maxPayloadBytes}-byte cap`]);
-      if (bytes > LIMITS.inlinePayloadBytes) {
-        const preCheck = parseTaskSpec({ ...specInput, payload: undefined });
-        if (!preCheck.ok) throw new InvalidSpecError(preCheck.problems);
-        const key = payloadKey(taskId);
-        await call(`uploading the payload to s3://${this.names.payloadBucket}/${key}`, () =>
-          this.clients.s3.send(new PutObjectCommand({ Bucket: this.names.payloadBucket, Key: key, Body: body, ContentType: 'application/json' })));
-        specInput = { ...specInput, payload: undefined, payload_ref: { bucket: this.names.payloadBucket, key } };
-      }
-    }
-    const parsed = parseTaskSpec(specInput);
-    if (!parsed.ok) throw new InvalidSpecError(parsed.problems);
-    const now = Date.now();
-    const record = await this.newRecord(taskId, parsed.value as unknown as Record<string, unknown>, options.maxAttempts ?? DEFAULT_TIMINGS.maxAttempts, now);
-    const created = await call(`writing task ${taskId}`, () => this.store.create(record));
-    if (created === 'exists') {
-      const existing = await this.getTask(taskId);
-      // The first submit may have failed between record and message: finish its job.
-      if (existing.status === TaskStatus.QUEUED && existing.message_sent_at === undefined) await this.resendMessage(taskId);
-      return { taskId, created: false, record: existing };
-    }
-    try {
-      await this.sendFirstMessage(record);
-    } catch (err) {
-      throw new EnqueueFailedError(taskId, err);
-    }
-    return { taskId, created: true, record };
+    return submitSpec(this.submitContext(), input, options);
+  }
+
+  /** What the shared submit path (submit.ts) needs: the store, the payload bucket, the sealer. */
+  private submitContext(): SubmitContext {
+    return { store: this.store, s3: this.clients.s3, payloadBucket: this.names.payloadBucket, sealer: this.sealer };
   }
 
   /**
@@ -255,32 +208,9 @@ export class FleetClient {
     if (!parsed.ok) throw new InvalidSpecError(parsed.problems);
     const now = Date.now();
     const taskId = newTaskId();
-    const record = await this.newRecord(taskId, parsed.value as unknown as Record<string, unknown>, DEFAULT_TIMINGS.maxAttempts, now);
+    const record = await newTaskRecord(this.sealer, taskId, parsed.value as unknown as Record<string, unknown>, { maxAttempts: DEFAULT_TIMINGS.maxAttempts, now });
     await call(`writing task ${taskId}`, () => this.store.create(record));
     return taskId;
-  }
-
-  /** A QUEUED record, sealed when the fleet has a key: the seal covers task id, spec and attempt cap. */
-  private async newRecord(taskId: string, spec: Record<string, unknown>, maxAttempts: number, now: number): Promise<TaskRecord> {
-    const idempotencyKey = typeof spec.idempotency_key === 'string' ? spec.idempotency_key : undefined;
-    const seal = this.sealer ? await call(`sealing task ${taskId} with ${this.sealer.keyId}`, () => this.sealer!.seal({ task_id: taskId, spec, max_attempts: maxAttempts })) : undefined;
-    return {
-      task_id: taskId,
-      status: TaskStatus.QUEUED,
-      spec,
-      created_at: now,
-      updated_at: now,
-      attempt: 0,
-      attempts_left: maxAttempts,
-      max_attempts: maxAttempts,
-      ...(idempotencyKey ? { idempotency_key: idempotencyKey } : {}),
-      ...(seal ? { seal } : {}),
-    };
-  }
-
-  /** The submit's message. 'raced' is fine: a concurrent resubmit sent it, or a daemon already acted. */
-  private async sendFirstMessage(record: TaskRecord): Promise<void> {
-    await this.store.resend(record, { why: 'submitted', by: 'client' });
   }
 
   /**

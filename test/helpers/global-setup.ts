@@ -7,6 +7,7 @@ import { status, up } from '../../scripts/dev/local/stack';
 
 export default async function globalSetup(): Promise<void> {
   const s = await status();
-  if (s.components.every((c) => c.up)) return;
+  // Tests start their own intake runners (one per test fleet).
+  if (s.components.filter((c) => c.neededByTests !== false).every((c) => c.up)) return;
   await up();
 }

@@ -20,6 +20,14 @@ export const FLEET_ENV = {
   taskRoleArn: 'FLEET_TASK_ROLE_ARN',
   /** The fleet's KMS HMAC key (ARN or alias) that seals specs at submit and verifies them on the instance. */
   sealKeyId: 'FLEET_SEAL_KEY_ID',
+  /** The intake queue: self-contained task messages from any SQS producer (contract/intake.ts). */
+  intakeQueueUrl: 'FLEET_INTAKE_QUEUE_URL',
+  /** Where the intake puts a message it rejects, with the reason as a message attribute. */
+  intakeDlqUrl: 'FLEET_INTAKE_DLQ_URL',
+  /** The EventBridge bus task state changes go to (name or ARN). Unset: the account's default bus. */
+  eventBusName: 'FLEET_EVENT_BUS_NAME',
+  /** Least seconds between two Step Functions heartbeats of one running task (the task-events function). */
+  sfnHeartbeatSeconds: 'FLEET_SFN_HEARTBEAT_SECONDS',
   config: 'FLEETD_CONFIG',
   socket: 'FLEETD_SOCKET',
   workDir: 'FLEETD_WORK_DIR',

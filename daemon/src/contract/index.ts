@@ -18,3 +18,5 @@ export * from './config-file';
 export * from './deployment';
 export * from './seal';
 export * from './control';
+export * from './intake';
+export * from './task-state-change';

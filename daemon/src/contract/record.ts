@@ -28,6 +28,8 @@ export const TaskRecordSchema = z.object({
   /** The submitter's seal over task id, spec and attempt cap (contract/seal.ts); fleetd verifies it before running. */
   seal: SealSchema.optional(),
   idempotency_key: z.string().optional(),
+  /** A Step Functions task token given at intake: the task-events function calls back with the outcome (never instances). */
+  task_token: z.string().optional(),
   instance_id: z.string().optional(),
   lease_expires_at: epochMs.optional(),
   heartbeat_at: epochMs.optional(),

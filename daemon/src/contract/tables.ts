@@ -44,6 +44,16 @@ export const QUEUE_DEFAULTS = {
   retentionSeconds: 14 * 24 * 3600,
 } as const;
 
+/** The intake queue (contract/intake.ts). */
+export const INTAKE_QUEUE_DEFAULTS = {
+  /** Receives before SQS moves an intake message the intake function keeps failing on to its DLQ (a bad one goes there at once, with a reason). */
+  maxReceiveCount: 5,
+  /** The intake function's timeout; the queue's visibility is six times it (AWS's advice for SQS event sources). */
+  functionTimeoutSeconds: 60,
+  /** The local stack's intake queue visibility: a failed message is retried within a test's time. */
+  localVisibilitySeconds: 30,
+} as const;
+
 /** S3 key of an uploaded payload. */
 export function payloadKey(taskId: string): string {
   return `tasks/${taskId}/payload.json`;

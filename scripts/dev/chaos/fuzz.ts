@@ -6,7 +6,7 @@
  * reason (one or more one-line problems), accepted (a parser defect, or a generator bug), and
  * thrown (a parser defect: those entry points promise never to throw).
  */
-import { LIMITS, decodeEnvelope, parseTaskRecord, parseTaskSpec, type Parsed } from '../../../daemon/src/contract';
+import { LIMITS, TASK_TOKEN_MAX_LENGTH, decodeEnvelope, parseIntakeMessage, parseTaskRecord, parseTaskSpec, type Parsed } from '../../../daemon/src/contract';
 import type { Rng } from './rng';
 
 /** Strings an attacker would try in every field: shell, SQL, template, path, control, Unicode tricks. */
@@ -32,7 +32,7 @@ export const INJECTIONS: readonly string[] = [
 
 export const LONE_SURROGATES: readonly string[] = ['\ud800', 'x\udfff', '\udbff\u0041', 'a\ud83d'];
 
-export type BadInputKind = 'envelope' | 'spec' | 'record';
+export type BadInputKind = 'envelope' | 'spec' | 'record' | 'intake';
 
 export interface BadInput {
   readonly kind: BadInputKind;
@@ -126,7 +126,35 @@ const RECORD_MUTATIONS: Record<string, Mutation> = {
   'not-an-object': (rng) => nonObjects(rng),
 };
 
-const MUTATIONS: Record<BadInputKind, Record<string, Mutation>> = { envelope: ENVELOPE_MUTATIONS, spec: SPEC_MUTATIONS, record: RECORD_MUTATIONS };
+/** Intake messages (contract/intake.ts): SQS bodies a producer could send to the intake queue. */
+const intakeBody = (fields: Record<string, unknown>) => JSON.stringify({ v: 1, spec: baseSpec(), ...fields });
+const INTAKE_MUTATIONS: Record<string, Mutation> = {
+  'wrong-version': (rng) => JSON.stringify({ v: rng.pick<unknown>([0, 2, '1', 1.5, null, -1, true]), spec: baseSpec() }),
+  'missing-version': () => JSON.stringify({ spec: baseSpec() }),
+  'missing-spec': () => JSON.stringify({ v: 1 }),
+  'spec-not-object': (rng) => intakeBody({ spec: nonObjects(rng) }),
+  // Every bad spec of the spec kind, inside an otherwise valid message.
+  'bad-spec': (rng) => {
+    const names = Object.keys(SPEC_MUTATIONS).filter((n) => n !== 'not-an-object' && n !== 'oversized-payload');
+    return intakeBody({ spec: SPEC_MUTATIONS[rng.pick(names)](rng) });
+  },
+  'bad-idempotency-key': (rng) => intakeBody({ idempotency_key: rng.pick<unknown>(['', 'x'.repeat(129), 7, null, ['k'], `nul\u0000`]) }),
+  'key-clash': () => JSON.stringify({ v: 1, idempotency_key: 'a', spec: { ...baseSpec(), idempotency_key: 'b' } }),
+  'bad-task-token': (rng) => intakeBody({ task_token: rng.pick<unknown>(['', 'x'.repeat(TASK_TOKEN_MAX_LENGTH + 1), 42, null, { token: 'x' }]) }),
+  'unknown-field': (rng) => intakeBody({ [rng.pick(['task_id', 'status', 'record', 'seal', 'attempt', 'V', 'taskToken'])]: rng.pick<unknown>([rng.pick(INJECTIONS), 1, true]) }),
+  'record-smuggled': () => JSON.stringify({ v: 1, spec: { ...baseSpec(), status: 'COMPLETED', seal: { v: 1, key_id: 'k', mac: 'm' } } }),
+  'not-json': (rng) => rng.pick([rng.pick(INJECTIONS), '{"v":1,"spec":', ' ', 'undefined', 'NaN', "{'v':1}"]),
+  'not-an-object': (rng) => JSON.stringify(nonObjects(rng)),
+  'envelope-instead': (rng) => JSON.stringify({ v: 1, task_id: randomTaskId(rng) }),
+  // (A payload over the 16 MiB cap cannot arrive through SQS, whose bodies are at most 1 MiB; the unit tests cover the cap.)
+  'deep-payload': () => {
+    let deep: Record<string, unknown> = { leaf: 1 };
+    for (let i = 0; i < 40; i++) deep = { d: deep };
+    return intakeBody({ spec: { ...baseSpec(), payload: deep } });
+  },
+};
+
+const MUTATIONS: Record<BadInputKind, Record<string, Mutation>> = { envelope: ENVELOPE_MUTATIONS, spec: SPEC_MUTATIONS, record: RECORD_MUTATIONS, intake: INTAKE_MUTATIONS };
 
 /** `count` bad inputs of one kind, cycling through every mutation so each is exercised. */
 export function badInputs(rng: Rng, kind: BadInputKind, count: number): BadInput[] {
@@ -151,6 +179,7 @@ const PARSERS: Record<BadInputKind, (input: unknown) => Parsed<unknown>> = {
   envelope: decodeEnvelope,
   spec: parseTaskSpec,
   record: parseTaskRecord,
+  intake: parseIntakeMessage,
 };
 
 /** A rejection counts when it names at least one problem and every problem is one non-empty line. */

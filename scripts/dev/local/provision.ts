@@ -12,7 +12,7 @@ import {
   DescribeAutoScalingGroupsCommand,
   PutLifecycleHookCommand,
 } from '@aws-sdk/client-auto-scaling';
-import { CreateTableCommand, DescribeTableCommand, UpdateTimeToLiveCommand, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, UpdateTableCommand, UpdateTimeToLiveCommand, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { CreateLaunchTemplateCommand, DescribeImagesCommand } from '@aws-sdk/client-ec2';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { CreateSecretCommand, DescribeSecretCommand, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
@@ -26,6 +26,7 @@ import {
   EVENTS_TABLE,
   FLEET_ENV,
   INSTANCES_TABLE,
+  INTAKE_QUEUE_DEFAULTS,
   QUEUE_DEFAULTS,
   TASKS_TABLE,
   TERMINATION_HOOK_NAME,
@@ -55,6 +56,11 @@ export interface FleetResources {
   readonly demoSecretValue: string;
   /** The group's instances: each local daemon acts as one of them. */
   readonly instanceIds: string[];
+  /** The intake queue (contract/intake.ts) and its dead-letter queue. */
+  readonly intakeQueueUrl: string;
+  readonly intakeDlqUrl: string;
+  /** The tasks table's stream (NEW_AND_OLD_IMAGES): task events and Step Functions callbacks. */
+  readonly tasksStreamArn: string;
 }
 
 export interface ProvisionOptions {
@@ -93,6 +99,18 @@ async function ensureTable(clients: AwsClients, input: CreateTableCommandInput, 
     if (!/already enabled/i.test((err as Error).message)) throw err;
   });
 }
+
+/** The tasks table's NEW_AND_OLD_IMAGES stream (enabled on a table made before streams were); returns its ARN. */
+async function ensureTasksStream(clients: AwsClients, tableName: string): Promise<string> {
+  const described = await clients.ddb.send(new DescribeTableCommand({ TableName: tableName }));
+  if (described.Table?.StreamSpecification?.StreamEnabled && described.Table.LatestStreamArn) return described.Table.LatestStreamArn;
+  const updated = await clients.ddb.send(new UpdateTableCommand({ TableName: tableName, StreamSpecification: TASKS_STREAM }));
+  const arn = updated.TableDescription?.LatestStreamArn ?? (await clients.ddb.send(new DescribeTableCommand({ TableName: tableName }))).Table?.LatestStreamArn;
+  if (!arn) throw new Error(`table ${tableName}: the stream was enabled but DynamoDB names no stream ARN`);
+  return arn;
+}
+
+const TASKS_STREAM = { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' } as const;
 
 /** The fleet's HMAC key, found by its alias (alias/<fleet>-seal) or made once; returns its ARN. */
 async function ensureSealKey(clients: AwsClients, fleetName: string): Promise<string> {
@@ -144,6 +162,7 @@ export async function provisionFleet(clients: AwsClients, fleetName: string, opt
         { AttributeName: si.sortKey, AttributeType: 'N' },
       ],
       KeySchema: [{ AttributeName: TASKS_TABLE.partitionKey, KeyType: 'HASH' }],
+      StreamSpecification: TASKS_STREAM,
       GlobalSecondaryIndexes: [{
         IndexName: si.name,
         KeySchema: [{ AttributeName: si.partitionKey, KeyType: 'HASH' }, { AttributeName: si.sortKey, KeyType: 'RANGE' }],
@@ -169,6 +188,23 @@ export async function provisionFleet(clients: AwsClients, fleetName: string, opt
       KeySchema: [{ AttributeName: INSTANCES_TABLE.partitionKey, KeyType: 'HASH' }],
     }, INSTANCES_TABLE.ttlAttribute),
   ]);
+
+  const tasksStreamArn = await ensureTasksStream(clients, tasksTable);
+
+  // The intake queue (any SQS producer submits through it) and its dead-letter queue.
+  const intakeDlq = await clients.sqs.send(new CreateQueueCommand({
+    QueueName: `${fleetName}-intake-dlq`,
+    Attributes: { MessageRetentionPeriod: String(QUEUE_DEFAULTS.dlqRetentionSeconds) },
+  }));
+  const intakeDlqArn = (await clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: intakeDlq.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes?.QueueArn;
+  const intakeQueue = await clients.sqs.send(new CreateQueueCommand({
+    QueueName: `${fleetName}-intake`,
+    Attributes: {
+      VisibilityTimeout: String(INTAKE_QUEUE_DEFAULTS.localVisibilitySeconds),
+      MessageRetentionPeriod: String(QUEUE_DEFAULTS.retentionSeconds),
+      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: intakeDlqArn, maxReceiveCount: INTAKE_QUEUE_DEFAULTS.maxReceiveCount }),
+    },
+  }));
 
   const payloadBucket = `${fleetName}-payloads`;
   await ignoreExists(`bucket ${payloadBucket}`, () => clients.s3.send(new CreateBucketCommand({ Bucket: payloadBucket })), ['BucketAlreadyOwnedByYou', 'BucketAlreadyExists']);
@@ -241,6 +277,9 @@ export async function provisionFleet(clients: AwsClients, fleetName: string, opt
     demoSecretArn,
     demoSecretValue: actualValue,
     instanceIds,
+    intakeQueueUrl: intakeQueue.QueueUrl!,
+    intakeDlqUrl: intakeDlq.QueueUrl!,
+    tasksStreamArn,
   };
 }
 
@@ -258,6 +297,8 @@ export function fleetEnvironment(r: FleetResources): Record<string, string> {
     [FLEET_ENV.asgName]: r.asgName,
     [FLEET_ENV.tagPrefix]: r.tagPrefix,
     [FLEET_ENV.sealKeyId]: r.sealKeyId,
+    // Absent from a stack provisioned before the intake existed.
+    ...(r.intakeQueueUrl ? { [FLEET_ENV.intakeQueueUrl]: r.intakeQueueUrl, [FLEET_ENV.intakeDlqUrl]: r.intakeDlqUrl } : {}),
   };
 }
 

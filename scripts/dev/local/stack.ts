@@ -23,18 +23,22 @@ export interface StackState {
   moto?: MotoState;
   imds?: { pid: number; url: string };
   ssmAgent?: { pid: number };
+  /** Plays the intake's two Lambda event sources (intake queue, tasks stream) for the stack's fleet. */
+  intakeRunner?: { pid: number };
   resources?: FleetResources;
 }
 
 const IMDS_SCRIPT = path.join(__dirname, 'imds-server.ts');
 const SSM_AGENT_SCRIPT = path.join(__dirname, 'ssm-agent.ts');
+const INTAKE_RUNNER_SCRIPT = path.join(__dirname, 'intake-runner.ts');
 /**
- * How a running stand-in is recognised: by the script's path inside any checkout, not by this
- * checkout's absolute path, so a second checkout (a git worktree) sharing the stack through
- * FLEET_LOCAL_DIR finds the running one instead of starting another beside it.
+ * What identifies each process in /proc/<pid>/cmdline: the script's path inside a checkout, not
+ * its absolute path, so a stack brought up from one git worktree is recognised from another
+ * that shares it (FLEET_LOCAL_DIR) instead of being started a second time next to it.
  */
 const IMDS_MARKER = 'scripts/dev/local/imds-server.ts';
 const SSM_AGENT_MARKER = 'scripts/dev/local/ssm-agent.ts';
+const INTAKE_RUNNER_MARKER = 'scripts/dev/local/intake-runner.ts';
 
 export function readState(): StackState {
   try {
@@ -110,7 +114,7 @@ export async function up(): Promise<StackState> {
   Object.assign(process.env, awsEnvironment(state.moto.endpoint));
   const clients = createAwsClients({ region: LOCAL_REGION });
   state.resources = await provisionFleet(clients, LOCAL_FLEET);
-  say(`fleet "${LOCAL_FLEET}": queue, dead-letter queue, 3 tables, bucket, secret, cancel document, group ${state.resources.asgName} (${state.resources.instanceIds.join(', ')})`);
+  say(`fleet "${LOCAL_FLEET}": queue, dead-letter queue, intake queue + DLQ, 3 tables (tasks with a stream), bucket, secret, cancel document, group ${state.resources.asgName} (${state.resources.instanceIds.join(', ')})`);
   writeState(state);
 
   if (!(state.ssmAgent && isOurProcess(state.ssmAgent.pid, SSM_AGENT_MARKER))) {
@@ -118,6 +122,14 @@ export async function up(): Promise<StackState> {
     state.ssmAgent = { pid };
   }
   say(`ssm agent: polling ListCommands (pid ${state.ssmAgent.pid})`);
+
+  if (!(state.intakeRunner && isOurProcess(state.intakeRunner.pid, INTAKE_RUNNER_MARKER))) {
+    // The fleet's env (names, endpoint) as the Lambdas get it; it starts after the stream's retained records.
+    const env = { ...process.env, ...awsEnvironment(state.moto.endpoint), ...fleetEnvironment(state.resources) };
+    const pid = spawnDetached('intake-runner', process.execPath, [...tsNodeArgs(INTAKE_RUNNER_SCRIPT), '--from', 'latest'], env);
+    state.intakeRunner = { pid };
+  }
+  say(`intake runner: intake queue → tasks, tasks stream → EventBridge + Step Functions (pid ${state.intakeRunner.pid})`);
 
   await ensureDemoImage(dockerClient(state.docker.host));
   say(`demo image: ${DEMO_IMAGE}`);
@@ -131,6 +143,7 @@ export async function up(): Promise<StackState> {
 export async function down(): Promise<void> {
   const state = readState();
   const stopped: string[] = [];
+  if (await stopProcess(state.intakeRunner?.pid, INTAKE_RUNNER_MARKER)) stopped.push('intake runner');
   if (await stopProcess(state.ssmAgent?.pid, SSM_AGENT_MARKER)) stopped.push('ssm agent');
   if (await stopProcess(state.imds?.pid, IMDS_MARKER)) stopped.push('imds');
   if (await stopProcess(state.moto?.pid, MOTO_MARKER)) stopped.push('moto');
@@ -146,6 +159,8 @@ export interface ComponentStatus {
   pid?: number;
   address?: string;
   note?: string;
+  /** False for a component the tests start for themselves (jest's global setup does not bring the stack up for it). */
+  neededByTests?: boolean;
 }
 
 export async function status(): Promise<{ components: ComponentStatus[]; resources?: FleetResources }> {
@@ -156,6 +171,7 @@ export async function status(): Promise<{ components: ComponentStatus[]; resourc
     { name: 'moto', up: s.moto ? await motoAnswers(s.moto.endpoint) : false, pid: s.moto?.pid, address: s.moto?.endpoint },
     { name: 'imds', up: s.imds ? await httpOk(`${s.imds.url}/_health`) : false, pid: s.imds?.pid, address: s.imds?.url },
     { name: 'ssm-agent', up: isOurProcess(s.ssmAgent?.pid, SSM_AGENT_MARKER), pid: s.ssmAgent?.pid, note: 'polls ListCommands' },
+    { name: 'intake', up: isOurProcess(s.intakeRunner?.pid, INTAKE_RUNNER_MARKER), pid: s.intakeRunner?.pid, note: 'intake queue + tasks stream', neededByTests: false },
     { name: 'demo-image', up: docker && s.docker ? await imageExists(dockerClient(s.docker.host), DEMO_IMAGE) : false, address: DEMO_IMAGE },
   ];
   return { components, resources: s.resources };
