@@ -199,6 +199,8 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     await this.watcher.start();
     if (this.state.current.kind !== 'booting') return;
     await this.instance.set(this.runs.size ? InstanceStatus.BUSY : InstanceStatus.IDLE, [...this.runs.keys()]);
+    // A signal during that write began a drain (seen by chaos: SIGTERM while booting): no serving.
+    if (this.state.current.kind !== 'booting') return;
     this.state.to({ kind: 'serving' });
     this.activity.markBusy();
     // Instance heartbeat: every heartbeatSeconds, no jitter, the instance row (fleet instances, reconciler).
