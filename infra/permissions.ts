@@ -9,8 +9,9 @@
  *                          | read secrets under the prefix; pull from ECR; tag *itself* with
  *                          | the status/task-id keys only; act on its *own* group; assume the
  *                          | task role; write to the fleet's instance log groups; SSM core
- *                          | (the cancel document runs through the SSM agent); UpdateItem on
- *                          | ABCA's TaskTable only when `abcaTaskTable` is set
+ *                          | (the cancel document runs through the SSM agent); on ABCA's
+ *                          | TaskTable, only with `abcaTaskTable`: GetItem of `status`, UpdateItem
+ *                          | of the mirror's attributes (infra/abca-integration.ts)
  * task role                | nothing by default (the owner grants what agents need); assumable
  *                          | only by the instance role, with session tags
  * grantSubmit              | put payloads, create records and events, send to the queue
@@ -28,6 +29,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { type TagKeys } from '../daemon/src/contract';
+import { abcaInstanceStatements } from './abca-integration';
 
 export interface FleetPermissionTargets {
   readonly stack: Stack;
@@ -60,8 +62,8 @@ export const FLEETD_TABLE_ACTIONS = {
   tasks: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'],
   events: ['dynamodb:PutItem'],
   instances: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
-  /** The heartbeat mirror (daemon/src/abca-mirror.ts): one conditional UpdateItem, nothing else. */
-  abcaTaskTable: ['dynamodb:UpdateItem'],
+  /** The ABCA mirror (daemon/src/abca-mirror.ts), attribute-scoped in infra/abca-integration.ts. */
+  abcaTaskTable: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
 } as const;
 
 export function instanceArnPattern(stack: Stack): string {
@@ -115,8 +117,8 @@ export function instanceRoleStatements(t: InstanceRoleTargets): iam.PolicyStatem
     statement('AssumeTaskRole', ['sts:AssumeRole', 'sts:TagSession'], [t.taskRole.roleArn]),
     // The CloudWatch agent: streams in the fleet's pre-created groups only (no CreateLogGroup).
     statement('InstanceLogs', ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'], t.instanceLogGroupArns),
-    // Only with `abcaTaskTable`: SET agent_heartbeat_at on ABCA's task while its status is RUNNING.
-    ...(t.abcaTaskTable ? [statement('AbcaHeartbeatMirror', FLEETD_TABLE_ACTIONS.abcaTaskTable, [t.abcaTaskTable.tableArn])] : []),
+    // Only with `abcaTaskTable`: ABCA's status and the mirror's attributes, nothing else (abca-integration.ts).
+    ...(t.abcaTaskTable ? abcaInstanceStatements(t.abcaTaskTable) : []),
   ];
 }
 
