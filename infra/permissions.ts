@@ -11,8 +11,9 @@
  *                          | pull from ECR; tag *itself* with the status/task-id keys only; act
  *                          | on its *own* group; assume the task role; write to the fleet's
  *                          | instance log groups; the SSM Agent's minimum for Run Command and
- *                          | Session Manager; UpdateItem on ABCA's TaskTable only when
- *                          | `abcaTaskTable` is set
+ *                          | Session Manager; on ABCA's TaskTable, only with `abcaTaskTable`:
+ *                          | GetItem of `status`, UpdateItem of the mirror's attributes
+ *                          | (infra/abca-integration.ts)
  * task role                | nothing by default (the owner grants what agents need); assumable
  *                          | only by the instance role, with session tags
  * grantSubmit              | put payloads, create records and events, seal specs
@@ -39,6 +40,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { TASKS_TABLE, type TagKeys } from '../daemon/src/contract';
+import { abcaInstanceStatements } from './abca-integration';
 
 export interface FleetPermissionTargets {
   readonly stack: Stack;
@@ -74,8 +76,8 @@ export const FLEETD_TABLE_ACTIONS = {
   tasks: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
   events: ['dynamodb:PutItem'],
   instances: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
-  /** The heartbeat mirror (daemon/src/abca-mirror.ts): one conditional UpdateItem, nothing else. */
-  abcaTaskTable: ['dynamodb:UpdateItem'],
+  /** The ABCA mirror (daemon/src/abca-mirror.ts), attribute-scoped in infra/abca-integration.ts. */
+  abcaTaskTable: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
 } as const;
 
 /**
@@ -234,8 +236,8 @@ export function instanceRoleStatements(t: InstanceRoleTargets): iam.PolicyStatem
     statement('SsmAgentRegistration', SSM_AGENT_ACTIONS.registration, ['*']),
     statement('SsmAgentRunCommand', SSM_AGENT_ACTIONS.runCommand, ['*']),
     statement('SsmAgentChannels', SSM_AGENT_ACTIONS.channels, ['*']),
-    // Only with `abcaTaskTable`: SET agent_heartbeat_at on ABCA's task while its status is RUNNING.
-    ...(t.abcaTaskTable ? [statement('AbcaHeartbeatMirror', FLEETD_TABLE_ACTIONS.abcaTaskTable, [t.abcaTaskTable.tableArn])] : []),
+    // Only with `abcaTaskTable`: ABCA's status and the mirror's attributes, nothing else (abca-integration.ts).
+    ...(t.abcaTaskTable ? abcaInstanceStatements(t.abcaTaskTable) : []),
   ];
 }
 

@@ -221,6 +221,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       taskEnded: (r) => this.emit('task-ended', r),
       messageRejected: (reason) => this.emit('message-rejected', reason),
       taskError: (msg, extra) => this.taskError(msg, extra),
+      abcaMirror: this.abcaMirror,
     });
     this.slotLoops = receiver.start(config.slots);
     this.idleLoopDone = this.lifecycle.idleLoop();

@@ -5,6 +5,7 @@
  * can run. A message is then deleted (stale), dead-lettered with its reason (malformed, no or
  * an invalid record), or left hidden until a live lease could expire (README.md "The guarantees").
  */
+import { abcaTaskIdOf, type AbcaHeartbeatMirror } from './abca-mirror';
 import {
   ChangeMessageVisibilityCommand,
   DeleteMessageCommand,
@@ -52,6 +53,8 @@ export interface ReceiverDeps {
   readonly messageRejected: (reason: string) => void;
   /** A message could not be handled (logged; counted as a failed release while releasing). */
   readonly taskError: (msg: string, extra: Record<string, unknown>) => void;
+  /** ABCA's record hears of a task this claim ended (attempts exhausted, an orphaned cancel). */
+  readonly abcaMirror?: AbcaHeartbeatMirror;
 }
 
 export class Receiver {
@@ -156,6 +159,7 @@ export class Receiver {
       }
       case 'terminal':
       case 'ended':
+        if (outcome.kind === 'ended' && abcaTaskIdOf(outcome.record.spec)) await this.d.abcaMirror?.ended(abcaTaskIdOf(outcome.record.spec)!, { status: outcome.status, reason: outcome.reason });
         log.info('stale message for a finished task: deleting it', { status: outcome.kind === 'terminal' ? outcome.record.status : outcome.status });
         await sqs.send(new DeleteMessageCommand({ QueueUrl: config.queueUrl, ReceiptHandle: message.ReceiptHandle }));
         return;

@@ -5,6 +5,7 @@
  * release, kept hidden while the lease is renewed). docs/architecture.md, "One retry policy".
  */
 import { ChangeMessageVisibilityCommand, DeleteMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { FleetEnd } from './abca-mirror';
 import { TaskStatus } from './contract';
 import type { Logger } from './log';
 import { isTransient } from './retry';
@@ -27,6 +28,10 @@ export interface TaskOutcomeOptions {
   readonly log: Logger;
   readonly redact: (text: string) => string;
   readonly retry: <T>(what: string, fn: () => Promise<T>) => Promise<T>;
+  /** Told how the attempt ended, after the write (the ABCA mirror: abca-mirror.ts `ended`). Must not throw. */
+  readonly onEnd?: (end: FleetEnd) => Promise<unknown>;
+  /** True when this task must not run again (a started at-most-once task): a release refunds no attempt. */
+  readonly atMostOnce?: () => boolean;
 }
 
 export class TaskOutcome {
@@ -57,6 +62,8 @@ export class TaskOutcome {
 
   /** Gives the task back for another attempt: INTERRUPTED, its message visible again at once. */
   async release(reason: string, refund = true): Promise<TaskRunResult> {
+    const final = this.o.atMostOnce?.() ?? false;
+    refund &&= !final;
     let outcome: Awaited<ReturnType<TaskStore['release']>>;
     try {
       outcome = await this.o.retry('release', () => this.o.store.release(this.lease, reason || 'released by instance', { refund }));
@@ -71,6 +78,7 @@ export class TaskOutcome {
         .catch((err) => this.o.log.warn('making the message visible failed; it reappears after its visibility timeout', { error: err }));
     }
     if (outcome === 'cancelled') await this.deleteMessage();
+    if (outcome !== 'fenced') await this.o.onEnd?.(outcome === 'released' ? { status: 'RELEASED', reason, final } : { status: TaskStatus.CANCELLED, reason });
     return { taskId: this.taskId, status: outcome === 'released' ? 'RELEASED' : outcome === 'cancelled' ? TaskStatus.CANCELLED : 'FENCED_OUT' };
   }
 
@@ -105,6 +113,7 @@ export class TaskOutcome {
     }
     if (!ok) return this.fenced(`terminal write (${status}) fenced out`);
     this.o.log.info('task finished', { status, exit_code: fields.exit_code, reason: fields.reason });
+    await this.o.onEnd?.({ status, reason: fields.reason, exitCode: fields.exit_code });
     await this.deleteMessage();
     return { taskId: this.taskId, status };
   }

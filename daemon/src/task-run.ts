@@ -11,7 +11,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type Docker from 'dockerode';
-import { abcaTaskIdOf, type AbcaHeartbeatMirror } from './abca-mirror';
+import { abcaAtMostOnce, abcaTaskIdOf, type AbcaHeartbeatMirror } from './abca-mirror';
 import { RETRY_POLICIES, backoffDelayMs, retry, sleep, type RetryPolicy } from './retry';
 import type { FleetdConfig } from './config';
 import { LIMITS, TaskStatus, type TaskRecord, type TaskSpec } from './contract';
@@ -80,7 +80,10 @@ export class TaskRun {
     this.leaseExpiresAt = Date.now() + deps.config.timings.leaseSeconds * 1000;
     const retryLogged = <T>(what: string, fn: () => Promise<T>) => this.withRetry(what, fn);
     this.inputs = new TaskInputs({ config: deps.config, s3: deps.s3, secrets: deps.secrets, sealer: deps.sealer, redactor: deps.log.secrets, retry: retryLogged }, lease.taskId, lease.attempt, record);
-    this.outcome = new TaskOutcome({ store: deps.store, sqs: deps.sqs, queueUrl: deps.config.queueUrl, log: this.log, redact: (t: string) => deps.log.secrets.redact(t), retry: retryLogged }, lease, receiptHandle);
+    const abcaTaskId = deps.abcaMirror && abcaTaskIdOf(record.spec);
+    this.outcome = new TaskOutcome({ store: deps.store, sqs: deps.sqs, queueUrl: deps.config.queueUrl, log: this.log, redact: (t: string) => deps.log.secrets.redact(t), retry: retryLogged,
+      // ABCA (abca-mirror.ts): its record hears the outcome; a started ABCA session never runs twice.
+      onEnd: abcaTaskId ? (end) => deps.abcaMirror!.ended(abcaTaskId, end) : undefined, atMostOnce: () => this.started && abcaAtMostOnce(record) }, lease, receiptHandle);
   }
 
   /** The container this run started or adopted (undefined while preparing). */
@@ -108,9 +111,9 @@ export class TaskRun {
     }
   }
 
-  /** A cancel from the control socket: recorded first, then the ladder. */
-  async cancelFromSocket(): Promise<boolean> {
-    const recorded = await this.deps.store.requestCancel(this.lease, 'control-socket');
+  /** A cancel from the control socket (or ABCA's record): recorded first, then the ladder. */
+  async cancelFromSocket(by = 'control-socket'): Promise<boolean> {
+    const recorded = await this.deps.store.requestCancel(this.lease, by);
     if (recorded) this.requestStop('cancel');
     return recorded;
   }
@@ -371,9 +374,10 @@ export class TaskRun {
         this.heartbeatAt = Date.now();
         this.recordLease(sentAt);
         if (beat.status === TaskStatus.CANCEL_REQUESTED) this.requestStop('cancel');
-        // Best effort and never awaited: a slow ABCA table must not delay the lease.
+        // Best effort and never awaited: a slow ABCA table must not delay the lease. ABCA's
+        // CANCELLED is the fleet's cancel (recorded through the store, then the ladder).
         const abcaTaskId = this.deps.abcaMirror && abcaTaskIdOf(this.record.spec);
-        if (abcaTaskId) void this.deps.abcaMirror!.beat(abcaTaskId);
+        if (abcaTaskId) void this.deps.abcaMirror!.beat(abcaTaskId).then((m) => m === 'cancelled' && !this.stopReason && this.cancelFromSocket('abca-cancelled')).catch((err) => this.log.warn('cancelling for ABCA failed; the next heartbeat tries again', { error: err }));
         await this.outcome.extendVisibility(timings.leaseSeconds);
       } catch (err) {
         failures++;

@@ -433,23 +433,25 @@ describe('ABCA heartbeat mirror (abcaTaskTable)', () => {
     // Prepare
     const statements = statementsOfRole(fleet, fleet.fleet.instanceRole);
     // Assess
-    expect(statements.filter((s) => s.Sid === 'AbcaHeartbeatMirror')).toEqual([]);
+    expect(statements.filter((s) => s.Sid?.startsWith('AbcaMirror'))).toEqual([]);
     expect(fleet.fleet.fleetdConfig).not.toHaveProperty('abcaTaskTable');
   });
 
-  test('set: the instance role may UpdateItem on that table, and nothing else on it', () => {
+  test('set: the instance role may GetItem / UpdateItem on that table (attribute-scoped: infra/test/abca-integration.test.ts), and nothing else on it', () => {
     // Prepare
     const statements = statementsOfRole(abca, abca.fleet.instanceRole);
     const arn = JSON.stringify(resolved(abca, abcaTable.tableArn));
     // Act
-    const s = statementBySid(statements, 'AbcaHeartbeatMirror');
+    const read = statementBySid(statements, 'AbcaMirrorReadStatus');
+    const write = statementBySid(statements, 'AbcaMirrorWrite');
     // Assess
-    expect(actionsOf(s)).toEqual(['dynamodb:UpdateItem']);
-    expect(resourcesOf(s)).toEqual([resolved(abca, abcaTable.tableArn)]);
-    expect(JSON.stringify(resourcesOf(s))).toContain(`:table/${ABCA_TABLE}`);
-    expect(s.Condition).toBeUndefined();
+    expect(actionsOf(read)).toEqual(['dynamodb:GetItem']);
+    expect(actionsOf(write)).toEqual(['dynamodb:UpdateItem']);
+    expect(resourcesOf(write)).toEqual([resolved(abca, abcaTable.tableArn)]);
+    expect(JSON.stringify(resourcesOf(write))).toContain(`:table/${ABCA_TABLE}`);
+    expect(write.Condition).toBeDefined();
     const touching = statements.filter((x) => resourcesOf(x).some((r) => JSON.stringify(r) === arn || JSON.stringify(r).includes(ABCA_TABLE)));
-    expect(touching.map((x) => x.Sid)).toEqual(['AbcaHeartbeatMirror']);
+    expect(touching.map((x) => x.Sid)).toEqual(['AbcaMirrorReadStatus', 'AbcaMirrorWrite']);
   });
 
   test('set: its name goes into fleetd’s config, which the user data writes', () => {

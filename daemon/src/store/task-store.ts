@@ -51,7 +51,7 @@ export type ClaimOutcome =
   /** Another live lease (another instance, or a duplicate delivery to us). */
   | { kind: 'leased'; record: TaskRecord }
   /** We ended it instead of claiming: attempts exhausted (FAILED) or cancel with no live lease (CANCELLED). */
-  | { kind: 'ended'; status: TaskStatus; reason: string }
+  | { kind: 'ended'; status: TaskStatus; reason: string; record: TaskRecord }
   /** The record kept changing under us; the message stays for a later receive. */
   | { kind: 'contended' };
 
@@ -298,12 +298,12 @@ export class TaskStore {
       if (record.status === TaskStatus.CANCEL_REQUESTED) {
         // Cancel asked, and no daemon holds a live lease to carry it out: finish the cancel here.
         const reason = `cancelled; the instance that held it (${record.instance_id ?? 'none'}) stopped heartbeating`;
-        if (await this.endUnleased(record, TaskStatus.CANCELLED, reason, instanceId)) return { kind: 'ended', status: TaskStatus.CANCELLED, reason };
+        if (await this.endUnleased(record, TaskStatus.CANCELLED, reason, instanceId)) return { kind: 'ended', status: TaskStatus.CANCELLED, reason, record };
         continue;
       }
       if (record.attempts_left <= 0) {
         const reason = `attempts exhausted: ${record.attempt} attempt(s) made${record.instance_id ? `, the last on ${record.instance_id}` : ''}, none finished`;
-        if (await this.endUnleased(record, TaskStatus.FAILED, reason, instanceId)) return { kind: 'ended', status: TaskStatus.FAILED, reason };
+        if (await this.endUnleased(record, TaskStatus.FAILED, reason, instanceId)) return { kind: 'ended', status: TaskStatus.FAILED, reason, record };
         continue;
       }
 
