@@ -187,6 +187,7 @@ describe("fleetd's user data", () => {
         'allowedRegistries',
         'secretArnPrefix',
         'taskRoleArn',
+        'readinessHookName',
       ].sort(),
     );
     expect(config).toMatchObject({
