@@ -38,6 +38,7 @@ import {
   InstanceStatus,
   QUEUE_DEFAULTS,
   TASKS_TABLE,
+  READINESS_HOOK_NAME,
   TERMINATION_HOOK_NAME,
   cancelDocumentContent,
   tagKeys,
@@ -48,6 +49,7 @@ import { resolveFleetProps, type AgentFleetProps } from './fleet-props';
 import { SCALER_SCHEDULE_SECONDS, SCALER_TIMEOUT_SECONDS, scalerEnvironment } from './handlers/scaler-config';
 import { FLEET_METRIC_DIMENSION, FLEET_METRICS_NAMESPACE, FleetMetric, METRICS_NAMESPACE_ENV } from './metrics';
 import { FleetMonitoring } from './monitoring';
+import { addReadinessHook, warmPoolOptions } from './readiness';
 import {
   cancelStatements,
   grantStatements,
@@ -111,6 +113,8 @@ export class AgentFleet extends Construct {
   /** The group's name, a plain string (`FLEET_ASG_NAME`; fleetd's config `asgName`). */
   readonly autoScalingGroupName: string;
   readonly drainHook: autoscaling.LifecycleHook;
+  /** `fleetd-ready`: launches wait until fleetd's preflight and prepull hold (./readiness). */
+  readonly readinessHook: autoscaling.LifecycleHook;
   readonly scaler: ScheduledFunction;
   /** Repairs lost enqueues, expired leases past the cap and orphaned cancels (handlers/reconcile/). */
   readonly reconciler: ScheduledFunction;
@@ -295,6 +299,8 @@ export class AgentFleet extends Construct {
       secretArnPrefix,
       taskRoleArn: this.taskRole.roleArn,
       sealKeyId: this.sealKey.keyArn,
+      readinessHookName: READINESS_HOOK_NAME,
+      ...(props.prepullImages?.length ? { prepullImages: props.prepullImages } : {}),
       ...(props.abcaTaskTable ? { abcaTaskTable: props.abcaTaskTable.tableName } : {}),
     };
     const mixed = p.instanceTypes.length > 1 || props.spot !== undefined;
@@ -386,7 +392,8 @@ export class AgentFleet extends Construct {
       heartbeatTimeout: p.drainHeartbeatTimeout,
       defaultResult: autoscaling.DefaultResult.CONTINUE,
     });
-    if (props.warmPool) this.autoScalingGroup.addWarmPool(props.warmPool);
+    this.readinessHook = addReadinessHook(this.autoScalingGroup);
+    if (props.warmPool) this.autoScalingGroup.addWarmPool(warmPoolOptions(props.warmPool));
     this.suspendAzRebalance(asgName, asgArn);
 
     // ----- Instance permissions (least privilege, see ./permissions).

@@ -138,12 +138,23 @@ export interface AgentFleetProps {
   readonly capacityRebalance?: boolean;
   /**
    * A warm pool of pre-initialised instances (faster scale-out). A pooled instance boots once
-   * (user data starts fleetd) and is then stopped or hibernated: fleetd must not claim tasks
-   * while its `autoscaling/target-lifecycle-state` is `Warmed:*`.
+   * (user data starts fleetd), passes readiness (preflight, `prepullImages` pulled), completes
+   * the `fleetd-ready` launch hook and is then stopped or hibernated; fleetd claims nothing while
+   * its `autoscaling/target-lifecycle-state` is `Warmed:*` (docs/lifecycle.md "Readiness").
+   * `reuseOnScaleIn` defaults to true here. Auto Scaling refuses a warm pool on a group with
+   * spot or a mixed-instances policy.
    *
    * @default - no warm pool
    */
   readonly warmPool?: autoscaling.WarmPoolOptions;
+  /**
+   * The fleet's agent images (by tag or digest; their registries must be in
+   * `allowedRegistries`), pulled by fleetd before an instance is ready (and before it enters the
+   * warm pool), then refreshed every 30 min so a task finds the newest digest on the engine.
+   *
+   * @default - none: each image is pulled by the first task that needs it
+   */
+  readonly prepullImages?: string[];
   /**
    * Heartbeat timeout of the termination lifecycle hook: fleetd records a heartbeat while it
    * lets a running task finish; without one for this long, the instance terminates anyway.

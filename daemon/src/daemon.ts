@@ -8,6 +8,7 @@
  *   containers.ts);
  * - receiver.ts: one receive loop per slot, claim, dispatch; receive-gates.ts: disk and engine;
  * - instance-lifecycle.ts: drain, spot notice, termination hook, idle self-termination;
+ * - readiness.ts + prepull.ts: the launch (readiness) hook, the warm pool, the prepull images;
  * - control.ts (+ contract/control.ts): `fleetd status` and `fleetd cancel`.
  * This class owns what they share (the runs, the state) and exposes start, stop({ abort }),
  * events and a typed status.
@@ -27,6 +28,8 @@ import { LeaseFiles } from './lease-guard';
 import { InterruptionWatcher, type Interruption, type SelfTermination } from './lifecycle';
 import type { Logger } from './log';
 import { preflight, type Booted } from './preflight';
+import { Prepuller } from './prepull';
+import { Readiness, targetPhase } from './readiness';
 import { Pruner } from './prune';
 import { ReceiveGateChecks } from './receive-gates';
 import { ReceiveActivity, Receiver } from './receiver';
@@ -35,6 +38,7 @@ import { RETRY_POLICIES, retry, type RetryAttemptInfo } from './retry';
 import { SpecSealer } from './seal';
 import { ContainerRunner } from './runner';
 import { TaskRun, type TaskRunResult } from './task-run';
+import type { ClaimTiming } from './dispatch-timing';
 
 export interface FleetdDeps {
   readonly config: FleetdConfig;
@@ -50,6 +54,8 @@ export class BootError extends Error {
 
 export interface FleetdEvents {
   ready: [identity: InstanceIdentity];
+  /** Prepared in the warm pool (target lifecycle state `Warmed:*`); claims nothing until InService. */
+  warm: [targetState: string];
   'task-started': [taskId: string, attempt: number];
   'task-ended': [result: TaskRunResult];
   'message-rejected': [reason: string];
@@ -75,6 +81,10 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   private readonly booted: Booted = { diskPaths: [] };
   private pruner?: Pruner;
   private watcher?: InterruptionWatcher;
+  private prepull?: Prepuller;
+  private readiness?: Readiness;
+  /** Leaving the warm pool (readiness again, then serving), while under way. */
+  private leavingPool?: Promise<void>;
   private abcaMirror?: AbcaHeartbeatMirror;
   private readonly state = new FleetdStateHolder();
   private sealer?: SpecSealer;
@@ -168,6 +178,9 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     const problem = await preflight({ config, clients, docker, instanceId: id.instanceId, log: this.log, control, retry: this.bootRetry }, this.booted);
     this.gates.diskPaths = this.booted.diskPaths;
     if (problem) {
+      // A launch hook waiting on us: ABANDON at once (the preflight already retried what a retry can fix).
+      const target = await imds.targetLifecycleState().catch(() => undefined);
+      await new Readiness({ config, autoscaling: clients.autoscaling, instanceId: id.instanceId, prepull: new Prepuller({ runner: { ensureImage: () => Promise.resolve('present') }, images: [], refreshSeconds: 0, log: this.log }), log: this.log }).complete(target, 'ABANDON', problem);
       await this.instance.reportUnhealthy(clients.autoscaling, problem);
       await removeAfterFailedBoot({ docker, instanceId: id.instanceId, log: this.log }, problem);
       await this.closeServers();
@@ -181,6 +194,8 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     this.abcaMirror = abcaMirrorFor(config, clients.ddb, this.log);
     this.sealer = config.sealKeyId ? new SpecSealer(clients.kms, config.sealKeyId) : undefined;
     if (!this.sealer) this.log.warn('no sealKeyId in the config: task seals are not verified; anyone who may update a task record decides what runs (docs/security.md)');
+    this.prepull = new Prepuller({ runner: this.runner, images: config.prepullImages, refreshSeconds: config.prepullRefreshSeconds, log: this.log });
+    this.readiness = new Readiness({ config, autoscaling: clients.autoscaling, instanceId: id.instanceId, prepull: this.prepull, log: this.log });
     this.pruner = new Pruner({ docker, instanceId: id.instanceId, workDir: config.workDir, afterHours: config.prune.afterHours, liveTaskIds: () => new Set(this.runs.keys()), log: this.log });
     await adoptOrRemoveContainers({
       docker,
@@ -196,28 +211,60 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     }, this.adopted);
     // A termination or spot notice already pending (fleetd restarted mid-drain): never idle.
     this.watcher = new InterruptionWatcher(imds, (i) => this.lifecycle.onInterruption(i), this.log);
+    this.watcher.onTargetState = (t) => this.onTargetState(t);
     await this.watcher.start();
     if (this.state.current.kind !== 'booting') return;
-    await this.instance.set(this.runs.size ? InstanceStatus.BUSY : InstanceStatus.IDLE, [...this.runs.keys()]);
-    // A signal during that write began a drain (seen by chaos: SIGTERM while booting): no serving.
+    // Readiness (readiness.ts): the prepull images, then the launch hook. A failure fails the
+    // boot like the preflight (ABANDON, reported unhealthy), unless containers were re-adopted:
+    // they need no prepull, and the refresh timer tries again.
+    const notReady = await this.readiness!.prepare(this.state.receiveEnded);
+    if (notReady && this.runs.size === 0 && this.state.current.kind === 'booting') {
+      await this.readiness!.complete(this.watcher.targetState, 'ABANDON', notReady);
+      await this.instance.reportUnhealthy(clients.autoscaling, `readiness: ${notReady}`);
+      await this.watcher.stop();
+      await this.closeServers();
+      this.state.to({ kind: 'stopped' });
+      throw new BootError(`readiness: ${notReady}`);
+    }
+    if (notReady) this.log.warn('prepull failed; serving the re-adopted tasks anyway', { problem: notReady });
     if (this.state.current.kind !== 'booting') return;
-    this.state.to({ kind: 'serving' });
-    this.activity.markBusy();
+    const target = this.watcher.targetState;
+    await this.readiness!.complete(target, 'CONTINUE');
     // Instance heartbeat: every heartbeatSeconds, no jitter, the instance row (fleet instances, reconciler).
     this.heartbeatTimer = setInterval(() => {
       void this.instance?.heartbeat().catch((err) => this.log.warn('instance heartbeat failed', { error: err }));
     }, config.timings.heartbeatSeconds * 1000);
     this.heartbeatTimer.unref();
+    this.prepull.start();
+    if (targetPhase(target) === 'warmed' && this.runs.size === 0) {
+      this.state.to({ kind: 'warm', target: target! });
+      await this.instance.set(InstanceStatus.WARM, [], `warm pool (${target}): prepared, not claiming until InService`);
+      this.log.info('fleetd warm: prepared in the warm pool; not claiming until the instance is put in service', { instance_id: id.instanceId, target_lifecycle_state: target });
+      this.emit('warm', target!);
+      return;
+    }
+    await this.enterService();
+  }
+
+  /** The slots start polling: from booting, or when the instance leaves the warm pool. */
+  private async enterService(): Promise<void> {
+    const { config, clients } = this.deps;
+    const id = this.identity!;
+    await this.instance!.set(this.runs.size ? InstanceStatus.BUSY : InstanceStatus.IDLE, [...this.runs.keys()]);
+    const s = this.state.current.kind;
+    if (s !== 'booting' && s !== 'warm') return;
+    this.state.to({ kind: 'serving' });
+    this.activity.markBusy();
     const receiver = new Receiver({
       sqs: clients.sqs,
       config,
-      store: this.store,
+      store: this.store!,
       instanceId: id.instanceId,
       state: this.state,
       gates: this.gates,
       activity: this.activity,
       log: this.log,
-      newRun: (lease, record, receipt) => this.newRun(lease, record, receipt),
+      newRun: (lease, record, receipt, claim) => this.newRun(lease, record, receipt, claim),
       taskEnded: (r) => this.emit('task-ended', r),
       messageRejected: (reason) => this.emit('message-rejected', reason),
       taskError: (msg, extra) => this.taskError(msg, extra),
@@ -225,12 +272,43 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     });
     this.slotLoops = receiver.start(config.slots);
     this.idleLoopDone = this.lifecycle.idleLoop();
-    this.pruner.start(config.prune.intervalSeconds);
+    this.pruner!.start(config.prune.intervalSeconds);
     this.log.info('fleetd ready: polling for tasks', { instance_id: id.instanceId, queue: config.queueUrl, credentials_endpoint: this.booted.credentials?.endpoint });
     this.emit('ready', id);
   }
 
-  private newRun(lease: Lease, record: TaskRecord, receiptHandle: string | undefined): TaskRun {
+  /**
+   * Every answered IMDS check (lifecycle.ts). Warm and the target is service: readiness again
+   * (the prepull refreshed, the hook completed), then serving. Serving and the target is
+   * `Warmed:*`: the group returns the instance to the pool on scale-in (reuseOnScaleIn) through
+   * the termination hook: the termination path. Warm and `Warmed:Terminated`: the same.
+   */
+  private onTargetState(target: string | undefined): void {
+    const s = this.state.current;
+    const phase = targetPhase(target);
+    if (s.kind === 'warm' && phase === 'service' && !this.leavingPool) {
+      this.log.info('leaving the warm pool: readiness, then claiming', { target_lifecycle_state: target });
+      this.leavingPool = (async () => {
+        const notReady = await this.readiness!.prepare(this.state.receiveEnded);
+        if (notReady) {
+          await this.readiness!.complete(target, 'ABANDON', notReady);
+          await this.instance!.reportUnhealthy(this.deps.clients.autoscaling, `readiness: ${notReady}`);
+          if (this.state.current.kind === 'warm') void this.stop({ reason: `readiness failed leaving the warm pool: ${notReady}` });
+          return;
+        }
+        await this.readiness!.complete(target, 'CONTINUE');
+        if (this.state.current.kind === 'warm') await this.enterService();
+      })()
+        .catch((err) => this.log.error('leaving the warm pool failed', { error: err }))
+        .finally(() => (this.leavingPool = undefined));
+      return;
+    }
+    const returnedToPool = (s.kind === 'serving' || s.kind === 'paused') && phase === 'warmed';
+    const terminatedFromPool = s.kind === 'warm' && target === 'Warmed:Terminated';
+    if (returnedToPool || terminatedFromPool) this.lifecycle.onInterruption({ kind: 'terminating', state: target! });
+  }
+
+  private newRun(lease: Lease, record: TaskRecord, receiptHandle: string | undefined, claim?: ClaimTiming): TaskRun {
     const { clients, config } = this.deps;
     const credentials = this.booted.credentials;
     const drainReason = () => drainOf(this.state.current)?.reason;
@@ -260,6 +338,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       lease,
       record,
       receiptHandle,
+      claim,
     );
     this.runs.set(lease.taskId, run);
     if (typeof record.spec.image === 'string') {
@@ -329,6 +408,17 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
    * servers are closed; then `stopped` is emitted.
    */
   async stop(options: StopOptions = {}): Promise<void> {
+    const s = this.state.current;
+    // Warm: nothing runs and nothing was claimed; the instance is being stopped in the pool (or
+    // fleetd restarted). The row stays `warm`, so the next boot is no crash of this one.
+    if (s.kind === 'warm') {
+      this.state.to({ kind: 'stopped' });
+      await this.instance?.set(InstanceStatus.WARM, [], `warm pool (${s.target}): fleetd stopped (${options.reason ?? 'stop'})`);
+      await this.finalize();
+      return;
+    }
+    // The boot failed (already reported): only close what is left.
+    if (s.kind === 'stopped' && !drainOf(s)) return this.finalize();
     await this.lifecycle.drain({ ...options, reason: options.reason ?? (options.abort ? 'instance interrupted' : 'instance draining') });
     await this.lifecycle.hookDone;
     await this.finalize();
@@ -339,7 +429,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       const s = this.state.current;
       if (s.kind === 'draining') this.state.to({ kind: 'stopped', drain: { reason: s.reason, since: s.since, releasing: s.releasing } });
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-      await Promise.all([this.watcher?.stop(), this.pruner?.stop(), this.idleLoopDone]);
+      await Promise.all([this.watcher?.stop(), this.pruner?.stop(), this.prepull?.stop(), this.idleLoopDone, this.leavingPool]);
       await this.closeServers();
       await this.instance?.flush();
       this.log.info('fleetd stopped', { reason: drainOf(this.state.current)?.reason });

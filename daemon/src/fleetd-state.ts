@@ -3,12 +3,16 @@
  * the daemon is not claiming derived from it. The instance's advertised status (tags, instance
  * row: idle / busy / draining) is InstanceState's (instance.ts); this is the daemon's mode.
  *
- *   booting ──► serving ◄──► paused (idle check)
- *      │           │            │
- *      └───────────┴─► draining ◄┘ ──► stopped
- *   booting ──► stopped (the boot failed)
+ *   booting ──► warm ──► serving ◄──► paused (idle check)
+ *      │         │          │            │
+ *      └─────────┴──────────┴─► draining ◄┘ ──► stopped
+ *   booting ──► stopped (the boot failed);  warm ──► stopped (stopped in the warm pool)
  *
  * - booting: preflight and recovery (docs/lifecycle.md "Boot"); nothing is received.
+ * - warm: the instance is in the group's warm pool (target lifecycle state `Warmed:*`):
+ *   prepared (preflight passed, prepull images pulled, readiness hook completed), the slots not
+ *   started. It ends in serving when the target becomes InService, in stopped when the instance
+ *   is stopped in the pool (SIGTERM: nothing to drain), in draining when it is terminated.
  * - serving: the slots poll the queue.
  * - paused: the slots are parked; the only reason today is the idle check (docs/lifecycle.md
  *   "Idle self-termination"), which waits for the long polls in flight before asking to be
@@ -23,6 +27,12 @@
  * they clear themselves; they can hold together, and together with an idle-check pause (an
  * instance idle on a short disk still terminates itself); a drain overrides them without a
  * transition. Making them states would need a pause stack and priorities between pauses.
+ *
+ * Decision: the warm pool is a state, not a gate. It is not re-checked per receive and does not
+ * clear itself: Auto Scaling moves the instance out of the pool, the IMDS watcher sees it, and
+ * the slots start then (readiness.ts). It only ever precedes serving, so it needs no pause
+ * stack; and with no slot loop running there is no long poll in flight to wait for, nor a
+ * message a warm instance could receive and strand.
  */
 import type { Interruption } from './lifecycle';
 
@@ -30,6 +40,7 @@ export type PauseReason = 'idle-check';
 
 export type FleetdState =
   | { readonly kind: 'booting' }
+  | { readonly kind: 'warm'; readonly target: string }
   | { readonly kind: 'serving' }
   | { readonly kind: 'paused'; readonly reason: PauseReason }
   | { readonly kind: 'draining'; readonly reason: string; readonly since: number; readonly releasing?: string }
@@ -39,7 +50,8 @@ export type FleetdStateKind = FleetdState['kind'];
 
 /** The allowed transitions, by kind. Anything else is a bug and throws. */
 export const FLEETD_TRANSITIONS: Readonly<Record<FleetdStateKind, readonly FleetdStateKind[]>> = {
-  booting: ['serving', 'draining', 'stopped'],
+  booting: ['warm', 'serving', 'draining', 'stopped'],
+  warm: ['serving', 'draining', 'stopped'],
   serving: ['paused', 'draining'],
   paused: ['serving', 'draining'],
   draining: ['draining', 'stopped'],
@@ -89,6 +101,8 @@ export function notClaimingReason(s: FleetdState, gates: ReceiveGates, slots: { 
   switch (s.kind) {
     case 'booting':
       return 'booting';
+    case 'warm':
+      return `warm pool (target lifecycle state ${s.target}): prepared, not claiming until InService`;
     case 'draining':
       return `draining: ${s.reason}`;
     case 'stopped':
@@ -130,7 +144,8 @@ export class FleetdStateHolder {
       this.unpause = undefined;
       p?.open();
     }
-    if (!isReceiving(next)) this.ended.abort();
+    // Receiving ends for good only here (warm → serving is still to come).
+    if (next.kind === 'draining' || next.kind === 'stopped') this.ended.abort();
     return this.s;
   }
 

@@ -55,6 +55,10 @@ export class InterruptionWatcher {
   private loop?: Promise<void>;
   /** Human-readable state of the loop, for `fleetd status`. */
   status = 'not started';
+  /** The target lifecycle state of the last answer (readiness.ts reads it). */
+  targetState?: string;
+  /** Told every answered check's target lifecycle state (readiness.ts: the warm pool). */
+  onTargetState?: (state: string | undefined) => void;
 
   constructor(
     private readonly imds: Pick<ImdsClient, 'spotInstanceAction' | 'targetLifecycleState'>,
@@ -76,6 +80,7 @@ export class InterruptionWatcher {
       try {
         const [spot, state] = await Promise.all([this.imds.spotInstanceAction(), this.imds.targetLifecycleState()]);
         errors = 0;
+        this.targetState = state;
         this.status = `watching: lifecycle state ${state ?? 'unknown'}${spot ? `, spot notice ${spot.action} at ${spot.time}` : ''}`;
         const found = interruptionFrom(spot, state);
         // A spot notice comes first; the hook (Terminated) usually follows it: report both.
@@ -85,6 +90,7 @@ export class InterruptionWatcher {
             this.onInterruption(i);
           }
         }
+        this.onTargetState?.(state);
       } catch (err) {
         if (errors++ % 12 === 0) this.log.warn('IMDS watch failed; retrying', { error: err, failures: errors });
         this.status = `IMDS not answering (${errors} failures)`;

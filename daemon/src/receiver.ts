@@ -22,6 +22,7 @@ import type { Logger } from './log';
 import type { ReceiveGateChecks } from './receive-gates';
 import { backoffDelayMs, sleep } from './retry';
 import type { TaskRun, TaskRunResult } from './task-run';
+import type { ClaimTiming } from './dispatch-timing';
 
 /** What the idle check reads: nothing in flight, nothing handled, nothing received meanwhile. */
 export class ReceiveActivity {
@@ -48,7 +49,7 @@ export interface ReceiverDeps {
   readonly gates: ReceiveGateChecks;
   readonly activity: ReceiveActivity;
   readonly log: Logger;
-  readonly newRun: (lease: Lease, record: TaskRecord, receiptHandle: string | undefined) => TaskRun;
+  readonly newRun: (lease: Lease, record: TaskRecord, receiptHandle: string | undefined, claim?: ClaimTiming) => TaskRun;
   readonly taskEnded: (result: TaskRunResult) => void;
   readonly messageRejected: (reason: string) => void;
   /** A message could not be handled (logged; counted as a failed release while releasing). */
@@ -148,12 +149,13 @@ export class Receiver {
       return;
     }
     const taskId = decoded.value.task_id;
+    const claimStartedAt = Date.now();
     const outcome = await store.claim(taskId, this.d.instanceId);
     const log = this.d.log.child({ task_id: taskId });
     switch (outcome.kind) {
       case 'claimed': {
         log.info(outcome.takeover ? 'took over a task whose lease expired' : 'claimed task', { attempt: outcome.lease.attempt, receive_count: message.Attributes?.ApproximateReceiveCount });
-        const run = this.d.newRun(outcome.lease, outcome.record, message.ReceiptHandle);
+        const run = this.d.newRun(outcome.lease, outcome.record, message.ReceiptHandle, { startedAt: claimStartedAt, endedAt: Date.now() });
         this.d.taskEnded(await run.execute());
         return;
       }

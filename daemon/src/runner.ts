@@ -115,21 +115,31 @@ export class ContainerRunner {
     return { dir, payloadFile: path.join(dir, 'payload.json'), outputDir: path.join(dir, 'output'), logFile: path.join(this.o.workDir, 'logs', `${taskId}.log`) };
   }
 
-  /** Present locally, or pulled from an allowed registry (ECR credentials through the SDK). */
-  async ensureImage(image: string): Promise<void> {
-    const policy = imagePolicy(image, this.o.allowedRegistries);
-    if (!policy.allowed) {
-      throw new ImagePolicyError(`image ${image} comes from registry ${policy.registry}, which is not allowed (allowed: ${this.o.allowedRegistries.join(', ') || 'none'}); add it to allowedRegistries in fleetd's config`);
-    }
+  /** True when the engine has the image; false on a 404 only (see isEngineUnreachable). */
+  private async present(image: string): Promise<boolean> {
     try {
       await this.o.docker.getImage(image).inspect();
-      return;
+      return true;
     } catch (err) {
       // Only a 404 means "absent". An engine that does not answer (dockerd restarting) must not
       // turn into "image not on this instance", a permanent-looking failure of the task.
       if (isEngineUnreachable(err)) throw new EngineUnavailableError(`the Docker engine did not answer while looking for image ${image}: ${(err as Error).message}`, { cause: err });
       if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+      return false;
     }
+  }
+
+  /**
+   * Present locally, or pulled from an allowed registry (ECR credentials through the SDK).
+   * `refresh` (the prepull timer, prepull.ts): pull even when present, so a moved tag brings its
+   * newest digest; a local-only image is only looked up.
+   */
+  async ensureImage(image: string, options: { refresh?: boolean } = {}): Promise<'present' | 'pulled'> {
+    const policy = imagePolicy(image, this.o.allowedRegistries);
+    if (!policy.allowed) {
+      throw new ImagePolicyError(`image ${image} comes from registry ${policy.registry}, which is not allowed (allowed: ${this.o.allowedRegistries.join(', ') || 'none'}); add it to allowedRegistries in fleetd's config`);
+    }
+    if (!(options.refresh && policy.mayPull) && (await this.present(image))) return 'present';
     if (!policy.mayPull) throw new ImagePolicyError(`image ${image} is not on this instance, and bare local images are never pulled; bake it into the AMI or use a registry image`);
     let authconfig: Docker.AuthConfig | undefined;
     const ecr = ECR_HOST.exec(policy.registry);
@@ -153,6 +163,7 @@ export class ContainerRunner {
       if (isEngineUnreachable(err)) throw new EngineUnavailableError(`the Docker engine did not answer while pulling ${image}: ${(err as Error).message}`, { cause: err });
       throw new ImagePullError(`pulling ${image} failed: ${(err as Error).message}`, { cause: err });
     }
+    return 'pulled';
   }
 
   /** Writes the payload read-only and makes the output directory. */

@@ -12,6 +12,7 @@ import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type Docker from 'dockerode';
 import { abcaAtMostOnce, abcaTaskIdOf, type AbcaHeartbeatMirror } from './abca-mirror';
+import { DispatchClock, type ClaimTiming } from './dispatch-timing';
 import { RETRY_POLICIES, backoffDelayMs, retry, sleep, type RetryPolicy } from './retry';
 import type { FleetdConfig } from './config';
 import { LIMITS, TaskStatus, type TaskRecord, type TaskSpec } from './contract';
@@ -68,14 +69,18 @@ export class TaskRun {
   /** The engine stopped answering at least once while the container ran (see waitThroughEngineRestarts). */
   private engineRestarted = false;
   phase: 'preparing' | 'running' | 'stopping' | 'finishing' = 'preparing';
+  /** Per-phase dispatch timings (a claimed task; not an adopted one). */
+  private readonly dispatch?: DispatchClock;
 
   constructor(
     private readonly deps: TaskRunDeps,
     readonly lease: Lease,
     private readonly record: TaskRecord,
     receiptHandle: string | undefined,
+    claim?: ClaimTiming,
   ) {
     this.taskId = lease.taskId;
+    this.dispatch = claim ? new DispatchClock(record, claim) : undefined;
     this.log = deps.log.child({ task_id: lease.taskId, attempt: lease.attempt });
     this.leaseExpiresAt = Date.now() + deps.config.timings.leaseSeconds * 1000;
     const retryLogged = <T>(what: string, fn: () => Promise<T>) => this.withRetry(what, fn);
@@ -182,9 +187,11 @@ export class TaskRun {
         await this.inputs.checkSeal();
         const payload = await this.inputs.payloadJson(spec);
         env = [...this.inputs.baseEnv(payload, spec), ...(await this.inputs.secretEnv(spec)), ...(this.deps.extraEnv ? await this.deps.extraEnv(this.lease) : [])];
-        await runner.ensureImage(spec.image);
-        files = runner.prepareFiles(this.taskId, payload);
-        this.container = await runner.create({ taskId: this.taskId, attempt: this.lease.attempt, spec, env, files, graceSeconds: config.timings.cancelGraceSeconds });
+        const image = await this.timed('image_pull_ms', () => runner.ensureImage(spec.image));
+        this.dispatch?.pulled(image === 'pulled');
+        const taskFiles = runner.prepareFiles(this.taskId, payload);
+        files = taskFiles;
+        this.container = await this.timed('container_create_ms', () => runner.create({ taskId: this.taskId, attempt: this.lease.attempt, spec, env, files: taskFiles, graceSeconds: config.timings.cancelGraceSeconds }));
       } catch (err) {
         if (this.stopReason) return await this.endWithoutStart();
         if (err instanceof SealUnverifiedError) return await this.engineInterrupted(err.message, false, true);
@@ -198,7 +205,7 @@ export class TaskRun {
 
       // The first heartbeat must succeed before the container starts.
       const sentAt = Date.now();
-      const running = await store.markRunning(this.lease, this.container.id);
+      const running = await store.markRunning(this.lease, this.container.id, this.dispatch?.timings);
       if (running === 'fenced') return this.outcome.fenced('first heartbeat fenced out');
       if (running === 'cancel-requested' || this.stopReason) {
         this.stopReason ??= 'cancel';
@@ -211,7 +218,7 @@ export class TaskRun {
       const { done: streamDone } = await runner.attach(this.container, output);
       const startedAt = Date.now();
       try {
-        await this.container.start();
+        await this.timed('container_start_ms', () => this.container!.start());
       } catch (err) {
         if (isEngineUnreachable(err)) return await this.engineInterrupted(`the Docker engine did not answer when starting the container: ${(err as Error).message}`, true);
         // A 5xx is the engine's own trouble (seen right after a dockerd restart: "failed to update
@@ -226,7 +233,9 @@ export class TaskRun {
       }
       this.started = true;
       this.phase = 'running';
-      this.log.info('container started', { container_id: this.container.id, image: spec.image });
+      this.log.info('container started', { container_id: this.container.id, image: spec.image, dispatch: this.dispatch?.timings });
+      // Best effort and never awaited: the timings must not delay the task.
+      if (this.dispatch) void store.recordDispatch(this.lease, this.dispatch.timings).catch((err) => this.log.warn('recording the dispatch timings failed', { error: err }));
       // A stop requested between markRunning and start applies now.
       if (this.stopReason) runner.stop(this.container, config.timings.cancelGraceSeconds).catch(() => undefined);
       return await this.supervise(spec, files, output, streamDone, startedAt);
@@ -335,6 +344,10 @@ export class TaskRun {
     // cannot become TIMED_OUT (see the transition table), so it ends FAILED with the reason.
     if (this.stopReason === 'timeout') return this.outcome.finish(TaskStatus.FAILED, { reason: 'timed out before the container started' });
     return this.outcome.finish(TaskStatus.CANCELLED, { reason: 'cancelled before the container started' });
+  }
+
+  private timed<T>(phase: 'image_pull_ms' | 'container_create_ms' | 'container_start_ms', fn: () => Promise<T>): Promise<T> {
+    return this.dispatch ? this.dispatch.time(phase, fn) : fn();
   }
 
   /** A task write under the one retry policy, each retry logged. */

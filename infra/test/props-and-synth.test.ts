@@ -189,6 +189,7 @@ describe("fleetd's user data", () => {
         'secretArnPrefix',
         'taskRoleArn',
         'sealKeyId',
+        'readinessHookName',
       ].sort(),
     );
     expect(config).toMatchObject({

@@ -67,6 +67,18 @@ export function formatProgress(r: TaskRecord, now = Date.now()): string {
   return parts.join(' · ');
 }
 
+/** An attempt's dispatch phases in one line (docs/scaling.md "Dispatch timings"). */
+export function formatDispatch(d: NonNullable<TaskRecord['dispatch']>): string {
+  const ms = (v: number | undefined) => (v === undefined ? '?' : v < 1000 ? `${v} ms` : `${(v / 1000).toFixed(1)} s`);
+  return [
+    `queue ${ms(d.queue_wait_ms)}`,
+    `claim ${ms(d.claim_ms)}`,
+    `image ${ms(d.image_pull_ms)} (${d.image_pulled ? 'pulled' : 'on the engine'})`,
+    `create ${ms(d.container_create_ms)}`,
+    `start ${ms(d.container_start_ms)}`,
+  ].join(' · ');
+}
+
 /** The record in `fleet status` form: label, value lines. */
 export function formatRecord(r: TaskRecord, now = Date.now()): string {
   const spec = r.spec as { image?: unknown; timeout_s?: unknown };
@@ -76,6 +88,7 @@ export function formatRecord(r: TaskRecord, now = Date.now()): string {
     ['image', typeof spec.image === 'string' ? spec.image : undefined],
     ['created', `${formatTime(r.created_at)} (${formatAge(r.created_at, now)})`],
     ['started', r.started_at !== undefined ? formatTime(r.started_at) : undefined],
+    ['dispatch', r.dispatch ? formatDispatch(r.dispatch) : undefined],
     ['heartbeat', r.heartbeat_at !== undefined && !isTerminal(r.status) ? formatAge(r.heartbeat_at, now) : undefined],
     ['lease', r.lease_expires_at !== undefined && !isTerminal(r.status) ? `until ${formatTime(r.lease_expires_at)} (${formatDuration(r.lease_expires_at - now)} left)` : undefined],
     ['cancel', r.cancel_requested_at !== undefined ? `requested ${formatTime(r.cancel_requested_at)}` : undefined],

@@ -485,7 +485,8 @@ export class FleetClient {
         heartbeatAt: lastSeen,
         launchedAt: inst?.LaunchTime ? new Date(inst.LaunchTime).getTime() : row?.booted_at,
         ec2State: inst?.State?.Name,
-        stale: lastSeen !== undefined && now - lastSeen > staleAfterMs,
+        // A warm-pool instance is silent while it is stopped in the pool: not a dead fleetd.
+        stale: lastSeen !== undefined && now - lastSeen > staleAfterMs && row?.status !== 'warm',
         slots: row?.slots,
         availabilityZone: row?.availability_zone ?? inst?.Placement?.AvailabilityZone,
         reason: row?.reason,

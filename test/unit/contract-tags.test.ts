@@ -67,6 +67,6 @@ describe('Contract: instance tag keys', () => {
 
   it('instance statuses are the lower-case values people see in the console', () => {
     // Assess
-    expect(Object.values(InstanceStatus).sort()).toEqual(['booting', 'busy', 'draining', 'idle', 'unhealthy']);
+    expect(Object.values(InstanceStatus).sort()).toEqual(['booting', 'busy', 'draining', 'idle', 'unhealthy', 'warm']);
   });
 });

@@ -17,6 +17,7 @@ import {
 
 const EXAMPLES: Record<FleetdStateKind, FleetdState> = {
   booting: { kind: 'booting' },
+  warm: { kind: 'warm', target: 'Warmed:Pending:Wait' },
   serving: { kind: 'serving' },
   paused: { kind: 'paused', reason: 'idle-check' },
   draining: { kind: 'draining', reason: 'SIGTERM received', since: 1_000 },
@@ -26,7 +27,11 @@ const KINDS = Object.keys(EXAMPLES) as FleetdStateKind[];
 
 /** Written by hand from the diagram in fleetd-state.ts, not derived from the table. */
 const ALLOWED: Array<[FleetdStateKind, FleetdStateKind]> = [
+  ['booting', 'warm'],
   ['booting', 'serving'],
+  ['warm', 'serving'],
+  ['warm', 'draining'],
+  ['warm', 'stopped'],
   ['booting', 'draining'],
   ['booting', 'stopped'],
   ['serving', 'paused'],

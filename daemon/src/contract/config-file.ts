@@ -85,6 +85,26 @@ export const FleetdConfigFileSchema = z.strictObject({
   taskCredentialsSeconds: z.int().min(900).max(43_200).default(3600),
   /** Termination lifecycle hook fleetd heartbeats and completes. @default TERMINATION_HOOK_NAME ('fleetd-drain', as infra/ creates it) */
   lifecycleHookName: z.string().min(1).max(255).default(TERMINATION_HOOK_NAME),
+  /**
+   * The launch lifecycle hook fleetd completes at every boot and at every change of the target
+   * lifecycle state between `Warmed:*` and `InService` (infra/ writes READINESS_HOOK_NAME,
+   * 'fleetd-ready', when it creates the hook). Unset: fleetd completes READINESS_HOOK_NAME only
+   * when IMDS says `Pending:Wait` or `Warmed:Pending:Wait` (docs/lifecycle.md "Readiness").
+   */
+  readinessHookName: z.string().min(1).max(255).optional(),
+  /**
+   * How long readiness may retry a failing prepull before the hook is completed with ABANDON
+   * (keep it below the hook's heartbeat timeout, 15 min in infra/). @default 600
+   */
+  readinessTimeoutSeconds: z.number().min(1).max(7200).default(600),
+  /**
+   * The fleet's agent images (by tag or digest, subject to allowedRegistries), pulled before the
+   * readiness hook is completed and refreshed every `prepullRefreshSeconds` (±10 % jitter), so a
+   * task finds the newest digest already on the engine. @default []
+   */
+  prepullImages: z.array(z.string().min(1).max(512)).max(32).default([]),
+  /** Interval of the prepull refresh; 0 turns the refresh off. @default 1800 */
+  prepullRefreshSeconds: z.number().min(0).max(7 * 86400).default(1800),
   /** RecordLifecycleActionHeartbeat interval while draining; keep it well below the hook's heartbeat timeout. @default 60 */
   lifecycleHeartbeatSeconds: z.number().min(1).max(3600).default(60),
   /**

@@ -15,6 +15,15 @@ export const FLEETD_SYSTEMD_UNIT = 'fleetd.service';
 export const TERMINATION_HOOK_NAME = 'fleetd-drain';
 
 /**
+ * Name of the group's launch lifecycle hook (autoscaling:EC2_INSTANCE_LAUNCHING, default result
+ * ABANDON). fleetd completes it with CONTINUE once its preflight holds and the prepull images are
+ * on the engine, or with ABANDON (and the reason in its instance row) when they cannot be made
+ * to hold; with a warm pool it is completed twice, entering the pool and leaving it
+ * (docs/lifecycle.md "Readiness").
+ */
+export const READINESS_HOOK_NAME = 'fleetd-ready';
+
+/**
  * SSM parameter holding the id of the baked AMI (put there after `npm run bake`, see
  * infra/README.md); the CDK app resolves it at deploy time unless an AMI is given explicitly.
  */

@@ -12,6 +12,27 @@ import { parseWith, type Parsed } from './validation';
 const epochMs = z.number().int().nonnegative();
 const statusEnum = z.enum(ALL_STATUSES as [TaskStatus, ...TaskStatus[]]);
 
+const durationMs = z.number().int().nonnegative();
+
+/**
+ * Per-phase dispatch timings of an attempt, written by fleetd with the RUNNING transition
+ * (container_start_ms right after the start). docs/scaling.md "Dispatch timings".
+ */
+export const DispatchTimingsSchema = z.object({
+  /** Message sent (or the record created) → this fleetd began the claim: the queue and the receive. */
+  queue_wait_ms: durationMs,
+  /** The claim: read, decide, conditional write. */
+  claim_ms: durationMs,
+  /** Image lookup, plus the pull when the image was not on the engine (`image_pulled`). */
+  image_pull_ms: durationMs,
+  image_pulled: z.boolean(),
+  /** Task files and container creation. */
+  container_create_ms: durationMs,
+  /** The engine's start call (absent until it returned). */
+  container_start_ms: durationMs.optional(),
+});
+export type DispatchTimings = z.output<typeof DispatchTimingsSchema>;
+
 export const TaskRecordSchema = z.object({
   task_id: z.string(),
   status: statusEnum,
@@ -48,6 +69,8 @@ export const TaskRecordSchema = z.object({
   /** Human-readable reason for FAILED / CANCELLED / TIMED_OUT / INTERRUPTED. */
   reason: z.string().optional(),
   cancel_requested_at: epochMs.optional(),
+  /** How the current attempt got from its message to a started container (DispatchTimingsSchema). */
+  dispatch: DispatchTimingsSchema.optional(),
   /** When the SQS message was last sent (the reconciler re-sends stale QUEUED ones). */
   message_sent_at: epochMs.optional(),
   /** TTL attribute (epoch seconds), set on terminal records. */

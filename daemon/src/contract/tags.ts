@@ -12,6 +12,12 @@ export const InstanceStatus = {
   BUSY: 'busy',
   DRAINING: 'draining',
   UNHEALTHY: 'unhealthy',
+  /**
+   * In the group's warm pool (target lifecycle state `Warmed:*`): prepared (preflight passed,
+   * prepull images pulled), claims nothing; stopped or waiting to be put in service. A stale
+   * heartbeat is expected while the instance is stopped in the pool (docs/lifecycle.md "Readiness").
+   */
+  WARM: 'warm',
 } as const;
 export type InstanceStatus = (typeof InstanceStatus)[keyof typeof InstanceStatus];
 

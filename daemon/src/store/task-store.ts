@@ -25,6 +25,7 @@ import {
   parseTaskRecord,
   retentionExpiresAt,
   statusesLeadingTo,
+  type DispatchTimings,
   type TaskRecord,
   type Timings,
 } from '../contract';
@@ -360,14 +361,14 @@ export class TaskStore {
    * First heartbeat: CLAIMED → RUNNING with the container id. The container is started only
    * after this write succeeds. 'cancel-requested' when a cancel arrived meanwhile.
    */
-  async markRunning(lease: Lease, containerId: string): Promise<'ok' | 'cancel-requested' | 'fenced'> {
+  async markRunning(lease: Lease, containerId: string, dispatch?: DispatchTimings): Promise<'ok' | 'cancel-requested' | 'fenced'> {
     const now = this.now();
     // Timeline: t0 claimed (attempt A, CLAIMED) → t1 image pulled, container created →
     // t2 this write, fenced on A and CLAIMED. A cancel at t1 made the status CANCEL_REQUESTED
     // (condition fails, we report it); a takeover at t1 changed the attempt (fenced).
     const ok = await this.transition(
       lease.taskId,
-      { set: { status: TaskStatus.RUNNING, container_id: containerId, started_at: now, heartbeat_at: now, lease_expires_at: this.leaseUntil(now), updated_at: now } },
+      { set: { status: TaskStatus.RUNNING, container_id: containerId, started_at: now, heartbeat_at: now, lease_expires_at: this.leaseUntil(now), updated_at: now, dispatch } },
       this.fenced(lease, [TaskStatus.CLAIMED]),
       { type: EventType.RUNNING, at: now, status: TaskStatus.RUNNING, attempt: lease.attempt, instance_id: lease.instanceId, detail: { container_id: containerId } },
     );
@@ -375,6 +376,11 @@ export class TaskStore {
     const { record } = await this.get(lease.taskId);
     if (record && record.instance_id === lease.instanceId && record.attempt === lease.attempt && record.status === TaskStatus.CANCEL_REQUESTED) return 'cancel-requested';
     return 'fenced';
+  }
+
+  /** The attempt's dispatch timings again, completed after the container started. False: fenced out. */
+  async recordDispatch(lease: Lease, dispatch: DispatchTimings): Promise<boolean> {
+    return this.update(lease.taskId, { set: { dispatch } }, this.fenced(lease, [TaskStatus.RUNNING, TaskStatus.CANCEL_REQUESTED]), 'recording the dispatch timings');
   }
 
   /** Extends the lease. Not a transition, so no event row. */

@@ -12,7 +12,7 @@
  */
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { QueryCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { ALL_STATUSES, TASKS_TABLE, TaskStatus, isTerminal, parseInstanceRecord, parseTaskRecord, type InstanceRecord, type TaskRecord } from '../../../daemon/src/contract';
+import { ALL_STATUSES, InstanceStatus, TASKS_TABLE, TaskStatus, isTerminal, parseInstanceRecord, parseTaskRecord, type InstanceRecord, type TaskRecord } from '../../../daemon/src/contract';
 import { RETRY_POLICIES, retry } from '../../../daemon/src/retry';
 import { StoreError, TaskStore } from '../../../daemon/src/store';
 import { decideReconcile, planReconcile, resolveReconcileOptions, type Decided, type ReconcileOptions } from './decide';
@@ -263,6 +263,8 @@ async function findStaleInstances(ddb: DynamoDBDocumentClient, table: string, no
       const inst = parsed.value;
       // A row past its TTL is history awaiting deletion (TTL deletes lazily; moto never does).
       if (inst.expires_at !== undefined && inst.expires_at * 1000 <= now) continue;
+      // A warm-pool instance is silent while it is stopped in the pool: not a dead fleetd.
+      if (inst.status === InstanceStatus.WARM) continue;
       const lastSeen = inst.heartbeat_at ?? inst.updated_at;
       if (now - lastSeen > staleAfterMs) {
         instances.push({ instance_id: inst.instance_id, status: inst.status, last_seen_at: lastSeen, silent_ms: now - lastSeen, running: inst.running ?? [] });
