@@ -124,6 +124,8 @@ export class AgentFleet extends Construct {
    * `alarmEmail`. Undefined when neither was given.
    */
   readonly alarmTopic?: sns.ITopic;
+  /** Base of every alarm's runbook link (the `runbookBaseUrl` prop, resolved). */
+  readonly runbookBaseUrl: string;
   /** fleetd's config file as written by the user data (values may be tokens). */
   readonly fleetdConfig: FleetdConfigFileInput;
 
@@ -133,6 +135,7 @@ export class AgentFleet extends Construct {
     super(scope, id);
     const stack = Stack.of(this);
     const p = resolveFleetProps(this.node.path, props, { account: stack.account, region: stack.region });
+    this.runbookBaseUrl = p.runbookBaseUrl;
     this.fleetName = p.fleetName;
     this.tagPrefix = p.tagPrefix;
     this.tagKeys = tagKeys(p.tagPrefix);

@@ -13,6 +13,7 @@
  * given, and nobody else gains anything. Alarms (both DLQs, both functions' errors, the stream's
  * iterator age) live here, not in monitoring.ts.
  */
+import { RUNBOOK_SECTIONS } from './monitoring';
 import * as path from 'node:path';
 import { Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -202,13 +203,15 @@ export class FleetIntake extends Construct {
         evaluationPeriods: 1,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
+    // Descriptions like the fleet's (monitoring.ts): "<fleet>: what and where to look. Runbook: <base>#<section>".
+    const described = (text: string, section: string) => `${name}: ${text} Runbook: ${fleet.runbookBaseUrl}#${section}`;
     this.alarms = [
-      dlqAlarm(this.deadLetterQueue, 'IntakeDeadLetters', `agent-fleet ${name}: intake messages were rejected. Each dead letter's ${DLQ_REASON_ATTRIBUTE} attribute says why (none: the intake function failed on it ${INTAKE_QUEUE_DEFAULTS.maxReceiveCount} times); fix the producer and send it again.`),
-      dlqAlarm(this.taskEventsDeadLetterQueue, 'TaskEventsDeadLetters', `agent-fleet ${name}: the task-events function gave up on stream records: some state-change events or Step Functions callbacks were not delivered. Its log says why.`),
-      errorsAlarm(this.intakeFunction, 'IntakeErrors', `agent-fleet ${name}: the intake function is failing (not a bad message: those are dead-lettered). Its log says why.`),
-      errorsAlarm(this.taskEventsFunction, 'TaskEventsErrors', `agent-fleet ${name}: the task-events function is failing; events and callbacks lag until it recovers.`),
+      dlqAlarm(this.deadLetterQueue, 'IntakeDeadLetters', described(`intake messages were rejected. Each dead letter's ${DLQ_REASON_ATTRIBUTE} attribute says why (none: the intake function failed on it ${INTAKE_QUEUE_DEFAULTS.maxReceiveCount} times); fix the producer and send it again.`, RUNBOOK_SECTIONS.intakeDeadLetters)),
+      dlqAlarm(this.taskEventsDeadLetterQueue, 'TaskEventsDeadLetters', described('the task-events function gave up on stream records: some state-change events or Step Functions callbacks were not delivered. Its log says why.', RUNBOOK_SECTIONS.taskEventsDeadLetters)),
+      errorsAlarm(this.intakeFunction, 'IntakeErrors', described('the intake function is failing (not a bad message: those are dead-lettered). Its log says why.', RUNBOOK_SECTIONS.intakeErrors)),
+      errorsAlarm(this.taskEventsFunction, 'TaskEventsErrors', described('the task-events function is failing; events and callbacks lag until it recovers.', RUNBOOK_SECTIONS.taskEventsErrors)),
       this.taskEventsFunction.metric('IteratorAge', { period: oneMinute, statistic: cloudwatch.Stats.MAXIMUM }).createAlarm(this, 'TaskEventsLag', {
-        alarmDescription: `agent-fleet ${name}: task state changes are published more than 5 minutes late (the stream consumer is stuck retrying a batch, or failing).`,
+        alarmDescription: described('task state changes are published more than 5 minutes late (the stream consumer is stuck retrying a batch, or failing).', RUNBOOK_SECTIONS.taskEventsLag),
         threshold: fiveMinutes.toMilliseconds(),
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 5,
@@ -216,8 +219,12 @@ export class FleetIntake extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),
     ];
-    if (props.alarmTopic) {
-      for (const alarm of this.alarms) alarm.addAlarmAction(new actions.SnsAction(props.alarmTopic));
+    const topic = props.alarmTopic ?? fleet.alarmTopic;
+    if (topic) {
+      for (const alarm of this.alarms) {
+        alarm.addAlarmAction(new actions.SnsAction(topic));
+        alarm.addOkAction(new actions.SnsAction(topic));
+      }
     }
   }
 

@@ -33,6 +33,11 @@ export const RUNBOOK_SECTIONS = {
   scalerNotReporting: 'scaler-not-reporting',
   scalerErrors: 'scaler-errors',
   reconcilerErrors: 'reconciler-errors',
+  intakeDeadLetters: 'intake-dead-letters',
+  taskEventsDeadLetters: 'task-events-dead-letters',
+  intakeErrors: 'intake-errors',
+  taskEventsErrors: 'task-events-errors',
+  taskEventsLag: 'task-events-lag',
 } as const;
 
 /** CloudWatch's limit on AlarmDescription. */
