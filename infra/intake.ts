@@ -13,7 +13,7 @@
  * given, and nobody else gains anything. Alarms (both DLQs, both functions' errors, the stream's
  * iterator age) live here, not in monitoring.ts.
  */
-import { RUNBOOK_SECTIONS } from './monitoring';
+import { INTAKE_RUNBOOK_SECTIONS as RUNBOOK_SECTIONS } from './monitoring';
 import * as path from 'node:path';
 import { Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';

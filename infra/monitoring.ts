@@ -33,6 +33,10 @@ export const RUNBOOK_SECTIONS = {
   scalerNotReporting: 'scaler-not-reporting',
   scalerErrors: 'scaler-errors',
   reconcilerErrors: 'reconciler-errors',
+} as const;
+
+/** The runbook sections of the intake's alarms (infra/intake.ts), in the same document. */
+export const INTAKE_RUNBOOK_SECTIONS = {
   intakeDeadLetters: 'intake-dead-letters',
   taskEventsDeadLetters: 'task-events-dead-letters',
   intakeErrors: 'intake-errors',

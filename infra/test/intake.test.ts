@@ -70,14 +70,15 @@ test('the task-events function reads the stream in order, with partial batch res
   });
 });
 
-test("the intake role may do what submit needs and dead-letter to the intake DLQ, nothing more (no seal key: no KMS)", () => {
+test("the intake role may do what submit needs and dead-letter to the intake DLQ, nothing more (KMS: only GenerateMac with the fleet's seal key)", () => {
   const statements = statementsOfRole(t, t.intake.intakeRole);
   const byAction = statements.flatMap((s) => actionsOf(s).map((a) => `${a} ${JSON.stringify(s.Resource)}`));
   expect(statementBySid(statements, 'TaskCreate').Resource).toEqual(resolved(t, t.fleet.tasksTable.tableArn));
   expect(statementBySid(statements, 'EventAppend').Resource).toEqual(resolved(t, t.fleet.eventsTable.tableArn));
   expect(statementBySid(statements, 'Enqueue').Resource).toEqual(resolved(t, t.fleet.queue.queueArn));
   expect(statementBySid(statements, 'IntakeReject').Resource).toEqual(resolved(t, t.intake.deadLetterQueue.queueArn));
-  expect(byAction.filter((a) => a.startsWith('kms:'))).toEqual([]);
+  const sealKey = JSON.stringify(resolved(t, t.fleet.sealKey.keyArn));
+  expect(byAction.filter((a) => a.startsWith('kms:') && a !== `kms:GenerateMac ${sealKey}`)).toEqual([]);
   expect(byAction.filter((a) => /dynamodb:(Delete|Scan|Query|BatchWrite)/.test(a))).toEqual([]);
   // No fleetd or operator powers.
   expect(byAction.filter((a) => /ssm:|autoscaling:|ec2:|sqs:(ReceiveMessage|DeleteMessage)[^"]*"?.*TaskQueue/.test(a))).toEqual([]);

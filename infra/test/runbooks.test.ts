@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
 import { RUNBOOK_PATH } from '../agent-fleet';
 import { buildApp } from '../app';
-import { RUNBOOK_SECTIONS } from '../monitoring';
+import { RUNBOOK_SECTIONS, INTAKE_RUNBOOK_SECTIONS } from '../monitoring';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const RUNBOOK = path.join(ROOT, RUNBOOK_PATH);
@@ -63,7 +63,8 @@ describe('runbook links', () => {
     // Act
     const descriptions = alarmDescriptions(context);
     // Assess
-    expect(descriptions.size).toBe(Object.keys(RUNBOOK_SECTIONS).length);
+    // The fleet's alarms and the intake's (the stack has both).
+    expect(descriptions.size).toBe(Object.keys(RUNBOOK_SECTIONS).length + Object.keys(INTAKE_RUNBOOK_SECTIONS).length);
     for (const [id, description] of descriptions) {
       const link = / Runbook: (\S+)#([^\s#]+)$/.exec(description);
       expect({ id, link: link?.[0] ?? 'no runbook link' }).toEqual({ id, link: expect.stringContaining(`Runbook: ${RUNBOOK_PATH}#`) });
