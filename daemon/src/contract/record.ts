@@ -21,8 +21,10 @@ export const TaskRecordSchema = z.object({
   updated_at: epochMs,
   /** Fencing token: incremented by every claim; every later write is conditional on it. */
   attempt: z.number().int().nonnegative(),
-  /** Claims left before the task is failed for good; a clean release gives one back. */
+  /** Claims left before the task is failed for good; a clean release and a takeover give one back. */
   attempts_left: z.number().int(),
+  /** Times the task was taken over from an instance that stopped heartbeating (capped by LIMITS.maxTakeovers). Absent: none. */
+  takeovers: z.number().int().nonnegative().optional(),
   /** The attempt cap the submitter chose (sealed with the spec). Absent on records older than sealing. */
   max_attempts: z.number().int().positive().optional(),
   /** The submitter's seal over task id, spec and attempt cap (contract/seal.ts); fleetd verifies it before running. */
