@@ -91,7 +91,14 @@ export const InstanceRecordSchema = z.object({
   /** Set by a failed preflight: why the instance is unhealthy. */
   reason: z.string().optional(),
   boot_failed_at: epochMs.optional(),
+  /** fleetd's package version, and the git commit it was built from ("unknown" when not recorded). */
   version: z.string().optional(),
+  commit: z.string().optional(),
+  /** The AMI the instance was launched from (IMDS `ami-id`). */
+  ami_id: z.string().optional(),
+  /** The launch template and its version (the instance's `aws:ec2launchtemplate:*` tags), when fleetd could read them. */
+  launch_template_id: z.string().optional(),
+  launch_template_version: z.string().optional(),
   expires_at: z.number().int().optional(),
 });
 export type InstanceRecord = z.output<typeof InstanceRecordSchema>;
