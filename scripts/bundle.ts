@@ -17,6 +17,7 @@
  * Anything else the build would leave unresolved is a build error, and the script fails.
  */
 import { build, type BuildOptions, type Metafile } from 'esbuild';
+import { spawnSync } from 'node:child_process';
 import { builtinModules } from 'node:module';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -45,7 +46,21 @@ const RUNTIME_ASSETS: readonly { from: string; to: string }[] = [
   { from: 'node_modules/dockerode/lib/proto', to: 'proto' },
 ];
 
-export function bundleOptions(entries: readonly BundleEntry[], outdir: string): BuildOptions {
+/**
+ * The commit the bundle is built from, for `--version` and the instance row (daemon/src/version.ts):
+ * `FLEET_BUILD_COMMIT` when the caller gives it, else `git rev-parse HEAD` (`-dirty` when the
+ * working tree has changes), else undefined (no git: the bundle says "unknown").
+ */
+export function buildCommit(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.FLEET_BUILD_COMMIT?.trim()) return env.FLEET_BUILD_COMMIT.trim();
+  const git = (...args: string[]) => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' });
+  const head = git('rev-parse', 'HEAD');
+  if (head.status !== 0 || !/^[0-9a-f]{40}$/.test(head.stdout.trim())) return undefined;
+  const dirty = git('status', '--porcelain', '--untracked-files=no');
+  return `${head.stdout.trim()}${dirty.status === 0 && dirty.stdout.trim() ? '-dirty' : ''}`;
+}
+
+export function bundleOptions(entries: readonly BundleEntry[], outdir: string, commit = buildCommit()): BuildOptions {
   return {
     absWorkingDir: ROOT,
     entryPoints: Object.fromEntries(entries.map((e) => [e.name, path.resolve(ROOT, e.source)])),
@@ -58,6 +73,8 @@ export function bundleOptions(entries: readonly BundleEntry[], outdir: string): 
     // Typed error classes and log lines rely on constructor names.
     keepNames: true,
     external: [...OPTIONAL_NATIVE_EXTERNALS],
+    // The build's commit, fixed in the bundle (daemon/src/version.ts); left to the environment when unknown.
+    ...(commit ? { define: { 'process.env.FLEET_BUILD_COMMIT': JSON.stringify(commit) } } : {}),
     metafile: true,
     logLevel: 'warning',
   };

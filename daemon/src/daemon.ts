@@ -21,7 +21,8 @@ import type { FleetdConfig } from './config';
 import { InstanceStatus, type CancelResponse, type ControlError, type FleetdStatus, type TaskRecord } from './contract';
 import { drainOf, FleetdStateHolder, isReceiving, notClaimingReason, type FleetdState } from './fleetd-state';
 import type { ImdsClient, InstanceIdentity } from './imds';
-import { InstanceState } from './instance';
+import { InstanceState, readInstanceBuild } from './instance';
+import { BUILD_COMMIT, PACKAGE_VERSION } from './version';
 import { InstanceLifecycle } from './instance-lifecycle';
 import { TaskStore, type Lease } from './store';
 import { LeaseFiles } from './lease-guard';
@@ -162,7 +163,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       throw new BootError(`preflight: IMDS did not answer after ${RETRY_POLICIES.imds.maxAttempts} tries (${(err as Error).message})`, { cause: err });
     }
     const id = this.identity;
-    this.log.info('fleetd booting', { instance_id: id.instanceId, region: id.region, az: id.availabilityZone, slots: config.slots, config: config.source });
+    this.log.info('fleetd booting', { instance_id: id.instanceId, region: id.region, az: id.availabilityZone, slots: config.slots, config: config.source, version: PACKAGE_VERSION, commit: BUILD_COMMIT });
     this.instance = new InstanceState({
       ec2: clients.ec2,
       ddb: clients.ddb,
@@ -172,6 +173,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       slots: config.slots,
       asgName: config.asgName,
       availabilityZone: id.availabilityZone,
+      build: await readInstanceBuild({ imds, ec2: clients.ec2, instanceId: id.instanceId, log: this.log }),
       log: this.log,
     });
     const control = { cancel: (t: string) => this.cancelLocal(t), status: () => ({ ok: true as const, ...this.status() }) };

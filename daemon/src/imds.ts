@@ -54,6 +54,19 @@ export class ImdsClient {
     return { instanceId: parsed.instanceId, region: parsed.region, availabilityZone: parsed.availabilityZone };
   }
 
+  /** The AMI the instance was launched from. */
+  async amiId(): Promise<string | undefined> {
+    return this.get('latest/meta-data/ami-id');
+  }
+
+  /**
+   * One of the instance's tags, e.g. `aws:ec2launchtemplate:version`. Undefined when the tag is
+   * absent, and always when the launch template does not enable instance metadata tags.
+   */
+  async instanceTag(key: string): Promise<string | undefined> {
+    return this.get(`latest/meta-data/tags/instance/${encodeURIComponent(key)}`);
+  }
+
   /** The spot interruption notice, when one is pending. */
   async spotInstanceAction(): Promise<{ action: string; time: string } | undefined> {
     const text = await this.get('latest/meta-data/spot/instance-action');

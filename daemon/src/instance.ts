@@ -4,11 +4,51 @@
  * slots finishing together cannot leave a stale tag behind (EC2 tags are last-writer-wins).
  */
 import { SetInstanceHealthCommand, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import { CreateTagsCommand, DeleteTagsCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import { CreateTagsCommand, DeleteTagsCommand, DescribeTagsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { InstanceStatus, tagKeys, type TagKeys } from './contract';
+import { InstanceStatus, LAUNCH_TEMPLATE_TAGS, tagKeys, type TagKeys } from './contract';
+import type { ImdsClient } from './imds';
 import type { Logger } from './log';
 import { InstanceStore } from './store';
+import { BUILD_COMMIT, PACKAGE_VERSION } from './version';
+
+/** What the instance runs, recorded in its row: fleetd's build, the AMI, the launch template. */
+export interface InstanceBuild {
+  readonly version: string;
+  readonly commit: string;
+  readonly amiId?: string;
+  readonly launchTemplateId?: string;
+  readonly launchTemplateVersion?: string;
+}
+
+/**
+ * Reads once at boot what this instance runs. The AMI from IMDS (`ami-id`). The launch template
+ * from the instance's `aws:ec2launchtemplate:*` tags: through IMDS when the launch template
+ * enables instance metadata tags, else with one ec2:DescribeTags on this instance. Best effort:
+ * whatever cannot be read is left out of the row (the CLI then reads it from EC2) and logged.
+ */
+export async function readInstanceBuild(o: { imds: ImdsClient; ec2: EC2Client; instanceId: string; log: Logger }): Promise<InstanceBuild> {
+  const build = { version: PACKAGE_VERSION, commit: BUILD_COMMIT };
+  const amiId = await o.imds.amiId().catch((err: unknown) => void o.log.warn('IMDS ami-id could not be read', { error: err }));
+  type Pair = Array<string | undefined>;
+  let lt: Pair = await Promise.all([o.imds.instanceTag(LAUNCH_TEMPLATE_TAGS.id), o.imds.instanceTag(LAUNCH_TEMPLATE_TAGS.version)]).catch((): Pair => []);
+  if (lt[0] === undefined) {
+    // Instance metadata tags are off (the default): ask EC2 about our own instance.
+    lt = await o.ec2
+      .send(new DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [o.instanceId] }, { Name: 'key', Values: [LAUNCH_TEMPLATE_TAGS.id, LAUNCH_TEMPLATE_TAGS.version] }] }))
+      .then((res): Pair => [LAUNCH_TEMPLATE_TAGS.id, LAUNCH_TEMPLATE_TAGS.version].map((k) => res.Tags?.find((t) => t.Key === k)?.Value))
+      .catch((err: unknown) => {
+        o.log.warn('the launch template could not be read (instance metadata tags are off and ec2:DescribeTags failed); the instance row leaves it out', { error: err });
+        return [];
+      });
+  }
+  return {
+    ...build,
+    ...(amiId ? { amiId } : {}),
+    ...(lt[0] ? { launchTemplateId: lt[0] } : {}),
+    ...(lt[1] ? { launchTemplateVersion: lt[1] } : {}),
+  };
+}
 
 export interface InstanceStateOptions {
   readonly ec2: EC2Client;
@@ -20,6 +60,8 @@ export interface InstanceStateOptions {
   readonly slots: number;
   readonly asgName?: string;
   readonly availabilityZone: string;
+  /** What the instance runs (readInstanceBuild); fleetd's own version when not given. */
+  readonly build?: InstanceBuild;
   readonly log: Logger;
 }
 
@@ -69,6 +111,7 @@ export class InstanceState {
   async heartbeat(s: { status: InstanceStatus; running: string[]; reason?: string } = { status: this.status, running: this.running, reason: this.reason }): Promise<void> {
     if (!this.rows) return;
     const now = Date.now();
+    const b = this.o.build ?? { version: PACKAGE_VERSION, commit: BUILD_COMMIT };
     await this.rows.put({
       instance_id: this.o.instanceId,
       status: s.status,
@@ -80,6 +123,11 @@ export class InstanceState {
       asg_name: this.o.asgName,
       availability_zone: this.o.availabilityZone,
       reason: s.reason,
+      version: b.version,
+      commit: b.commit,
+      ami_id: b.amiId,
+      launch_template_id: b.launchTemplateId,
+      launch_template_version: b.launchTemplateVersion,
       ...(s.status === InstanceStatus.UNHEALTHY ? { boot_failed_at: now } : {}),
     });
   }

@@ -5,6 +5,7 @@
  *   fleetd status [--json]     slots, running tasks, heartbeat ages, draining / idle state, and
  *                              why it is not claiming (draining, low disk, idle check)
  *   fleetd guard [--every S]   stop containers whose lease fleetd did not renew (lease-guard.ts)
+ *   fleetd --version           package version and build commit ("unknown" when not recorded)
  * Exit codes: 0 ok · 1 failure (boot preflight, daemon error, cancel refused) · 2 usage
  * (bad arguments, an invalid task id) · 78 invalid configuration (systemd does not restart it).
  */
@@ -20,6 +21,7 @@ import { ImdsClient } from './imds';
 import { InstanceState } from './instance';
 import { LeaseFiles, guardMarginMs, guardOnce } from './lease-guard';
 import { Logger } from './log';
+import { versionLine } from './version';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 78 } as const;
 
@@ -172,6 +174,7 @@ function formatStatus(s: StatusResponse): string[] {
 
 const program = new Command('fleetd')
   .description('agent-fleet instance daemon: pulls tasks from SQS, claims them in DynamoDB and runs them in Docker.')
+  .version(versionLine('fleetd'), '-V, --version', 'print the package version and the git commit it was built from')
   .exitOverride()
   .addHelpText('after', `\nExamples:\n  fleetd run                         # as the systemd unit does\n  fleetd cancel --task-id t-01j0abc  # what the SSM cancel document runs\n  fleetd status --json\n\nExit codes: 0 ok, 1 failure, 2 usage error, 78 invalid configuration.`);
 program

@@ -9,6 +9,7 @@ import { TaskStatus } from '../../daemon/src/contract';
 import type { CliContext } from './config';
 import { EXIT } from './errors';
 import { formatDuration, formatOutcome, printJson } from './format';
+import { cancelJson } from './json';
 
 /** Who cancelled, for the CANCEL_REQUESTED event row. */
 function requester(): string {
@@ -29,13 +30,13 @@ export async function cancelCommand(ctx: CliContext, taskId: string, o: { wait?:
     }
   }
   if (!o.wait || result.outcome === 'already-ended') {
-    if (o.json) printJson(result);
+    if (o.json) printJson(cancelJson(result));
     return EXIT.ok;
   }
   if (!o.json) process.stderr.write(`waiting for ${taskId} to stop…\n`);
   const record = await ctx.client.waitForTerminal(taskId, { intervalMs: 500, timeoutMs: o.waitTimeoutMs ?? 10 * 60_000 });
   if (o.json) {
-    printJson({ ...result, final: record });
+    printJson(cancelJson(result, record));
     return EXIT.ok;
   }
   const tookMs = Date.now() - t0;

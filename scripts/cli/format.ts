@@ -23,6 +23,11 @@ export function formatAge(at: number | undefined, now = Date.now()): string {
   return at === undefined ? '-' : `${formatDuration(now - at)} ago`;
 }
 
+/** A lease's time left, never negative: `1m 30s left`, `expired 12s ago`. */
+export function formatLeaseLeft(expiresAt: number, now = Date.now()): string {
+  return expiresAt >= now ? `${formatDuration(expiresAt - now)} left` : `expired ${formatDuration(now - expiresAt)} ago`;
+}
+
 /** UTC, to the second: unambiguous across machines. */
 export function formatTime(at: number | undefined): string {
   return at === undefined ? '-' : new Date(at).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
@@ -90,7 +95,7 @@ export function formatRecord(r: TaskRecord, now = Date.now()): string {
     ['started', r.started_at !== undefined ? formatTime(r.started_at) : undefined],
     ['dispatch', r.dispatch ? formatDispatch(r.dispatch) : undefined],
     ['heartbeat', r.heartbeat_at !== undefined && !isTerminal(r.status) ? formatAge(r.heartbeat_at, now) : undefined],
-    ['lease', r.lease_expires_at !== undefined && !isTerminal(r.status) ? `until ${formatTime(r.lease_expires_at)} (${formatDuration(r.lease_expires_at - now)} left)` : undefined],
+    ['lease', r.lease_expires_at !== undefined && !isTerminal(r.status) ? `until ${formatTime(r.lease_expires_at)} (${formatLeaseLeft(r.lease_expires_at, now)})` : undefined],
     ['cancel', r.cancel_requested_at !== undefined ? `requested ${formatTime(r.cancel_requested_at)}` : undefined],
     ['finished', r.finished_at !== undefined ? formatTime(r.finished_at) : undefined],
     ['duration', r.duration_ms !== undefined ? formatDuration(r.duration_ms) : undefined],
@@ -98,6 +103,7 @@ export function formatRecord(r: TaskRecord, now = Date.now()): string {
     ['oom killed', r.oom_killed ? 'yes' : undefined],
     ['reason', r.reason],
     ['attempts left', isTerminal(r.status) ? undefined : String(r.attempts_left)],
+    ['takeovers', r.takeovers ? `${r.takeovers} (instances that stopped heartbeating; their attempts were refunded)` : undefined],
     ['result error', r.result_error],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));

@@ -1,38 +1,55 @@
 /** `fleet instances` and `fleet dlq list|redrive`: the fleet's machines and its dead letters. */
+import type { InstanceView } from '../lib/client';
 import type { CliContext } from './config';
 import { EXIT } from './errors';
 import { formatAge, formatDuration, formatTime, printJson, table } from './format';
+import { deadLettersJson, instancesJson, redriveJson } from './json';
 
 export async function instancesCommand(ctx: CliContext, o: { json?: boolean }): Promise<number> {
   const now = Date.now();
   const { instances, warnings } = await ctx.client.listInstances({ now });
   for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   if (o.json) {
-    printJson({ instances, warnings });
+    printJson(instancesJson({ instances, warnings }));
     return EXIT.ok;
   }
   if (instances.length === 0) {
     process.stderr.write('no instances have reported to this fleet\n');
     return EXIT.ok;
   }
+  process.stdout.write(`${formatInstances(instances, now)}\n`);
+  if (instances.some((i) => i.stale)) process.stderr.write('stale: no heartbeat for longer than a lease; its fleetd may be dead (the reconciler reports it too)\n');
+  return EXIT.ok;
+}
+
+/** fleetd's version, with the commit cut to 8 characters (`0.1.0@1a2b3c4d`); `-` when fleetd never said. */
+function versionCell(i: InstanceView): string {
+  if (!i.version) return '-';
+  return i.commit && i.commit !== 'unknown' ? `${i.version}@${i.commit.slice(0, 8)}${i.commit.endsWith('-dirty') ? '-dirty' : ''}` : i.version;
+}
+
+/** The `fleet instances` table: one row per instance. */
+export function formatInstances(instances: readonly InstanceView[], now = Date.now()): string {
   const rows = instances.map((i) => [
     i.instanceId,
     `${i.status}${i.stale ? ' (stale)' : ''}`,
+    i.ec2State ?? '-',
     i.running.length ? i.running.join(',') : '-',
     formatAge(i.heartbeatAt, now),
-    i.launchedAt !== undefined ? formatDuration(now - i.launchedAt) : '-',
+    i.launchedAt !== undefined && i.status !== 'terminated' ? formatDuration(now - i.launchedAt) : '-',
+    versionCell(i),
+    i.amiId ?? '-',
+    i.launchTemplateId ? `${i.launchTemplateId}:${i.launchTemplateVersion ?? '?'}` : '-',
     i.availabilityZone ?? '-',
-    i.reason ?? (i.heartbeatAt === undefined ? 'fleetd never reported' : ''),
+    i.reason ?? (i.status === 'terminated' ? (i.ec2State === 'not listed' ? 'EC2 no longer lists it' : '') : i.heartbeatAt === undefined ? 'fleetd never reported' : ''),
   ]);
-  process.stdout.write(`${table(['instance', 'status', 'task', 'heartbeat', 'uptime', 'az', 'note'], rows)}\n`);
-  if (instances.some((i) => i.stale)) process.stderr.write('stale: no heartbeat for longer than a lease; its fleetd may be dead (the reconciler reports it too)\n');
-  return EXIT.ok;
+  return table(['instance', 'status', 'ec2', 'task', 'heartbeat', 'uptime', 'fleetd', 'ami', 'launch template', 'az', 'note'], rows);
 }
 
 export async function dlqListCommand(ctx: CliContext, o: { limit: number; json?: boolean }): Promise<number> {
   const letters = await ctx.client.listDeadLetters({ limit: o.limit });
   if (o.json) {
-    printJson({ dead_letters: letters });
+    printJson(deadLettersJson(letters));
     return EXIT.ok;
   }
   if (letters.length === 0) {
@@ -49,7 +66,7 @@ export async function dlqRedriveCommand(ctx: CliContext, o: { limit: number; tas
   const outcomes = await ctx.client.redriveDeadLetters({ limit: o.limit, taskId: o.taskId, dryRun: o.dryRun });
   const failed = outcomes.filter((x) => x.error);
   if (o.json) {
-    printJson({ dry_run: Boolean(o.dryRun), outcomes });
+    printJson(redriveJson(Boolean(o.dryRun), outcomes));
     return failed.length ? EXIT.failure : EXIT.ok;
   }
   const verb = { resend: o.dryRun ? 'would resend' : 'resent', drop: o.dryRun ? 'would delete' : 'deleted', keep: 'kept' } as const;

@@ -15,6 +15,7 @@ import { collect, parseCount, parseStatuses, parseTaskId } from './parse';
 import { submitCommand, type SubmitOptions } from './submit';
 import { listCommand, statusCommand } from './tasks';
 import { watchTask } from './watch';
+import { versionLine } from '../../daemon/src/version';
 
 const EXAMPLE_ID = 't-01jd8x5k2m3n4p5q6r7s8t9v0w';
 
@@ -24,7 +25,8 @@ Configuration:
   FLEET_TASKS_TABLE, FLEET_EVENTS_TABLE, FLEET_INSTANCES_TABLE, FLEET_PAYLOAD_BUCKET,
   FLEET_CANCEL_DOCUMENT, FLEET_NAME); AWS settings from AWS_REGION, AWS_ENDPOINT_URL and the
   SDK's credential chain. --env-file FILE loads KEY=VALUE lines first. With no FLEET_QUEUE_URL
-  set, a running local stack's .fleet/local.env is used.
+  set, in an agent-fleet checkout, the local stack's .fleet/local.env is used (stderr says so);
+  anywhere else nothing is guessed.
 
 Exit codes:
   0  ok (a cancel of a finished task is ok too)
@@ -52,6 +54,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('fleet')
     .description('Submit, watch, cancel and inspect tasks of an agent-fleet (a pull-based EC2 fleet for long agent containers).')
     .option('--env-file <file>', 'load the fleet\'s variables (KEY=VALUE lines) from this file first')
+    .version(versionLine('fleet'), '-V, --version', 'print the package version and the git commit it was built from')
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`fleet: ${str.replace(/^error: /, '')}`) })
     .showHelpAfterError('  hint: "fleet --help" lists the commands')

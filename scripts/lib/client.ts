@@ -23,6 +23,7 @@ import {
   ALL_STATUSES,
   CANCEL_DOCUMENT_PARAMETER,
   DEFAULT_TAG_PREFIX,
+  LAUNCH_TEMPLATE_TAGS,
   DEFAULT_TIMINGS,
   DLQ_REASON_ATTRIBUTE,
   EVENTS_TABLE,
@@ -121,8 +122,12 @@ export type CancelResult =
 
 export interface InstanceView {
   readonly instanceId: string;
-  /** From the instances table (fleetd writes it), else the EC2 status tag, else unknown. */
-  readonly status: InstanceStatus | 'unknown';
+  /**
+   * `terminated` when EC2 says so, or no longer lists an instance whose heartbeat stopped (its
+   * row outlives it for days); else from the instances table (fleetd writes it), else the EC2
+   * status tag, else unknown.
+   */
+  readonly status: InstanceStatus | 'unknown' | 'terminated';
   readonly running: string[];
   readonly heartbeatAt?: number;
   /** EC2 launch time, else fleetd's boot time. */
@@ -133,6 +138,13 @@ export interface InstanceView {
   readonly slots?: number;
   readonly availabilityZone?: string;
   readonly reason?: string;
+  /** fleetd's package version and build commit, from its row. */
+  readonly version?: string;
+  readonly commit?: string;
+  /** From fleetd's row, else from EC2 (ImageId, the `aws:ec2launchtemplate:*` tags). */
+  readonly amiId?: string;
+  readonly launchTemplateId?: string;
+  readonly launchTemplateVersion?: string;
 }
 
 export interface InstanceList {
@@ -455,9 +467,11 @@ export class FleetClient {
     } while (start);
 
     const ec2 = new Map<string, Instance>();
+    // A filter, not InstanceIds: an id EC2 no longer knows is then absent, not an error for all.
     const describe = this.names.fleetName
       ? { Filters: [{ Name: `tag:${keys.fleet}`, Values: [this.names.fleetName] }] }
-      : rows.size > 0 ? { InstanceIds: [...rows.keys()] } : undefined;
+      : rows.size > 0 ? { Filters: [{ Name: 'instance-id', Values: [...rows.keys()] }] } : undefined;
+    let ec2Read = false;
     if (describe) {
       try {
         let token: string | undefined;
@@ -466,6 +480,7 @@ export class FleetClient {
           for (const r of res.Reservations ?? []) for (const i of r.Instances ?? []) if (i.InstanceId) ec2.set(i.InstanceId, i);
           token = res.NextToken;
         } while (token);
+        ec2Read = true;
       } catch (err) {
         warnings.push(`EC2 DescribeInstances failed (${awsErrorName(err)}: ${(err as Error).message}); launch times and tags are missing`);
       }
@@ -478,18 +493,26 @@ export class FleetClient {
       const tags = Object.fromEntries((inst?.Tags ?? []).map((t) => [t.Key, t.Value]));
       const tagStatus = Object.values(InstanceStatus).find((s) => s === tags[keys.status]);
       const lastSeen = row ? (row.heartbeat_at ?? row.updated_at) : undefined;
+      const silent = lastSeen !== undefined && now - lastSeen > staleAfterMs;
+      // Gone: EC2 says terminated, or (an hour or more later) EC2 no longer lists it and fleetd is silent.
+      const terminated = inst?.State?.Name === 'terminated' || (ec2Read && !inst && silent);
       return {
         instanceId,
-        status: row?.status ?? tagStatus ?? 'unknown',
-        running: row?.running ?? (tags[keys.taskId] ? String(tags[keys.taskId]).split(',') : []),
+        status: terminated ? 'terminated' : (row?.status ?? tagStatus ?? 'unknown'),
+        running: terminated ? [] : (row?.running ?? (tags[keys.taskId] ? String(tags[keys.taskId]).split(',') : [])),
         heartbeatAt: lastSeen,
         launchedAt: inst?.LaunchTime ? new Date(inst.LaunchTime).getTime() : row?.booted_at,
-        ec2State: inst?.State?.Name,
+        ec2State: inst?.State?.Name ?? (ec2Read && row ? 'not listed' : undefined),
         // A warm-pool instance is silent while it is stopped in the pool: not a dead fleetd.
-        stale: lastSeen !== undefined && now - lastSeen > staleAfterMs && row?.status !== 'warm',
+        stale: silent && !terminated && row?.status !== 'warm',
         slots: row?.slots,
         availabilityZone: row?.availability_zone ?? inst?.Placement?.AvailabilityZone,
         reason: row?.reason,
+        version: row?.version,
+        commit: row?.commit,
+        amiId: row?.ami_id ?? inst?.ImageId,
+        launchTemplateId: row?.launch_template_id ?? tags[LAUNCH_TEMPLATE_TAGS.id],
+        launchTemplateVersion: row?.launch_template_version ?? tags[LAUNCH_TEMPLATE_TAGS.version],
       };
     });
     return { instances, warnings };

@@ -21,7 +21,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { GetDocumentCommand, ListCommandsCommand } from '@aws-sdk/client-ssm';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { EventType, FLEETD_BIN_PATH, TaskStatus, encodeEnvelope, type TaskRecord, type TaskSpecInput } from '../../daemon/src/contract';
+import { PACKAGE_VERSION } from '../../daemon/src/version';
 import { FleetClient } from '../../scripts/lib/client';
 import { LOG_DIR, PROJECT_ROOT, instanceDir } from '../../scripts/dev/local/paths';
 import { buildArgv, ownAgentMarker } from '../../scripts/dev/local/ssm-agent';
@@ -183,6 +185,18 @@ describe('usage errors: one clear line and a hint, exit 2, nothing done', () => 
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('with no FLEET_QUEUE_URL in a checkout, the local stack\'s file is used and stderr says so', async () => {
+    const unset = Object.fromEntries(Object.keys(fleet.env).filter((k) => k.startsWith('FLEET_') && k !== 'FLEET_LOCAL_DIR').map((k) => [k, undefined]));
+    const r = await fleetCli(['list', '--limit', '1', '--json'], unset);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/^fleet: using the local stack's environment from \S*local\.env \(FLEET_QUEUE_URL is not set\)$/m);
+    expect(JSON.parse(r.stdout)).toHaveProperty('next_cursor');
+    // With the file missing, nothing is guessed: a usage error.
+    const missing = await fleetCli(['list'], { ...unset, FLEET_LOCAL_DIR: path.join(os.tmpdir(), 'no-such-fleet-dir') });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/^fleet: no fleet configured: FLEET_QUEUE_URL is not set and the local stack's .*no-such-fleet-dir\/local\.env does not exist\n {2}hint: export the fleet's FLEET_\* variables .* or pass --env-file FILE/);
+  });
+
   it('no fleet configured is a usage error naming the variables (the local stack file is not used when --env-file is given)', async () => {
     const empty = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cli-env-')), 'empty.env');
     fs.writeFileSync(empty, '# nothing\n');
@@ -258,8 +272,21 @@ describe('tasks end to end', () => {
     expect(fromRecord.stdout).toContain(`demo agent: task ${taskId} attempt 1`);
     expect(fromFile.stdout).toContain(`demo agent: task ${taskId} attempt 1`);
     expect(fromFile.stderr).toBe('');
-    const rows = (JSON.parse(instances.stdout) as { instances: Array<{ instanceId: string; status: string; heartbeatAt?: number }> }).instances;
-    expect(rows.find((i) => i.instanceId === d.instanceId)).toMatchObject({ status: expect.stringMatching(/idle|busy/), heartbeatAt: expect.any(Number) });
+    const rows = (JSON.parse(instances.stdout) as { instances: Array<Record<string, unknown>> }).instances;
+    // fleetd's row records its build, the AMI and the launch template (moto tags its instances
+    // aws:ec2launchtemplate:*; fleetd reads them with DescribeTags as metadata tags are off).
+    expect(rows.find((i) => i.instance_id === d.instanceId)).toMatchObject({
+      status: expect.stringMatching(/idle|busy/),
+      ec2_state: 'running',
+      heartbeat_at: expect.any(Number),
+      version: PACKAGE_VERSION,
+      commit: expect.any(String),
+      ami_id: expect.stringMatching(/^ami-/),
+      launch_template_id: expect.stringMatching(/^lt-/),
+      launch_template_version: '1',
+    });
+    const row = await fleet.clients.ddb.send(new GetCommand({ TableName: fleet.resources.instancesTable, Key: { instance_id: d.instanceId } }));
+    expect(row.Item).toMatchObject({ version: PACKAGE_VERSION, launch_template_id: expect.stringMatching(/^lt-/), launch_template_version: '1' });
   });
 
   it('submit --follow of a failing task exits 1 with the reason', async () => {
@@ -360,6 +387,15 @@ describe('lists and the dead-letter queue', () => {
     const first = JSON.parse((await fleetCli(['list', '--status', 'queued', '--limit', '2', '--json'])).stdout) as { tasks: TaskRecord[]; next_cursor: string | null };
     const second = JSON.parse((await fleetCli(['list', '--status', 'queued', '--limit', '2', '--json', '--cursor', first.next_cursor!])).stdout) as { tasks: TaskRecord[]; next_cursor: string | null };
     const listed = [...first.tasks, ...second.tasks].map((t) => t.task_id);
+    // The human form's "more:" line repeats the command with every option given, --env-file too.
+    const envFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cli-env-')), 'fleet.env');
+    fs.writeFileSync(envFile, Object.entries(fleet.env).map(([k, v]) => `${k}=${v}`).join('\n'));
+    const human = await fleetCli(['--env-file', envFile, 'list', '--status', 'queued', '--limit', '2']);
+    expect(human.code).toBe(0);
+    const more = /^more: (.*)$/m.exec(human.stderr)?.[1];
+    expect(more).toMatch(new RegExp(`^fleet --env-file ${envFile} list --status queued --limit 2 --cursor \\S+$`));
+    const next = await fleetCli([...more!.split(' ').slice(1), '--json']);
+    expect((JSON.parse(next.stdout) as { tasks: TaskRecord[] }).tasks.map((t) => t.task_id)).toEqual(second.tasks.map((t) => t.task_id));
     expect(first.tasks).toHaveLength(2);
     expect(listed.filter((id) => ids.includes(id))).toEqual([...ids].reverse());
     const created = [...first.tasks, ...second.tasks].map((t) => t.created_at);
@@ -382,10 +418,10 @@ describe('lists and the dead-letter queue', () => {
     const dry = await fleetCli(['dlq', 'redrive', '--dry-run']);
     const redriven = await fleetCli(['dlq', 'redrive']);
     // Assess
-    const letters = (JSON.parse(listed.stdout) as { dead_letters: Array<{ taskId?: string; reason?: string }> }).dead_letters;
+    const letters = (JSON.parse(listed.stdout) as { dead_letters: Array<{ task_id?: string; reason?: string }> }).dead_letters;
     expect(letters).toEqual(expect.arrayContaining([
-      expect.objectContaining({ taskId: runnable }),
-      expect.objectContaining({ taskId: finished, reason: 'test: rejected' }),
+      expect.objectContaining({ task_id: runnable }),
+      expect.objectContaining({ task_id: finished, reason: 'test: rejected' }),
       expect.objectContaining({ reason: 'test: rejected', body: 'not json at all' }),
     ]));
     expect(dry.stdout).toContain(`would resend ${runnable}: the task is QUEUED`);

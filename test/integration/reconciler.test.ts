@@ -8,6 +8,7 @@ import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateComma
 import {
   DEFAULT_TIMINGS,
   EVENTS_TABLE,
+  LIMITS,
   TASKS_TABLE,
   TaskStatus,
   decodeEnvelope,
@@ -119,14 +120,16 @@ test('a lost enqueue gets its message re-sent, recorded and evented', async () =
   expect(again.resent).not.toContain(lost.task_id);
 });
 
-test('an expired lease past the attempt cap ends FAILED with the reason', async () => {
-  // Prepare: the third attempt's instance died two minutes ago.
+test('an expired lease past the takeover cap ends FAILED with the reason (no attempts left is no cause: a takeover refunds the dead owner\'s)', async () => {
+  // Prepare: the instance of the fourth attempt (the third takeover) died two minutes ago; a
+  // task on its last attempt whose instance died, with takeovers to spare, is left to a takeover.
   const now = Date.now();
   const dead = await put(
     aRecord(now, {
       status: TaskStatus.RUNNING,
-      attempt: 3,
-      attempts_left: 0,
+      attempt: 4,
+      attempts_left: 2,
+      takeovers: LIMITS.maxTakeovers,
       instance_id: 'i-0deadbeefdeadbeef',
       claimed_at: now - 20 * MIN,
       started_at: now - 19 * MIN,
@@ -135,18 +138,21 @@ test('an expired lease past the attempt cap ends FAILED with the reason', async 
     }),
   );
   const alive = await put(aRecord(now, { status: TaskStatus.RUNNING, attempt: 3, attempts_left: 0, instance_id: 'i-0a11ce0a11ce0a11c', lease_expires_at: now + LEASE_MS }));
+  const lastAttempt = await put(aRecord(now, { status: TaskStatus.RUNNING, attempt: 3, attempts_left: 0, instance_id: 'i-0deadbeefdeadbee2', lease_expires_at: now - 30_000 }));
   // Act
   const report = await reconcile();
   // Assess
   expect(report.failed).toContain(dead.task_id);
   expect(report.failed).not.toContain(alive.task_id);
+  expect(report.failed).not.toContain(lastAttempt.task_id);
   const after = await read(dead.task_id);
   expect(after.status).toBe('FAILED');
-  expect(after.reason).toMatch(/attempt 3 on i-0deadbeefdeadbeef expired .* no attempts are left/);
+  expect(after.reason).toMatch(/takeovers exhausted: taken over 3 time\(s\) \(the cap is 3\) and the instance of attempt 4 \(i-0deadbeefdeadbeef\) stopped heartbeating too.*failed by the reconciler/);
   expect(after.finished_at).toBeGreaterThanOrEqual(now);
   expect(after.expires_at).toBeGreaterThan(Math.floor(now / 1000));
-  expect(await eventsOf(dead.task_id)).toEqual([expect.objectContaining({ type: 'FAILED', status: 'FAILED', attempt: 3, instance_id: 'i-0deadbeefdeadbeef' })]);
+  expect(await eventsOf(dead.task_id)).toEqual([expect.objectContaining({ type: 'FAILED', status: 'FAILED', attempt: 4, instance_id: 'i-0deadbeefdeadbeef' })]);
   expect((await read(alive.task_id)).status).toBe('RUNNING');
+  expect((await read(lastAttempt.task_id)).status).toBe('RUNNING');
 });
 
 test('CANCEL_REQUESTED without a live lease becomes CANCELLED; with one it is left to the daemon', async () => {
@@ -214,7 +220,7 @@ test('a late heartbeat that lands before the FAILED write keeps the task alive (
   // Prepare: the last attempt's lease expired 30 s ago; its daemon was only slow, and its
   // heartbeat lands just before the reconciler's transactional FAILED write.
   const now = Date.now();
-  const task = await put(aRecord(now, { status: TaskStatus.RUNNING, attempt: 3, attempts_left: 0, instance_id: 'i-0f0f0f0f0f0f0f0f0', lease_expires_at: now - 30_000 }));
+  const task = await put(aRecord(now, { status: TaskStatus.RUNNING, attempt: 3, attempts_left: 0, takeovers: LIMITS.maxTakeovers, instance_id: 'i-0f0f0f0f0f0f0f0f0', lease_expires_at: now - 30_000 }));
   const { ddb, state } = withDaemonActingFirst(task.task_id, (update) =>
     update({
       UpdateExpression: 'SET #lease = :lease, #hb = :now',

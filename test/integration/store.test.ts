@@ -11,6 +11,7 @@ import { GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } 
 import {
   DEFAULT_TIMINGS,
   EventType,
+  LIMITS,
   TaskStatus,
   newTaskId,
   parseTaskEvent,
@@ -148,7 +149,42 @@ describe('claim', () => {
     clock.advance(LEASE_MS + 1);
     expect(await store.claim(record.task_id, ME)).toMatchObject({ kind: 'claimed', takeover: true, lease: { attempt: 2, instanceId: ME } });
     const events = await eventsOf(record.task_id);
-    expect(events.at(-1)).toMatchObject({ type: EventType.TAKEN_OVER, attempt: 2, instance_id: ME, detail: { previous_instance: OTHER } });
+    expect(events.at(-1)).toMatchObject({ type: EventType.TAKEN_OVER, attempt: 2, instance_id: ME, detail: { previous_instance: OTHER, takeover: 1, attempt_refunded: 1 } });
+  });
+
+  test('a takeover refunds the attempt the dead owner spent: attempts_left is as before the takeover, even on the last attempt', async () => {
+    // Prepare: OTHER claims the task's last attempt (attempts_left 1 → 0), then stops heartbeating.
+    const clock = manualClock();
+    const store = storeAt(clock);
+    const record = await created(store, { attempt: 2, attempts_left: 1 });
+    expect(await store.claim(record.task_id, OTHER)).toMatchObject({ kind: 'claimed', takeover: false, record: { attempts_left: 0 } });
+    clock.advance(LEASE_MS + 1);
+    // Act: its lease expired; we take it over.
+    const outcome = await store.claim(record.task_id, ME);
+    // Assess: claimed (not FAILED for attempts), attempt 4, OTHER's attempt given back and ours spent.
+    expect(outcome).toMatchObject({ kind: 'claimed', takeover: true, lease: { attempt: 4, instanceId: ME }, record: { attempts_left: 0, takeovers: 1 } });
+    expect(await recordOf(store, record.task_id)).toMatchObject({ status: TaskStatus.CLAIMED, attempt: 4, attempts_left: 0, takeovers: 1, instance_id: ME });
+  });
+
+  test(`takeovers are capped (${LIMITS.maxTakeovers}): a task whose every host dies ends FAILED with a reason naming the takeovers`, async () => {
+    // Prepare: the task is claimed, then taken over LIMITS.maxTakeovers times, each owner dying.
+    const clock = manualClock();
+    const store = storeAt(clock);
+    const { record } = await claimed(store, OTHER);
+    for (let i = 1; i <= LIMITS.maxTakeovers; i++) {
+      clock.advance(LEASE_MS + 1);
+      expect(await store.claim(record.task_id, i % 2 ? ME : OTHER)).toMatchObject({ kind: 'claimed', takeover: true, record: { takeovers: i, attempts_left: DEFAULT_TIMINGS.maxAttempts - 1 } });
+    }
+    clock.advance(LEASE_MS + 1);
+    // Act: one takeover past the cap.
+    const outcome = await store.claim(record.task_id, 'i-0000000000000cccc');
+    // Assess: FAILED, not claimed; the reason and the FAILED event name the takeovers.
+    const reason = `takeovers exhausted: taken over ${LIMITS.maxTakeovers} time(s) (the cap is ${LIMITS.maxTakeovers})`;
+    expect(outcome).toMatchObject({ kind: 'ended', status: TaskStatus.FAILED, reason: expect.stringContaining(reason) });
+    const after = await recordOf(store, record.task_id);
+    expect(after).toMatchObject({ status: TaskStatus.FAILED, attempt: LIMITS.maxTakeovers + 1, takeovers: LIMITS.maxTakeovers, reason: expect.stringContaining(reason) });
+    expect(after.lease_expires_at).toBeUndefined();
+    expect((await eventsOf(record.task_id)).at(-1)).toMatchObject({ type: EventType.FAILED, detail: { by: 'i-0000000000000cccc', reason: expect.stringContaining(reason) } });
   });
 
   test('a takeover whose condition fails: the old owner heartbeats between our read and our write, and keeps its task', async () => {

@@ -10,8 +10,11 @@ import fc from 'fast-check';
 import { ABCA_TASK_ID_LABEL, abcaTaskIdOf, abcaTimestamp } from '../../daemon/src/abca-mirror';
 import { TaskStatus, encodeEnvelope, type TaskRecord } from '../../daemon/src/contract';
 import { fleetNamesFromEnv, loadEnvironment } from '../../scripts/cli/config';
+import { CHECKOUT_ROOT, isCheckout } from '../../scripts/lib/local-env-file';
 import { EXIT, UsageError, describeError } from '../../scripts/cli/errors';
-import { formatDuration, formatOutcome, table } from '../../scripts/cli/format';
+import { formatDuration, formatLeaseLeft, formatOutcome, formatRecord, table } from '../../scripts/cli/format';
+import { formatInstances } from '../../scripts/cli/instances';
+import { nextPageCommand } from '../../scripts/cli/tasks';
 import { LogFollower } from '../../scripts/cli/log-file';
 import { sessionStatusOf } from '../../scripts/lib/abca-adapter';
 import { EnqueueFailedError, FleetRequestError, InvalidSpecError, InvalidTaskIdError, TaskNotFoundError } from '../../scripts/lib/client';
@@ -182,14 +185,50 @@ describe('configuration', () => {
     expect(env.AWS_REGION).toBe('eu-west-1');
 
     const local: NodeJS.ProcessEnv = { FLEET_TASKS_TABLE: 'mine' };
-    expect(loadEnvironment(undefined, local, file)).toBe(file);
+    const notices: string[] = [];
+    expect(loadEnvironment(undefined, local, { file, inCheckout: true }, (l) => notices.push(l))).toBe(file);
     expect(local.FLEET_TASKS_TABLE).toBe('mine');
     expect(local.FLEET_QUEUE_URL).toBe('q');
+    expect(notices).toEqual([`fleet: using the local stack's environment from ${file} (FLEET_QUEUE_URL is not set)`]);
 
     const configured: NodeJS.ProcessEnv = { FLEET_QUEUE_URL: 'mine' };
-    expect(loadEnvironment(undefined, configured, file)).toBeUndefined();
+    expect(loadEnvironment(undefined, configured, { file, inCheckout: true }, (l) => notices.push(l))).toBeUndefined();
     expect(configured.FLEET_DLQ_URL).toBeUndefined();
+    expect(notices).toHaveLength(1);
     expect(() => loadEnvironment(path.join(dir, 'missing.env'), {})).toThrow(/--env-file .*missing\.env: cannot be read \(ENOENT\)/);
+  });
+
+  it('never guesses the local stack outside a checkout, nor when its file is missing: a usage error says to export FLEET_* or pass --env-file', () => {
+    // Prepare: a local.env that exists, but no checkout around it; and a checkout without the file.
+    const file = path.join(dir, 'stray.env');
+    fs.writeFileSync(file, `${full}\n`);
+    const notices: string[] = [];
+    const outside: NodeJS.ProcessEnv = {};
+    // Act / Assess
+    const refused = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (err) {
+        return err as UsageError;
+      }
+      throw new Error('expected a usage error');
+    };
+    const a = refused(() => loadEnvironment(undefined, outside, { file, inCheckout: false }, (l) => notices.push(l)));
+    expect(a).toBeInstanceOf(UsageError);
+    expect(a.message).toBe('no fleet configured: FLEET_QUEUE_URL is not set (and outside an agent-fleet checkout no local stack is assumed)');
+    expect(a.hint).toMatch(/export the fleet's FLEET_\* variables .* or pass --env-file FILE/);
+    expect(outside.FLEET_QUEUE_URL).toBeUndefined();
+    const b = refused(() => loadEnvironment(undefined, {}, { file: path.join(dir, 'nope', 'local.env'), inCheckout: true }, (l) => notices.push(l)));
+    expect(b.message).toMatch(/^no fleet configured: FLEET_QUEUE_URL is not set and the local stack's .*nope\/local\.env does not exist$/);
+    expect(b.hint).toMatch(/--env-file FILE, or start the local stack with "npm run local -- up"/);
+    expect(notices).toEqual([]);
+  });
+
+  it('knows a checkout by its package.json named agent-fleet', () => {
+    expect(isCheckout(CHECKOUT_ROOT)).toBe(true);
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'something-else' }));
+    expect(isCheckout(dir)).toBe(false);
+    expect(isCheckout(path.join(dir, 'no-such-dir'))).toBe(false);
   });
 });
 
@@ -203,6 +242,33 @@ describe('formatting and the log follower', () => {
     [3 * 86_400_000 + 4 * 3_600_000, '3d 4h'],
   ])('formatDuration(%i) = %s', (ms, text) => {
     expect(formatDuration(ms)).toBe(text);
+  });
+
+  it('a lease never shows a negative time: "expired … ago" once it passed', () => {
+    const now = 1_000_000;
+    expect(formatLeaseLeft(now + 90_000, now)).toBe('1m 30s left');
+    expect(formatLeaseLeft(now - 12_000, now)).toBe('expired 12s ago');
+    expect(formatLeaseLeft(now, now)).toBe('0ms left');
+    const running = record({ status: TaskStatus.RUNNING, attempt: 1, instance_id: 'i-1', lease_expires_at: now - 12_000, heartbeat_at: now - 130_000 });
+    expect(formatRecord(running, now)).toMatch(/^lease\s+until .* \(expired 12s ago\)$/m);
+    expect(formatRecord(running, now)).not.toMatch(/[ (]-\d/);
+  });
+
+  it('fleet instances: version, AMI, launch template and the EC2 state; a terminated instance reads terminated', () => {
+    const now = 10_000_000;
+    const text = formatInstances([
+      { instanceId: 'i-0aaa', status: 'idle', running: [], heartbeatAt: now - 5_000, launchedAt: now - 3_600_000, ec2State: 'running', stale: false, version: '0.1.0', commit: '1a2b3c4d5e6f', amiId: 'ami-0123', launchTemplateId: 'lt-0abc', launchTemplateVersion: '4', availabilityZone: 'us-east-1a' },
+      { instanceId: 'i-0bbb', status: 'terminated', running: [], heartbeatAt: now - 86_400_000, ec2State: 'not listed', stale: false, version: '0.1.0', commit: 'unknown' },
+    ], now);
+    const [header, first, second] = text.split('\n');
+    expect(header.split(/\s{2,}/)).toEqual(['INSTANCE', 'STATUS', 'EC2', 'TASK', 'HEARTBEAT', 'UPTIME', 'FLEETD', 'AMI', 'LAUNCH TEMPLATE', 'AZ', 'NOTE']);
+    expect(first.split(/\s{2,}/)).toEqual(['i-0aaa', 'idle', 'running', '-', '5.0s ago', '1h 00m', '0.1.0@1a2b3c4d', 'ami-0123', 'lt-0abc:4', 'us-east-1a']);
+    expect(second.split(/\s{2,}/)).toEqual(['i-0bbb', 'terminated', 'not listed', '-', '24h 00m ago', '-', '0.1.0', '-', '-', '-', 'EC2 no longer lists it']);
+  });
+
+  it('the next page\'s command keeps every option given, --env-file included, shell-quoted', () => {
+    expect(nextPageCommand({ envFile: "/tmp/my env's.env", statusText: 'running,queued', limit: 5 }, 'eyJhIjoxfQ==')).toBe("fleet --env-file '/tmp/my env'\\''s.env' list --status running,queued --limit 5 --cursor eyJhIjoxfQ==");
+    expect(nextPageCommand({ limit: 20 }, 'c')).toBe('fleet list --limit 20 --cursor c');
   });
 
   it('tables and outcomes', () => {

@@ -4,7 +4,7 @@
  * conditional writes, the races with a daemon) are exercised against moto in
  * test/integration/reconciler.test.ts.
  */
-import { DEFAULT_TIMINGS, TERMINAL_STATUSES, TaskStatus, type TaskRecord } from '../../daemon/src/contract';
+import { DEFAULT_TIMINGS, LIMITS, TERMINAL_STATUSES, TaskStatus, type TaskRecord } from '../../daemon/src/contract';
 import {
   ReconcilerOptionsError,
   decideReconcile,
@@ -74,9 +74,13 @@ describe('decideReconcile', () => {
     ['RUNNING, lease ends exactly now (still live)', leased(TaskStatus.RUNNING, 0), 'none'],
     ['RUNNING, lease expired 1 min ago, attempts left', leased(TaskStatus.RUNNING, -1 * MIN), 'none'],
     ['RUNNING, lease expired 6 min ago, attempts left, no takeover', leased(TaskStatus.RUNNING, -6 * MIN), 'resend'],
-    ['RUNNING, lease expired 1 ms ago, no attempts left', leased(TaskStatus.RUNNING, -1, { attempt: 3, attempts_left: 0 }), 'fail'],
-    ['CLAIMED, lease expired, no attempts left', leased(TaskStatus.CLAIMED, -1 * MIN, { attempt: 3, attempts_left: 0 }), 'fail'],
-    ['CLAIMED without any lease, no attempts left', leased(TaskStatus.CLAIMED, 0, { lease_expires_at: undefined, attempts_left: 0 }), 'fail'],
+    // A takeover refunds the dead owner's attempt: no attempts left is no reason to fail it.
+    ['RUNNING, lease expired 1 ms ago, no attempts left (the takeover refunds the dead owner\'s)', leased(TaskStatus.RUNNING, -1, { attempt: 3, attempts_left: 0 }), 'none'],
+    ['RUNNING, lease expired 6 min ago, no attempts left, no takeover', leased(TaskStatus.RUNNING, -6 * MIN, { attempt: 3, attempts_left: 0 }), 'resend'],
+    ['RUNNING, lease expired 1 ms ago, takeovers at the cap', leased(TaskStatus.RUNNING, -1, { attempt: 4, takeovers: LIMITS.maxTakeovers }), 'fail'],
+    ['CLAIMED, lease expired, takeovers at the cap', leased(TaskStatus.CLAIMED, -1 * MIN, { attempt: 4, takeovers: LIMITS.maxTakeovers }), 'fail'],
+    ['CLAIMED without any lease, takeovers at the cap', leased(TaskStatus.CLAIMED, 0, { lease_expires_at: undefined, takeovers: LIMITS.maxTakeovers }), 'fail'],
+    ['CLAIMED, lease expired, one takeover short of the cap', leased(TaskStatus.CLAIMED, -1 * MIN, { attempt: 3, takeovers: LIMITS.maxTakeovers - 1 }), 'none'],
     ['CANCEL_REQUESTED, lease live', leased(TaskStatus.CANCEL_REQUESTED, LEASE_MS), 'none'],
     ['CANCEL_REQUESTED, lease expired', leased(TaskStatus.CANCEL_REQUESTED, -1 * MIN), 'cancel'],
     ['CANCEL_REQUESTED, lease expired, no attempts left', leased(TaskStatus.CANCEL_REQUESTED, -1 * MIN, { attempts_left: 0 }), 'cancel'],
@@ -90,15 +94,17 @@ describe('decideReconcile', () => {
     });
   });
 
-  it('names the attempts and the last instance when it fails a task', () => {
+  it('names the takeovers, the attempt and the last instance when it fails a task past the takeover cap', () => {
     // Prepare
-    const record = leased(TaskStatus.RUNNING, -2 * MIN, { attempt: 3, attempts_left: 0, instance_id: 'i-0123456789abcdef0' });
+    const record = leased(TaskStatus.RUNNING, -2 * MIN, { attempt: 4, attempts_left: 2, takeovers: 3, instance_id: 'i-0123456789abcdef0' });
     // Act
-    const decision = decideReconcile(record, NOW);
+    const decision = decideReconcile(record, NOW, {});
     // Assess
     expect(decision).toMatchObject({ action: 'fail' });
     const reason = (decision as { reason: string }).reason;
-    expect(reason).toContain('attempt 3');
+    expect(reason).toMatch(/takeovers exhausted: taken over 3 time\(s\) \(the cap is 3\)/);
+    expect(reason).toContain('attempt 4');
+    expect(reason).toContain('failed by the reconciler');
     expect(reason).toContain('i-0123456789abcdef0');
     expect(reason).toContain(new Date(NOW - 2 * MIN).toISOString());
   });
@@ -177,6 +183,8 @@ describe('leaseIsLive, messageVisibleSince, expectsVisibleMessage', () => {
     ['QUEUED with no attempts left', false, queued({ attempts_left: 0 })],
     ['RUNNING with a live lease', false, leased(TaskStatus.RUNNING, MIN)],
     ['RUNNING with an expired lease', true, leased(TaskStatus.RUNNING, -MIN)],
+    ['RUNNING with an expired lease and no attempts left (a takeover refunds)', true, leased(TaskStatus.RUNNING, -MIN, { attempts_left: 0 })],
+    ['RUNNING with an expired lease, takeovers at the cap', false, leased(TaskStatus.RUNNING, -MIN, { takeovers: LIMITS.maxTakeovers })],
     ['CANCEL_REQUESTED with an expired lease', false, leased(TaskStatus.CANCEL_REQUESTED, -MIN)],
   ])('%s expects a visible message: %s', (_name, expected, record) => {
     // Act / Assess
@@ -229,7 +237,7 @@ describe('planReconcile', () => {
   it('never holds back a fail or a cancel, and drops what needs nothing', () => {
     // Prepare: a queue that looks full, a task past its cap, an orphaned cancel, a fresh task.
     const all = [
-      decided(leased(TaskStatus.RUNNING, -MIN, { task_id: 't-dead', attempts_left: 0 })),
+      decided(leased(TaskStatus.RUNNING, -MIN, { task_id: 't-dead', takeovers: LIMITS.maxTakeovers })),
       decided(leased(TaskStatus.CANCEL_REQUESTED, -MIN, { task_id: 't-orphan' })),
       decided(silent('t-stale', 9 * MIN)),
       decided(queued({ task_id: 't-fresh' })),

@@ -10,6 +10,7 @@ export * from './validation';
 export * from './spec';
 export * from './envelope';
 export * from './record';
+export * from './takeover';
 export * from './tables';
 export * from './environment';
 export * from './cancel-document';

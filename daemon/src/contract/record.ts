@@ -42,8 +42,10 @@ export const TaskRecordSchema = z.object({
   updated_at: epochMs,
   /** Fencing token: incremented by every claim; every later write is conditional on it. */
   attempt: z.number().int().nonnegative(),
-  /** Claims left before the task is failed for good; a clean release gives one back. */
+  /** Claims left before the task is failed for good; a clean release and a takeover give one back. */
   attempts_left: z.number().int(),
+  /** Times the task was taken over from an instance that stopped heartbeating (capped by LIMITS.maxTakeovers). Absent: none. */
+  takeovers: z.number().int().nonnegative().optional(),
   /** The attempt cap the submitter chose (sealed with the spec). Absent on records older than sealing. */
   max_attempts: z.number().int().positive().optional(),
   /** The submitter's seal over task id, spec and attempt cap (contract/seal.ts); fleetd verifies it before running. */
@@ -114,7 +116,14 @@ export const InstanceRecordSchema = z.object({
   /** Set by a failed preflight: why the instance is unhealthy. */
   reason: z.string().optional(),
   boot_failed_at: epochMs.optional(),
+  /** fleetd's package version, and the git commit it was built from ("unknown" when not recorded). */
   version: z.string().optional(),
+  commit: z.string().optional(),
+  /** The AMI the instance was launched from (IMDS `ami-id`). */
+  ami_id: z.string().optional(),
+  /** The launch template and its version (the instance's `aws:ec2launchtemplate:*` tags), when fleetd could read them. */
+  launch_template_id: z.string().optional(),
+  launch_template_version: z.string().optional(),
   expires_at: z.number().int().optional(),
 });
 export type InstanceRecord = z.output<typeof InstanceRecordSchema>;

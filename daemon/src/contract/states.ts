@@ -37,7 +37,7 @@ export const CLAIMABLE_STATUSES: readonly TaskStatus[] = [TaskStatus.QUEUED, Tas
 
 /**
  * from → allowed next states.
- * - CLAIMED → CLAIMED and RUNNING → CLAIMED are takeovers of an expired lease (attempt + 1).
+ * - CLAIMED → CLAIMED and RUNNING → CLAIMED are takeovers of an expired lease (attempt + 1, the dead owner's attempt refunded, `takeovers` + 1; contract/takeover.ts).
  * - CANCEL_REQUESTED may still end COMPLETED / FAILED / TIMED_OUT: the container's own outcome
  *   wins when it ended before the cancel ladder reached it.
  * - INTERRUPTED is a released task: claimable again, or sent back to QUEUED by the reconciler.

@@ -41,6 +41,9 @@ export function tagKeys(prefix: string = DEFAULT_TAG_PREFIX): TagKeys {
   return { status: `${prefix}:status`, taskId: `${prefix}:task-id`, fleet: `${prefix}:fleet` };
 }
 
+/** The tags EC2 itself puts on an instance launched from a launch template (fleetd records them in its row). */
+export const LAUNCH_TEMPLATE_TAGS = { id: 'aws:ec2launchtemplate:id', version: 'aws:ec2launchtemplate:version' } as const;
+
 /** Container labels fleetd sets, used to find its containers again after a restart. */
 export const CONTAINER_LABELS = {
   managedBy: 'agent-fleet.managed-by',

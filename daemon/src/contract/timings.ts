@@ -55,6 +55,12 @@ export const LIMITS = Object.freeze({
   logFileBytes: 16 * 1024 * 1024,
   /** Largest SQS message body fleetd will even try to parse. */
   envelopeBytes: 4 * 1024,
+  /**
+   * Takeovers allowed per task (claims of a lease whose owner stopped heartbeating). A takeover
+   * refunds the dead owner's attempt (an instance fault is not the task's), so this cap is what
+   * ends a task that kills every host it runs on: past it the task is FAILED (contract/takeover.ts).
+   */
+  maxTakeovers: 3,
 });
 
 /**

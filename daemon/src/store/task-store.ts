@@ -26,6 +26,7 @@ import {
   retentionExpiresAt,
   statusesLeadingTo,
   type DispatchTimings,
+  takeoverVerdict,
   type TaskRecord,
   type Timings,
 } from '../contract';
@@ -302,25 +303,45 @@ export class TaskStore {
         if (await this.endUnleased(record, TaskStatus.CANCELLED, reason, instanceId)) return { kind: 'ended', status: TaskStatus.CANCELLED, reason, record };
         continue;
       }
-      if (record.attempts_left <= 0) {
+      const takeover = leased;
+      // A takeover refunds the dead owner's attempt (its fault was the instance's) and counts
+      // against the takeover cap instead (contract/takeover.ts).
+      const verdict = takeover ? takeoverVerdict(record) : undefined;
+      if (verdict && !verdict.ok) {
+        if (await this.endUnleased(record, TaskStatus.FAILED, verdict.reason, instanceId)) return { kind: 'ended', status: TaskStatus.FAILED, reason: verdict.reason, record };
+        continue;
+      }
+      const attemptsLeft = verdict?.ok ? verdict.attemptsLeft : record.attempts_left;
+      if (attemptsLeft <= 0) {
         const reason = `attempts exhausted: ${record.attempt} attempt(s) made${record.instance_id ? `, the last on ${record.instance_id}` : ''}, none finished`;
         if (await this.endUnleased(record, TaskStatus.FAILED, reason, instanceId)) return { kind: 'ended', status: TaskStatus.FAILED, reason, record };
         continue;
       }
 
       const attempt = record.attempt + 1;
-      const takeover = leased;
+      const takeovers = verdict?.ok ? verdict.takeovers : record.takeovers;
       // Timeline of the claim condition:
       //  t0  we read status S and attempt A (above).
       //  t1  another daemon claims first → attempt becomes A+1 → our `attempt = :seen` fails; we lose cleanly.
       //  t1' a submitter cancels a QUEUED task → status CANCELLED → `#s = :seenStatus` fails.
       //  t1" (takeover only) the old owner heartbeats after all → lease_expires_at moves past now →
       //      `lease_expires_at < :now` fails; the owner keeps its task.
-      //  t2  our write lands: we own attempt A+1 and every later write is fenced on it.
+      //  t2  our write lands: we own attempt A+1 and every later write is fenced on it. For a
+      //      takeover the same write refunds the dead owner's attempt (attempts_left stays as
+      //      read: -1 for ours, +1 for theirs) and counts the takeover.
       const ok = await this.transition(
         taskId,
         {
-          set: { status: TaskStatus.CLAIMED, instance_id: instanceId, attempt, attempts_left: record.attempts_left - 1, lease_expires_at: this.leaseUntil(now), claimed_at: now, updated_at: now },
+          set: {
+            status: TaskStatus.CLAIMED,
+            instance_id: instanceId,
+            attempt,
+            attempts_left: attemptsLeft - 1,
+            ...(verdict?.ok ? { takeovers: verdict.takeovers } : {}),
+            lease_expires_at: this.leaseUntil(now),
+            claimed_at: now,
+            updated_at: now,
+          },
           // A previous attempt's reason (e.g. a release) must not survive into this attempt's outcome.
           remove: ['container_id', 'started_at', 'heartbeat_at', 'reason'],
         },
@@ -331,7 +352,7 @@ export class TaskStore {
           status: TaskStatus.CLAIMED,
           attempt,
           instance_id: instanceId,
-          ...(takeover ? { detail: { previous_instance: record.instance_id ?? 'unknown' } } : {}),
+          ...(verdict?.ok ? { detail: { previous_instance: record.instance_id ?? 'unknown', takeover: verdict.takeovers, attempt_refunded: record.attempt } } : {}),
         },
       );
       if (ok) {
@@ -339,7 +360,7 @@ export class TaskStore {
           kind: 'claimed',
           lease: { taskId, instanceId, attempt },
           takeover,
-          record: { ...record, status: TaskStatus.CLAIMED, instance_id: instanceId, attempt, attempts_left: record.attempts_left - 1 },
+          record: { ...record, status: TaskStatus.CLAIMED, instance_id: instanceId, attempt, attempts_left: attemptsLeft - 1, ...(takeovers !== undefined ? { takeovers } : {}) },
         };
       }
     }

@@ -9,8 +9,9 @@
  *   between the record and the message), or an abandoned lease whose message is gone;
  * - **requeue**: an INTERRUPTED task whose release message was lost (INTERRUPTED → QUEUED plus
  *   a fresh message; a released task is otherwise claimed directly as INTERRUPTED);
- * - **fail**: a lease expired with no attempts left (the dead daemon cannot, and no daemon may
- *   take it over); the reason names the attempts and the last instance;
+ * - **fail**: a lease expired that no daemon may take over: the takeover cap is reached, or no
+ *   attempts are left even with the dead owner's refunded (contract/takeover.ts); the reason
+ *   names the takeovers or the attempts and the last instance;
  * - **cancel**: CANCEL_REQUESTED with no live lease (no daemon is left to run the cancel ladder).
  */
 import {
@@ -18,6 +19,7 @@ import {
   LEASED_STATUSES,
   TaskStatus,
   isTerminal,
+  takeoverVerdict,
   type TaskRecord,
   type Timings,
 } from '../../../daemon/src/contract';
@@ -149,9 +151,10 @@ export function messageVisibleSince(record: TaskRecord): number {
  * guard counts): claimable tasks, and abandoned leases a daemon could still take over.
  */
 export function expectsVisibleMessage(record: TaskRecord, now: number): boolean {
-  if (record.attempts_left <= 0) return false;
-  if (record.status === TaskStatus.QUEUED || record.status === TaskStatus.INTERRUPTED) return true;
-  return (record.status === TaskStatus.CLAIMED || record.status === TaskStatus.RUNNING) && !leaseIsLive(record, now);
+  if (record.status === TaskStatus.QUEUED || record.status === TaskStatus.INTERRUPTED) return record.attempts_left > 0;
+  if ((record.status !== TaskStatus.CLAIMED && record.status !== TaskStatus.RUNNING) || leaseIsLive(record, now)) return false;
+  const verdict = takeoverVerdict(record);
+  return verdict.ok && verdict.attemptsLeft > 0;
 }
 
 function lastHolder(record: TaskRecord): string {
@@ -182,9 +185,12 @@ export function decideReconcile(record: TaskRecord, now: number, opts: DecideOpt
   if (status === TaskStatus.CLAIMED || status === TaskStatus.RUNNING) {
     // claim (attempt n, lease L) ─ heartbeats push L ahead ─ … nothing for us while L ≥ now.
     if (leaseIsLive(record, now)) return { action: 'none', why: `lease live until ${iso(record.lease_expires_at)}` };
-    // … daemon dies ─ L passes ─ message visible again ─ another daemon takes over (attempt n+1),
-    // unless no attempts are left: then no claim may succeed and the task would sit forever.
-    if (record.attempts_left <= 0) {
+    // … daemon dies ─ L passes ─ message visible again ─ another daemon takes over (attempt n+1,
+    // the dead owner's attempt refunded), unless the takeover cap is reached or no attempts are
+    // left even so: then no claim may succeed and the task would sit forever.
+    const verdict = takeoverVerdict(record);
+    if (!verdict.ok) return { action: 'fail', reason: `${verdict.reason} (its lease expired at ${iso(record.lease_expires_at)}); failed by the reconciler` };
+    if (verdict.attemptsLeft <= 0) {
       return {
         action: 'fail',
         reason: `lease of attempt ${record.attempt} on ${record.instance_id ?? 'an unknown instance'} expired at ${iso(record.lease_expires_at)} and no attempts are left (${record.attempt} attempts made); failed by the reconciler`,

@@ -5,7 +5,9 @@
  * through `PUT /_control/<instance-id>` (no token: it is not part of IMDS).
  *
  * Like the real service: a token from `PUT /latest/api/token` is required on every GET,
- * unknown paths are 404, and the spot notice is 404 until one is set.
+ * unknown paths are 404, and the spot notice is 404 until one is set. `ami-id` answers
+ * LOCAL_AMI_ID (or a test's override); `tags/instance/...` is 404, as on a launch template
+ * without instance metadata tags, so fleetd reads its launch template with DescribeTags.
  */
 import { randomBytes } from 'node:crypto';
 import * as http from 'node:http';
@@ -15,6 +17,8 @@ export interface InstanceOverrides {
   spotAction?: { action: string; time: string } | null;
   /** `InService` (default), `Terminated`, `Warmed:...`. */
   lifecycleState?: string;
+  /** The `ami-id` answer (default: the server's `amiId`). */
+  amiId?: string;
 }
 
 export interface ImdsServerOptions {
@@ -23,7 +27,12 @@ export interface ImdsServerOptions {
   readonly region: string;
   readonly availabilityZone: string;
   readonly defaultInstanceId: string;
+  /** What `ami-id` answers when a test set none. @default LOCAL_AMI_ID */
+  readonly amiId?: string;
 }
+
+/** The local stand-in's AMI id (no AMI exists locally; a test may set the moto instance's own). */
+export const LOCAL_AMI_ID = 'ami-00000000000000000';
 
 export interface ImdsServer {
   readonly url: string;
@@ -50,6 +59,8 @@ export async function startImdsServer(options: ImdsServerOptions): Promise<ImdsS
         return options.availabilityZone;
       case '/latest/meta-data/instance-type':
         return 'local.fleet';
+      case '/latest/meta-data/ami-id':
+        return o.amiId ?? options.amiId ?? LOCAL_AMI_ID;
       case '/latest/dynamic/instance-identity/document':
         return JSON.stringify({ instanceId, region: options.region, availabilityZone: options.availabilityZone, instanceType: 'local.fleet' });
       case '/latest/meta-data/spot/instance-action':
@@ -129,6 +140,7 @@ if (require.main === module) {
     region: process.env.AWS_REGION ?? 'us-east-1',
     availabilityZone: process.env.IMDS_AZ ?? `${process.env.AWS_REGION ?? 'us-east-1'}a`,
     defaultInstanceId: process.env.IMDS_DEFAULT_INSTANCE ?? 'i-00000000000000000',
+    amiId: process.env.IMDS_AMI_ID,
   }).then(
     (s) => console.log(JSON.stringify({ msg: 'imds listening', url: s.url })),
     (err) => {
