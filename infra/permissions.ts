@@ -101,6 +101,7 @@ export const TASK_WRITE_ATTRIBUTES = {
     'instance_id',
     'attempt',
     'attempts_left',
+    'takeovers',
     'lease_expires_at',
     'claimed_at',
     'started_at',

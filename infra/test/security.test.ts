@@ -19,6 +19,7 @@ const PINNED = {
     'instance_id',
     'attempt',
     'attempts_left',
+    'takeovers',
     'lease_expires_at',
     'claimed_at',
     'started_at',
