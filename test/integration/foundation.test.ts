@@ -81,6 +81,6 @@ test('npm run local -- status lists dockerd, moto, imds and the ssm agent as up'
   const r = spawnSync(process.execPath, ['--require', 'tsx/cjs', 'scripts/dev/local.ts', 'status', '--json'], { encoding: 'utf8' });
   expect(r.status).toBe(0);
   const s = JSON.parse(r.stdout) as { components: Array<{ name: string; up: boolean }>; resources: { asgName: string } };
-  expect(Object.fromEntries(s.components.map((c) => [c.name, c.up]))).toEqual({ dockerd: true, moto: true, imds: true, 'ssm-agent': true, 'demo-image': true });
+  expect(Object.fromEntries(s.components.map((c) => [c.name, c.up]))).toEqual({ dockerd: true, moto: true, imds: true, 'ssm-agent': true, 'demo-image': true, intake: true });
   expect(s.resources.asgName).toBe('local-asg');
 });

@@ -65,10 +65,15 @@ async function until<T>(what: string, fn: () => Promise<T | undefined> | T | und
   }
 }
 
-/** The runner has handled the stream record of this state (its event is published). */
+/**
+ * The runner has handled the stream record of this state (its event is published). Matched on
+ * task, attempt and status: the record read here may already carry a later `updated_at` than the
+ * transition's own (a submit's send time is recorded right after the QUEUED record is created).
+ */
 async function published(record: Pick<TaskRecord, 'task_id' | 'attempt' | 'status' | 'updated_at'>): Promise<void> {
   const id = stateChangeEventId(record);
-  await until(`event ${id}`, () => (lines.some((l) => l.event === 'task-events.published' && l.event_id === id) ? true : undefined));
+  const state = id.slice(0, id.lastIndexOf(':') + 1);
+  await until(`event ${state}*`, () => (lines.some((l) => l.event === 'task-events.published' && typeof l.event_id === 'string' && l.event_id.startsWith(state)) ? true : undefined));
 }
 
 async function current(taskId: string): Promise<TaskRecord> {
