@@ -30,6 +30,18 @@ async function containersOf(taskId: string): Promise<number> {
   return (await fleet.docker.listContainers({ all: true, filters: { label: [`agent-fleet.task-id=${taskId}`] } })).length;
 }
 
+/** fleetd removes a container after the terminal write (task-run.ts), so a test that has just
+ * seen the terminal record waits for the removal; 30 s is far past the removal's own bound. */
+async function containersOnceRemoved(taskId: string, timeoutMs = 30_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let count = await containersOf(taskId);
+  while (count > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    count = await containersOf(taskId);
+  }
+  return count;
+}
+
 test('a fleetd whose boot fails removes the containers an earlier fleetd left: none outlives its lease into a takeover', async () => {
   // Prepare: fleetd runs a long task, then dies (kill -9); its container keeps running.
   const instanceId = fleet.resources.instanceIds[0];
@@ -164,6 +176,6 @@ describe('the Docker engine going away is the instance\'s fault, never the task\
     const record = await client.waitForTerminal(taskId, { timeoutMs: 90_000 });
     expect(record).toMatchObject({ status: TaskStatus.FAILED, attempt: 1 });
     expect(record.reason).toMatch(/^the container could not start: .*stat \/agent: no such file or directory/);
-    expect(await containersOf(taskId)).toBe(0);
+    expect(await containersOnceRemoved(taskId)).toBe(0);
   });
 });
