@@ -119,6 +119,8 @@ export const TASK_WRITE_ATTRIBUTES = {
     'result',
     'result_error',
     'log_tail',
+    'artifacts',
+    'artifacts_error',
   ],
   /** `fleet cancel` (FleetClient.cancelTask → TaskStore.transitionSeen). */
   cancel: [TASKS_TABLE.partitionKey, 'status', 'attempt', 'cancel_requested_at', 'reason', 'updated_at', 'finished_at', 'expires_at'],

@@ -55,6 +55,7 @@ const ENV_OVERRIDES: Array<[string, keyof FleetdConfigFile, (v: string) => unkno
   [FLEET_ENV.taskRoleArn, 'taskRoleArn', String],
   [FLEET_ENV.sealKeyId, 'sealKeyId', String],
   [FLEET_ENV.workDir, 'workDir', String],
+  [FLEET_ENV.logGroup, 'logGroup', String],
   [FLEET_ENV.socket, 'socketPath', String],
 ];
 

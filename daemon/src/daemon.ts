@@ -15,6 +15,7 @@
  * events and a typed status.
  */
 import { EventEmitter } from 'node:events';
+import { LogShipper, sdkLogsApi } from './log-shipper';
 import { abcaMirrorFor, type AbcaHeartbeatMirror } from './abca-mirror';
 import { InstanceStatus, type CancelResponse, type ControlError, type FleetdStatus, type TaskRecord } from './contract';
 import { drainOf, FleetdStateHolder, type FleetdState } from './fleetd-state';
@@ -59,6 +60,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   private abcaMirror?: AbcaHeartbeatMirror;
   private readonly state = new FleetdStateHolder();
   private sealer?: SpecSealer;
+  private shipper?: LogShipper;
   private readonly runs = new Map<string, TaskRun>();
   /** Supervisions of containers re-adopted after a restart (not inside a slot loop). */
   private readonly adopted: Promise<unknown>[] = [];
@@ -273,6 +275,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
         config,
         log: this.log,
         abcaMirror: this.abcaMirror,
+        shipper: (this.shipper ??= config.logGroup ? new LogShipper({ api: sdkLogsApi({ region: clients.region }), logGroup: config.logGroup, log: this.log }) : undefined),
         extraEnv: credentials
           ? async (l) => [...(await retry('task credentials', () => credentials.issue(l.taskId, l.attempt, repoOf(record)), { policy: RETRY_POLICIES.taskStep })), `AWS_REGION=${clients.region}`, `AWS_DEFAULT_REGION=${clients.region}`]
           : undefined,

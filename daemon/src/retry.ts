@@ -103,6 +103,12 @@ export const RETRY_POLICIES = {
    * message or the stream record, which is the real retry.
    */
   eventSource: { maxAttempts: 3, baseMs: 200, capMs: 2000 },
+  /**
+   * One batch of a task's log to CloudWatch Logs (log-shipper.ts): rides out an outage for two
+   * minutes while the stream's bounded buffer fills (then drops, counted); beyond that the
+   * batch is dropped and the local log file remains the source. Never fails the task.
+   */
+  logShipping: { budgetMs: 120_000, baseMs: 500, capMs: 8000 },
 } as const satisfies Record<string, RetryPolicy>;
 
 export interface RetryAttemptInfo {

@@ -33,14 +33,17 @@ export class TaskOutput {
   private closed = false;
   private readonly open = new Set<OutputStream>();
   totalBytes = 0;
+  /** Told every line exactly as the file gets it (redacted): the CloudWatch stream (log-shipper.ts). */
+  private readonly onLine?: (line: string) => void;
 
   constructor(
     readonly logPath: string,
     private readonly redactor: Redactor,
     private readonly maxFileBytes: number,
     private readonly tailBytes: number,
-    options: { append?: boolean } = {},
+    options: { append?: boolean; onLine?: (line: string) => void } = {},
   ) {
+    this.onLine = options.onLine;
     fs.mkdirSync(path.dirname(logPath), { recursive: true, mode: 0o700 });
     if (options.append && fs.existsSync(logPath)) this.fileBytes = fs.statSync(logPath).size;
     else fs.writeFileSync(logPath, '', { mode: 0o640 });
@@ -104,6 +107,7 @@ export class TaskOutput {
     }
     fs.appendFileSync(this.logPath, clean);
     this.fileBytes += bytes;
+    this.onLine?.(clean);
     this.tailText += clean;
     if (this.tailText.length > this.tailBytes * 2) this.tailText = this.tailText.slice(-this.tailBytes);
   }

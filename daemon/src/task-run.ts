@@ -13,9 +13,10 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type Docker from 'dockerode';
 import { abcaAtMostOnce, abcaTaskIdOf, type AbcaHeartbeatMirror } from './abca-mirror';
 import { DispatchClock, type ClaimTiming } from './dispatch-timing';
-import { RETRY_POLICIES, backoffDelayMs, retry, sleep, type RetryPolicy } from './retry';
+import { RETRY_POLICIES, retry, sleep, type RetryPolicy } from './retry';
+import { heartbeatLoop } from './task-heartbeat';
 import type { FleetdConfig } from './config';
-import { LIMITS, TaskStatus, type TaskRecord, type TaskSpec } from './contract';
+import { TaskStatus, type TaskRecord, type TaskSpec } from './contract';
 import type { Lease, TaskStore } from './store';
 import type { LeaseFiles } from './lease-guard';
 import type { Logger } from './log';
@@ -24,7 +25,9 @@ import { OomWatch } from './oom-watch';
 import type { SpecSealer } from './seal';
 import { PrepareError, SealUnverifiedError, TaskInputs } from './task-inputs';
 import { TaskOutcome, type TaskRunResult } from './task-outcome';
-import { TaskOutput } from './task-output';
+import type { TaskOutput } from './task-output';
+import { TaskOutputs } from './task-outputs';
+import type { LogShipper } from './log-shipper';
 
 export type StopReason = 'cancel' | 'timeout' | 'release' | 'lease-lost';
 
@@ -47,6 +50,8 @@ export interface TaskRunDeps {
   readonly abcaMirror?: AbcaHeartbeatMirror;
   /** Verifies each record's seal before anything runs (config `sealKeyId`); absent: seals are not checked. */
   readonly sealer?: SpecSealer;
+  /** Ships each attempt's output to the fleet's log group (config `logGroup`); absent: the local file only. */
+  readonly shipper?: LogShipper;
   /** How the terminal write and the release retry. @default RETRY_POLICIES.taskStep */
   readonly writeRetry?: RetryPolicy;
 }
@@ -64,6 +69,8 @@ export class TaskRun {
   private readonly log: Logger;
   private readonly inputs: TaskInputs;
   private readonly outcome: TaskOutcome;
+  /** The attempt's log stream and artifacts (task-outputs.ts). */
+  private readonly outputs: TaskOutputs;
   private releaseReason = '';
   private fencedOut = false;
   /** The engine stopped answering at least once while the container ran (see waitThroughEngineRestarts). */
@@ -85,6 +92,7 @@ export class TaskRun {
     this.leaseExpiresAt = Date.now() + deps.config.timings.leaseSeconds * 1000;
     const retryLogged = <T>(what: string, fn: () => Promise<T>) => this.withRetry(what, fn);
     this.inputs = new TaskInputs({ config: deps.config, s3: deps.s3, secrets: deps.secrets, sealer: deps.sealer, redactor: deps.log.secrets, retry: retryLogged }, lease.taskId, lease.attempt, record);
+    this.outputs = new TaskOutputs({ shipper: deps.shipper, s3: deps.s3, config: deps.config, redactor: deps.log.secrets, log: this.log }, lease.taskId, lease.attempt);
     const abcaTaskId = deps.abcaMirror && abcaTaskIdOf(record.spec);
     this.outcome = new TaskOutcome({ store: deps.store, sqs: deps.sqs, queueUrl: deps.config.queueUrl, log: this.log, redact: (t: string) => deps.log.secrets.redact(t), retry: retryLogged,
       // ABCA (abca-mirror.ts): its record hears the outcome; a started ABCA session never runs twice.
@@ -142,7 +150,7 @@ export class TaskRun {
       const files = runner.taskFiles(this.taskId);
       let output: TaskOutput | undefined;
       try {
-        output = new TaskOutput(files.logFile, this.deps.log.secrets, LIMITS.logFileBytes, LIMITS.logTailBytes, { append: true });
+        output = this.outputs.open(files, true);
         const spec = this.inputs.spec();
         // Registered again for redaction only; the container already has them.
         await this.inputs.secretEnv(spec).catch((err) => this.log.warn('secrets could not be re-read for redaction', { error: (err as Error).message }));
@@ -155,6 +163,7 @@ export class TaskRun {
         return await this.supervise(spec, files, output, streamDone, startedAt);
       } finally {
         output?.close();
+        await this.outputs.closeLog();
         await runner.remove(container);
         runner.removeFiles(this.taskId);
       }
@@ -214,7 +223,7 @@ export class TaskRun {
       // Before the start: the lease guard kills a running container that has no local lease.
       this.recordLease(sentAt);
 
-      output = new TaskOutput(files.logFile, this.deps.log.secrets, LIMITS.logFileBytes, LIMITS.logTailBytes);
+      output = this.outputs.open(files);
       const { done: streamDone } = await runner.attach(this.container, output);
       const startedAt = Date.now();
       try {
@@ -241,6 +250,7 @@ export class TaskRun {
       return await this.supervise(spec, files, output, streamDone, startedAt);
     } finally {
       output?.close();
+      await this.outputs.closeLog();
       if (this.container) await runner.remove(this.container);
       runner.removeFiles(this.taskId);
     }
@@ -269,6 +279,8 @@ export class TaskRun {
     }
     await Promise.race([streamDone, sleep(2000)]);
     output.close();
+    // Before the terminal write: the stream gets what it still holds (bounded by a deadline).
+    await this.outputs.closeLog();
     const duration_ms = Date.now() - startedAt;
     this.phase = 'finishing';
     this.log.info('container exited', { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, stop_reason: this.stopReason });
@@ -283,7 +295,7 @@ export class TaskRun {
       const outside = this.engineRestarted ? `the Docker engine restarted while the container ran (exit code ${exit.exitCode})` : await runner.stoppedFromOutside(this.container!, startedAt);
       if (outside) return await this.engineInterrupted(`${outside}; use \`fleet cancel\` to stop a task for good`);
     }
-    const common = { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, log_tail: output.tail(), ...runner.readResult(files, (s) => this.deps.log.secrets.redact(s)) };
+    const common = { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, log_tail: output.tail(), ...runner.readResult(files, (s) => this.deps.log.secrets.redact(s)), ...(await this.outputs.artifacts(files)) };
     if (this.stopReason === 'cancel') return await this.outcome.finish(TaskStatus.CANCELLED, { ...common, reason: 'cancelled by request' });
     if (this.stopReason === 'timeout') return await this.outcome.finish(TaskStatus.TIMED_OUT, { ...common, reason: `timed out after ${spec.timeout_s} s` });
     if (exit.exitCode === 0 && !exit.oomKilled) return await this.outcome.finish(TaskStatus.COMPLETED, common);
@@ -358,51 +370,20 @@ export class TaskRun {
     });
   }
 
-  /**
-   * Heartbeat loop. Interval: `heartbeatSeconds` (30 s) with ±10% jitter so a fleet that
-   * started together does not beat in lockstep. A failed beat is retried with backoff and
-   * jitter; when the lease would expire before a beat lands, the container is stopped (we can
-   * no longer prove we own the task).
-   */
-  private async heartbeatLoop(): Promise<void> {
-    const { timings } = this.deps.config;
-    const signal = this.heartbeatAbort.signal;
-    let failures = 0;
-    while (!signal.aborted) {
-      const jitter = 0.9 + Math.random() * 0.2;
-      const wait = failures === 0 ? timings.heartbeatSeconds * 1000 * jitter : backoffDelayMs(failures, 1000, timings.heartbeatSeconds * 1000);
-      await sleep(wait, signal);
-      if (signal.aborted) return;
-      try {
-        const sentAt = Date.now();
-        const beat = await this.deps.store.heartbeat(this.lease);
-        if (beat.kind === 'fenced') {
-          this.fencedOut = true;
-          this.log.warn('heartbeat fenced out: stopping the container', { owner: beat.record?.instance_id, attempt: beat.record?.attempt, status: beat.record?.status });
-          this.requestStop('lease-lost');
-          if (this.container) void this.deps.runner.kill(this.container);
-          return;
-        }
-        failures = 0;
-        this.heartbeatAt = Date.now();
-        this.recordLease(sentAt);
-        if (beat.status === TaskStatus.CANCEL_REQUESTED) this.requestStop('cancel');
-        // Best effort and never awaited: a slow ABCA table must not delay the lease. ABCA's
-        // CANCELLED is the fleet's cancel (recorded through the store, then the ladder).
-        const abcaTaskId = this.deps.abcaMirror && abcaTaskIdOf(this.record.spec);
-        if (abcaTaskId) void this.deps.abcaMirror!.beat(abcaTaskId).then((m) => m === 'cancelled' && !this.stopReason && this.cancelFromSocket('abca-cancelled')).catch((err) => this.log.warn('cancelling for ABCA failed; the next heartbeat tries again', { error: err }));
-        await this.outcome.extendVisibility(timings.leaseSeconds);
-      } catch (err) {
-        failures++;
-        const left = this.leaseExpiresAt - Date.now();
-        this.log.warn('heartbeat failed', { error: err, failures, lease_left_ms: left });
-        if (left < 5000) {
-          this.log.error('lease could not be renewed before it expired: stopping the container');
-          this.requestStop('lease-lost');
-          if (this.container) void this.deps.runner.kill(this.container);
-          return;
-        }
-      }
-    }
+  /** The beat (task-heartbeat.ts): renew, read a cancel, mirror into ABCA, extend the message. */
+  private heartbeatLoop(): Promise<void> {
+    return heartbeatLoop({
+      timings: this.deps.config.timings, signal: this.heartbeatAbort.signal, lease: this.lease, record: this.record, log: this.log, abcaMirror: this.deps.abcaMirror,
+      beat: (l) => this.deps.store.heartbeat(l),
+      leaseExpiresAt: () => this.leaseExpiresAt,
+      renewed: (sentAt) => ((this.heartbeatAt = Date.now()), this.recordLease(sentAt)),
+      leaseLost: (fenced) => {
+        if (fenced) this.fencedOut = true;
+        this.requestStop('lease-lost');
+        if (this.container) void this.deps.runner.kill(this.container);
+      },
+      cancel: (by) => (by === 'record' ? this.requestStop('cancel') : !this.stopReason && void this.cancelFromSocket(by).catch((err) => this.log.warn('cancelling for ABCA failed; the next heartbeat tries again', { error: err }))),
+      extendVisibility: (seconds) => this.outcome.extendVisibility(seconds),
+    });
   }
 }

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { TERMINATION_HOOK_NAME } from './deployment';
+import { ARTIFACT_DEFAULTS } from './logs';
 import { DEFAULT_TAG_PREFIX, TAG_PREFIX_PATTERN } from './tags';
 import { parseWith, type Parsed } from './validation';
 
@@ -117,6 +118,22 @@ export const FleetdConfigFileSchema = z.strictObject({
     .strictObject({
       intervalSeconds: z.number().min(0).max(7 * 86400).default(3600),
       afterHours: z.number().min(0).max(24 * 365).default(24),
+    })
+    .prefault({}),
+  /**
+   * The fleet's task log group in CloudWatch Logs: each attempt's output (redacted, as the local
+   * log file has it) goes to the stream `<task_id>/<attempt>` (docs/logs.md). Unset: no shipping.
+   */
+  logGroup: z.string().min(1).max(512).regex(/^[.\-_/#A-Za-z0-9]+$/, { error: 'expected a CloudWatch Logs group name' }).optional(),
+  /**
+   * Caps on the artifacts uploaded from /fleet/output after the container exits (docs/logs.md).
+   * @default ARTIFACT_DEFAULTS: 100 files, 100 MiB per file, 1 GiB in all
+   */
+  artifacts: z
+    .strictObject({
+      maxFiles: z.int().min(0).max(10_000).default(ARTIFACT_DEFAULTS.maxFiles),
+      maxFileBytes: z.int().min(0).max(5 * 1024 ** 3).default(ARTIFACT_DEFAULTS.maxFileBytes),
+      maxTotalBytes: z.int().min(0).max(50 * 1024 ** 3).default(ARTIFACT_DEFAULTS.maxTotalBytes),
     })
     .prefault({}),
   /** Mirror heartbeats into an ABCA TaskTable (agent_heartbeat_at, only while status = RUNNING). */

@@ -28,6 +28,8 @@ export const FLEET_ENV = {
   eventBusName: 'FLEET_EVENT_BUS_NAME',
   /** Least seconds between two Step Functions heartbeats of one running task (the task-events function). */
   sfnHeartbeatSeconds: 'FLEET_SFN_HEARTBEAT_SECONDS',
+  /** The fleet's task log group (CloudWatch Logs): fleetd ships each attempt's output there; `fleet logs` reads it. */
+  logGroup: 'FLEET_LOG_GROUP',
   config: 'FLEETD_CONFIG',
   socket: 'FLEETD_SOCKET',
   workDir: 'FLEETD_WORK_DIR',

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ALL_STATUSES, EventType, type TaskStatus } from './states';
 import { InstanceStatus } from './tags';
+import { ArtifactsSummarySchema } from './logs';
 import { SealSchema } from './seal';
 import { parseWith, type Parsed } from './validation';
 
@@ -68,6 +69,10 @@ export const TaskRecordSchema = z.object({
   /** Why result.json was not recorded (invalid JSON, too large, not an object). */
   result_error: z.string().optional(),
   log_tail: z.string().optional(),
+  /** What fleetd uploaded from /fleet/output for the finishing attempt (contract/logs.ts, docs/logs.md). */
+  artifacts: ArtifactsSummarySchema.optional(),
+  /** Why the artifacts could not all be uploaded (the task's outcome is not changed by it). */
+  artifacts_error: z.string().optional(),
   /** Human-readable reason for FAILED / CANCELLED / TIMED_OUT / INTERRUPTED. */
   reason: z.string().optional(),
   cancel_requested_at: epochMs.optional(),

@@ -1,7 +1,7 @@
 /** The shapes of the task store's API: a daemon's lease, the outcomes of its writes, the store's options. */
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { TaskRecord, TaskStatus, Timings } from '../contract';
+import type { ArtifactsSummary, TaskRecord, TaskStatus, Timings } from '../contract';
 
 /** The claim a daemon holds: every later write is conditioned on exactly these. */
 export interface Lease {
@@ -37,6 +37,8 @@ export interface TerminalFields {
   readonly result_error?: string;
   readonly log_tail?: string;
   readonly reason?: string;
+  readonly artifacts?: ArtifactsSummary;
+  readonly artifacts_error?: string;
 }
 
 /** 'raced': the record changed since it was read (nothing sent); 'ended': it is terminal (nothing to send). */

@@ -1,7 +1,7 @@
 /**
  * Provisions one fleet's resources on the local AWS stand-in (moto), mirroring what the CDK app
  * creates: task queue + dead-letter queue with a redrive policy, tasks / events / instances
- * tables (with the by-status index and TTL), payload bucket, a demo secret, the SSM cancel
+ * tables (with the by-status index and TTL), payload bucket, the task log group, a demo secret, the SSM cancel
  * document, and an Auto Scaling group whose instances local daemons act as. Idempotent: an
  * existing resource is kept. Tests call it with a unique fleet name for isolation.
  */
@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-auto-scaling';
 import { CreateTableCommand, DescribeTableCommand, UpdateTableCommand, UpdateTimeToLiveCommand, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { CreateLaunchTemplateCommand, DescribeImagesCommand } from '@aws-sdk/client-ec2';
+import { CloudWatchLogsClient, CreateLogGroupCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { CreateSecretCommand, DescribeSecretCommand, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
@@ -31,6 +32,7 @@ import {
   TASKS_TABLE,
   TERMINATION_HOOK_NAME,
   cancelDocumentContent,
+  defaultTaskLogGroupName,
   tagKeys,
   type FleetdConfigFileInput,
 } from '../../../daemon/src/contract';
@@ -61,6 +63,8 @@ export interface FleetResources {
   readonly intakeDlqUrl: string;
   /** The tasks table's stream (NEW_AND_OLD_IMAGES): task events and Step Functions callbacks. */
   readonly tasksStreamArn: string;
+  /** The task log group (CloudWatch Logs): fleetd ships each attempt's output there (docs/logs.md). */
+  readonly logGroup: string;
 }
 
 export interface ProvisionOptions {
@@ -221,6 +225,12 @@ export async function provisionFleet(clients: AwsClients, fleetName: string, opt
 
   const sealKeyId = await ensureSealKey(clients, fleetName);
 
+  // The task log group, as infra/logs.ts makes it (`<prefix>/tasks`, here one prefix per fleet).
+  const logGroup = defaultTaskLogGroupName(`/agent-fleet/${fleetName}`);
+  const cwl = new CloudWatchLogsClient({ region });
+  await ignoreExists(`log group ${logGroup}`, () => cwl.send(new CreateLogGroupCommand({ logGroupName: logGroup })), ['ResourceAlreadyExistsException']);
+  cwl.destroy();
+
   const cancelDocument = `${fleetName}-cancel`;
   await ignoreExists(`document ${cancelDocument}`, () => clients.ssm.send(new CreateDocumentCommand({
     Name: cancelDocument,
@@ -280,6 +290,7 @@ export async function provisionFleet(clients: AwsClients, fleetName: string, opt
     intakeQueueUrl: intakeQueue.QueueUrl!,
     intakeDlqUrl: intakeDlq.QueueUrl!,
     tasksStreamArn,
+    logGroup,
   };
 }
 
@@ -297,6 +308,8 @@ export function fleetEnvironment(r: FleetResources): Record<string, string> {
     [FLEET_ENV.asgName]: r.asgName,
     [FLEET_ENV.tagPrefix]: r.tagPrefix,
     [FLEET_ENV.sealKeyId]: r.sealKeyId,
+    // Absent from a stack provisioned before task logs were shipped.
+    ...(r.logGroup ? { [FLEET_ENV.logGroup]: r.logGroup } : {}),
     // Absent from a stack provisioned before the intake existed.
     ...(r.intakeQueueUrl ? { [FLEET_ENV.intakeQueueUrl]: r.intakeQueueUrl, [FLEET_ENV.intakeDlqUrl]: r.intakeDlqUrl } : {}),
   };
@@ -320,6 +333,7 @@ export function fleetdConfigFor(r: FleetResources, extra: Partial<FleetdConfigFi
     allowedRegistries: ['local'],
     secretArnPrefix: r.secretArnPrefix,
     sealKeyId: r.sealKeyId,
+    logGroup: r.logGroup,
     ...extra,
   };
 }
