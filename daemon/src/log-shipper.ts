@@ -174,13 +174,17 @@ export class TaskLogStream {
     const message = text.endsWith('\n') ? text.slice(0, -1) : text;
     for (const piece of splitForEvents(message)) {
       const bytes = utf8Bytes(piece) + PUT_LOG_EVENTS_LIMITS.eventOverheadBytes;
-      const marker = this.pendingDropLines > 0 ? this.dropMarker() : undefined;
+      const marker = this.pendingDropLines > 0 ? this.dropMarkerText() : undefined;
       const markerBytes = marker ? utf8Bytes(marker) + PUT_LOG_EVENTS_LIMITS.eventOverheadBytes : 0;
       if (this.queuedBytes + markerBytes + bytes > this.maxBuffer) {
         this.countDrop(1, bytes - PUT_LOG_EVENTS_LIMITS.eventOverheadBytes);
         continue;
       }
-      if (marker) this.enqueue(marker, markerBytes);
+      if (marker) {
+        this.pendingDropLines = 0;
+        this.pendingDropBytes = 0;
+        this.enqueue(marker, markerBytes);
+      }
       this.enqueue(piece, bytes);
     }
     this.schedule();
@@ -196,7 +200,7 @@ export class TaskLogStream {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.pendingDropLines > 0 && !this.disabled) {
-      const marker = this.dropMarker();
+      const marker = this.dropMarkerText();
       this.enqueue(marker, utf8Bytes(marker) + PUT_LOG_EVENTS_LIMITS.eventOverheadBytes);
     }
     const deadline = this.now() + deadlineMs;
@@ -229,11 +233,8 @@ export class TaskLogStream {
     return this.queue.length - this.queueHead;
   }
 
-  private dropMarker(): string {
-    const m = `[fleetd] dropped ${this.pendingDropLines} lines (${this.pendingDropBytes} bytes) under back-pressure`;
-    this.pendingDropLines = 0;
-    this.pendingDropBytes = 0;
-    return m;
+  private dropMarkerText(): string {
+    return `[fleetd] dropped ${this.pendingDropLines} lines (${this.pendingDropBytes} bytes) under back-pressure`;
   }
 
   private countDrop(lines: number, bytes: number): void {
