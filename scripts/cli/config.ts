@@ -95,6 +95,7 @@ export function fleetNamesFromEnv(env: NodeJS.ProcessEnv = process.env): FleetNa
     ...(env[FLEET_ENV.sealKeyId] ? { sealKeyId: env[FLEET_ENV.sealKeyId] } : {}),
     ...(env[FLEET_ENV.fleetName] ? { fleetName: env[FLEET_ENV.fleetName] } : {}),
     ...(env[FLEET_ENV.tagPrefix] ? { tagPrefix: env[FLEET_ENV.tagPrefix] } : {}),
+    ...(env[FLEET_ENV.logGroup] ? { logGroup: env[FLEET_ENV.logGroup] } : {}),
   };
 }
 

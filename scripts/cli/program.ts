@@ -9,6 +9,7 @@ import { cancelCommand } from './cancel';
 import { createContext, type CliContext } from './config';
 import { EXIT, describeError } from './errors';
 import { dlqListCommand, dlqRedriveCommand, instancesCommand } from './instances';
+import { artifactsCommand } from './artifacts';
 import { logsCommand } from './logs';
 import { RECONCILE_HELP, SCALE_HELP, reconcileCommand, reconcileOptionsFromFlags, scaleCommand, type ReconcileFlags } from './operate';
 import { collect, parseCount, parseStatuses, parseTaskId } from './parse';
@@ -16,6 +17,22 @@ import { submitCommand, type SubmitOptions } from './submit';
 import { listCommand, statusCommand } from './tasks';
 import { watchTask } from './watch';
 import { versionLine } from '../../daemon/src/version';
+
+const LOGS_HELP = `
+Where the output comes from (said on stderr):
+  1. CloudWatch Logs: fleetd ships each attempt's output (redacted, as its log file has it) to
+     the stream <task_id>/<attempt> in the fleet's task log group ($FLEET_LOG_GROUP). Works from
+     any machine with read access; --follow shows each line about a second after it was printed.
+  2. The task's log file, when this machine is the instance that ran it (--log-dir).
+  3. The last 8 KiB kept in the task record when the task ended.
+Lines dropped under back-pressure (a flooding container) are counted in the stream:
+  "[fleetd] dropped N lines (M bytes) under back-pressure". docs/logs.md has the limits.`;
+
+const ARTIFACTS_HELP = `
+After the container exits, fleetd uploads what the agent wrote under /fleet/output (except
+result.json, which is in the record) to s3://$FLEET_PAYLOAD_BUCKET/artifacts/<task_id>/<attempt>/.
+Caps (fleetd config "artifacts"): 100 files, 100 MiB per file, 1 GiB in all; symbolic links and
+special files are never uploaded; names are sanitised. docs/logs.md has the details.`;
 
 const EXAMPLE_ID = 't-01jd8x5k2m3n4p5q6r7s8t9v0w';
 
@@ -119,11 +136,28 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--log-dir <dir>', LOG_DIR_HELP)
     .action(onTask((ctx, taskId, o: { json?: boolean; logDir?: string }) => watchTask(ctx.client, taskId, o)));
 
-  taskCommand('logs', "print a task's output (its log file on this machine, else the tail kept in the record)", `fleet logs ${EXAMPLE_ID}`, `fleet logs ${EXAMPLE_ID} --follow --log-dir /var/lib/fleetd/logs`)
-    .option('--follow', 'keep printing until the task ends')
+  taskCommand(
+    'logs',
+    "print a task's output: its CloudWatch Logs stream (any machine), else its log file on this machine, else the tail kept in the record; stderr says which",
+    `fleet logs ${EXAMPLE_ID}`,
+    `fleet logs ${EXAMPLE_ID} --follow`,
+    `fleet logs ${EXAMPLE_ID} --attempt 1`,
+  )
+    .option('--follow', 'keep printing until the task ends (a new attempt is followed when it starts)')
+    .option('--attempt <n>', "which attempt's stream (default: the current one)")
     .option('--log-dir <dir>', LOG_DIR_HELP)
-    .option('--json', 'print {task_id, status, source, text} as JSON')
-    .action(onTask(logsCommand));
+    .option('--json', 'print {task_id, status, source, text} as JSON (source: cloudwatch, file or record)')
+    .addHelpText('after', LOGS_HELP)
+    .action(onTask((ctx, taskId, o: { follow?: boolean; attempt?: string; logDir?: string; json?: boolean }) =>
+      logsCommand(ctx, taskId, { ...o, attempt: o.attempt !== undefined ? parseCount(o.attempt, '--attempt', 1, 1000) : undefined })));
+
+  taskCommand('artifacts', 'list (and download) the files the agent left under /fleet/output, uploaded when the attempt ended', `fleet artifacts ${EXAMPLE_ID}`, `fleet artifacts ${EXAMPLE_ID} --download ./out`, `fleet artifacts ${EXAMPLE_ID} --attempt 2 --json`)
+    .option('--attempt <n>', "which attempt's artifacts (default: the current one)")
+    .option('--download <dir>', 'write the files under this directory (never overwrites a file)')
+    .option('--json', 'print {task_id, attempt, summary, artifacts: [{key, path, size}]} as JSON')
+    .addHelpText('after', ARTIFACTS_HELP)
+    .action(onTask((ctx, taskId, o: { attempt?: string; download?: string; json?: boolean }) =>
+      artifactsCommand(ctx, taskId, { ...o, attempt: o.attempt !== undefined ? parseCount(o.attempt, '--attempt', 1, 1000) : undefined })));
 
   taskCommand('cancel', 'cancel a task: a queued one never starts; a running one gets SIGTERM, then SIGKILL after the grace period', `fleet cancel ${EXAMPLE_ID}`, `fleet cancel ${EXAMPLE_ID} --wait`)
     .option('--wait', 'wait until the task has stopped')

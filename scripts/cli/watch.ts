@@ -9,6 +9,7 @@ import type { FleetClient } from '../lib/client';
 import { EXIT } from './errors';
 import { formatEvent, formatOutcome, formatProgress } from './format';
 import { LogFollower, logDirectory, logFilePath } from './log-file';
+import { createLogsClient, displayLine, TaskLogStreamReader } from '../lib/task-logs';
 
 export interface WatchCommandOptions {
   readonly json?: boolean;
@@ -80,6 +81,10 @@ export async function watchTask(client: FleetClient, taskId: string, options: Wa
   const json = Boolean(options.json);
   const live = new LiveLine(!json && Boolean(process.stderr.isTTY));
   const logs = new LogFollower(logFilePath(logDirectory(options.logDir), taskId));
+  // The attempt's CloudWatch Logs stream first (any machine), else this machine's log file (docs/logs.md).
+  const cwl = client.names.logGroup ? await createLogsClient(client.clients.region) : undefined;
+  let stream: TaskLogStreamReader | undefined;
+  let source: 'cloudwatch' | 'file' | undefined;
   const abort = new AbortController();
   const onSigint = () => abort.abort();
   process.once('SIGINT', onSigint);
@@ -87,13 +92,25 @@ export async function watchTask(client: FleetClient, taskId: string, options: Wa
   let last: TaskRecord | undefined;
   let lastPrinted = '';
   const emit = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
-  const showLogs = (flush: boolean) => {
-    if (!logs.available()) return;
-    for (const line of logs.readLines(flush)) {
-      logShown = true;
-      if (json) emit({ kind: 'log', line });
-      else live.println(`  | ${line}`);
+  const print = (line: string) => {
+    logShown = true;
+    if (json) emit({ kind: 'log', line });
+    else live.println(`  | ${line}`);
+  };
+  const showLogs = async (flush: boolean, record?: TaskRecord) => {
+    if (cwl && source !== 'file' && record && record.attempt > 0) {
+      if (stream?.attempt !== record.attempt) stream = new TaskLogStreamReader(cwl, client.names.logGroup!, taskId, record.attempt);
+      const lines = await stream.read();
+      if (lines) {
+        if (!source && !json) process.stderr.write(`fleet: output from CloudWatch Logs (${client.names.logGroup}, stream ${stream.stream})\n`);
+        source = 'cloudwatch';
+        for (const l of lines) print(displayLine(l.message));
+        return;
+      }
     }
+    if (source === 'cloudwatch' || !logs.available()) return;
+    source = 'file';
+    for (const line of logs.readLines(flush)) print(line);
   };
   try {
     for await (const update of client.watchTask(taskId, { intervalMs: options.intervalMs ?? 1000, signal: abort.signal })) {
@@ -103,14 +120,14 @@ export async function watchTask(client: FleetClient, taskId: string, options: Wa
         continue;
       }
       last = update.record;
-      showLogs(false);
+      await showLogs(false, last);
       if (json) {
         const key = `${last.status}/${last.heartbeat_at ?? ''}`;
         if (key !== lastPrinted) emit({ kind: 'record', ...last });
         lastPrinted = key;
       } else live.set(formatProgress(last));
     }
-    showLogs(true);
+    await showLogs(true, last);
   } finally {
     process.removeListener('SIGINT', onSigint);
     live.stop();

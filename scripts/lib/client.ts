@@ -73,6 +73,8 @@ export interface FleetNames {
   readonly fleetName?: string;
   /** @default DEFAULT_TAG_PREFIX */
   readonly tagPrefix?: string;
+  /** The fleet's task log group (CloudWatch Logs): where `fleet logs` reads each attempt's stream (docs/logs.md). */
+  readonly logGroup?: string;
   /** The fleet's KMS HMAC key: submits are sealed with it (kms:GenerateMac). A fleet whose fleetd has a key runs only sealed records. */
   readonly sealKeyId?: string;
 }
