@@ -14,6 +14,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { AgentFleet } from '../infra/agent-fleet';
 import { addAwsSolutionsChecks } from '../infra/app';
 import { acknowledge, acknowledgeWildcardResource } from '../infra/nag';
+import { ARTIFACTS_KEY_PATTERN } from '../infra/logs';
 import { instanceArnPattern, PAYLOAD_KEY_PATTERN } from '../infra/permissions';
 
 export function buildOperatorExample(app: App = new App()): { app: App; stack: Stack; fleet: AgentFleet; operator: iam.Role } {
@@ -32,6 +33,8 @@ export function buildOperatorExample(app: App = new App()): { app: App; stack: S
     'ssm:SendCommand of the cancel document on instance/*, conditioned on the instance carrying this fleet tag (ssm:resourceTag).',
   );
   acknowledgeWildcardResource(operator, fleet.payloadBucket.arnForObjects(PAYLOAD_KEY_PATTERN), 'fleet submit uploads payloads under tasks/<task id>/; PutObject only.');
+  acknowledgeWildcardResource(operator, fleet.payloadBucket.arnForObjects(ARTIFACTS_KEY_PATTERN), 'fleet artifacts reads what fleetd uploaded under artifacts/<task id>/<attempt>/; GetObject only.');
+  acknowledgeWildcardResource(operator, fleet.taskLogs.logGroup.logGroupArn, 'fleet logs reads the task log group\'s streams (<task id>/<attempt>); read actions only.');
   addAwsSolutionsChecks(app);
   return { app, stack, fleet, operator };
 }

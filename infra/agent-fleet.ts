@@ -31,6 +31,7 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import {
+  ARTIFACTS_KEY_PREFIX,
   DEFAULT_TIMINGS,
   EVENTS_TABLE,
   FLEET_ENV,
@@ -40,6 +41,7 @@ import {
   TASKS_TABLE,
   READINESS_HOOK_NAME,
   TERMINATION_HOOK_NAME,
+  defaultTaskLogGroupName,
   cancelDocumentContent,
   tagKeys,
   type FleetdConfigFileInput,
@@ -67,6 +69,7 @@ import {
 import { acknowledge, acknowledgeManagedPolicy, acknowledgeWildcardResource } from './nag';
 import { ScheduledFunction } from './scheduled-function';
 import { fleetdUserData } from './user-data';
+import { ARTIFACTS_KEY_PATTERN, FleetTaskLogs } from './logs';
 
 export * from './fleet-props';
 
@@ -106,8 +109,10 @@ export class AgentFleet extends Construct {
    * It has no permissions: grant it what the agents need.
    */
   readonly taskRole: iam.Role;
-  /** `<prefix>/fleetd`, `<prefix>/tasks`, `<prefix>/system`: what the AMI's CloudWatch agent ships. */
+  /** `<prefix>/fleetd`, `<prefix>/system`: what the AMI's CloudWatch agent ships. */
   readonly instanceLogGroups: logs.LogGroup[];
+  /** `<prefix>/task-logs`: each task attempt's output, shipped by fleetd (stream `<task_id>/<attempt>`, docs/logs.md). */
+  readonly taskLogs: FleetTaskLogs;
   readonly launchTemplate: ec2.LaunchTemplate;
   readonly autoScalingGroup: autoscaling.AutoScalingGroup;
   /** The group's name, a plain string (`FLEET_ASG_NAME`; fleetd's config `asgName`). */
@@ -208,6 +213,8 @@ export class AgentFleet extends Construct {
       removalPolicy: p.removalPolicy,
       lifecycleRules: [
         { id: 'expire-payloads', expiration: p.payloadRetention, abortIncompleteMultipartUploadAfter: Duration.days(1) },
+        // Artifacts (docs/logs.md) have their own retention; the rule above also applies to them, so the shorter wins.
+        { id: 'expire-artifacts', prefix: ARTIFACTS_KEY_PREFIX, expiration: p.artifactRetention },
       ],
     });
     acknowledge(
@@ -252,7 +259,7 @@ export class AgentFleet extends Construct {
       description: `Credentials served to task containers of agent-fleet ${p.fleetName}`,
     });
 
-    this.instanceLogGroups = ['fleetd', 'tasks', 'system'].map(
+    this.instanceLogGroups = ['fleetd', 'system'].map(
       (name) =>
         new logs.LogGroup(this, `InstanceLogs-${name}`, {
           logGroupName: `${p.instanceLogGroupPrefix}/${name}`,
@@ -260,6 +267,13 @@ export class AgentFleet extends Construct {
           removalPolicy: p.removalPolicy,
         }),
     );
+
+    this.taskLogs = new FleetTaskLogs(this, 'TaskLogs', {
+      logGroupName: defaultTaskLogGroupName(p.instanceLogGroupPrefix),
+      retention: p.taskLogRetention,
+      encryptionKey: props.taskLogEncryptionKey,
+      removalPolicy: p.removalPolicy,
+    });
 
     const secretArnPrefix =
       props.secretArnPrefix ??
@@ -294,6 +308,7 @@ export class AgentFleet extends Construct {
       eventsTable: this.eventsTable.tableName,
       instancesTable: this.instancesTable.tableName,
       payloadBucket: this.payloadBucket.bucketName,
+      logGroup: this.taskLogs.logGroup.logGroupName,
       cancelDocument: this.cancelDocumentName,
       asgName,
       tagPrefix: p.tagPrefix,
@@ -411,6 +426,7 @@ export class AgentFleet extends Construct {
       fleetName: p.fleetName,
       tagKeys: this.tagKeys,
       sealKey: this.sealKey,
+      taskLogGroupArn: this.taskLogs.logGroup.logGroupArn,
     };
     const instanceStatements = instanceRoleStatements({
       ...this.permissionTargets,
@@ -419,6 +435,7 @@ export class AgentFleet extends Construct {
       secretArnPrefix,
       ecrRepositoryArns,
       instanceLogGroupArns: this.instanceLogGroups.map((g) => g.logGroupArn),
+      taskLogGroupArn: this.taskLogs.logGroup.logGroupArn,
       abcaTaskTable: props.abcaTaskTable,
     });
     for (const s of instanceStatements) this.instanceRole.addToPrincipalPolicy(s);
@@ -719,6 +736,8 @@ export class AgentFleet extends Construct {
       "ecr:GetAuthorizationToken, autoscaling:DescribeAutoScalingGroups/DescribeAutoScalingInstances and the SSM Agent's registration and message-channel actions (ssm:UpdateInstanceInformation, ssm:ListInstanceAssociations, ec2messages:*, ssmmessages:* listed one by one; AWS's documented minimum for Run Command and Session Manager) have no resource-level permissions in IAM.",
     );
     acknowledgeWildcardResource(role, this.payloadBucket.arnForObjects(PAYLOAD_KEY_PATTERN), 'Read-only access to payload objects under tasks/ (object keys are per task id, unknown in advance).');
+    acknowledgeWildcardResource(role, this.payloadBucket.arnForObjects(ARTIFACTS_KEY_PATTERN), 'PutObject only, only under artifacts/: each task attempt\'s artifacts go to artifacts/<task_id>/<attempt>/ (keys unknown in advance; docs/logs.md).');
+    acknowledgeWildcardResource(role, this.taskLogs.logGroup.logGroupArn, 'CreateLogStream and PutLogEvents in the task log group only: one stream per task attempt, named <task_id>/<attempt> (unknown in advance; docs/logs.md).');
     acknowledgeWildcardResource(
       role,
       instanceArnPattern(Stack.of(this)),

@@ -6,6 +6,7 @@
 import { Arn, ArnFormat, Duration, RemovalPolicy, Size, Token } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -192,8 +193,9 @@ export interface AgentFleetProps {
   readonly secretArnPrefix?: string;
   /**
    * Prefix of the log groups the AMI's CloudWatch agent writes to (`<prefix>/fleetd`,
-   * `<prefix>/tasks`, `<prefix>/system`); must equal the bake's `cloudwatch_log_group_prefix`.
-   * The construct creates the groups (with `logRetention`) and lets instances write to them.
+   * `<prefix>/system`); must equal the bake's `cloudwatch_log_group_prefix`. The construct
+   * creates the groups (with `logRetention`) and lets instances write to them, and the task
+   * log group `<prefix>/task-logs` that fleetd ships task output to (`taskLogRetention`).
    *
    * @default '/agent-fleet'
    */
@@ -204,6 +206,25 @@ export interface AgentFleetProps {
    * @default logs.RetentionDays.ONE_MONTH
    */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * Retention of the task log group (`<instanceLogGroupPrefix>/task-logs`), where fleetd ships
+   * each task attempt's output (docs/logs.md).
+   *
+   * @default logs.RetentionDays.THREE_MONTHS
+   */
+  readonly taskLogRetention?: logs.RetentionDays;
+  /**
+   * KMS key for the task log group. Its key policy must allow `logs.<region>.amazonaws.com`.
+   *
+   * @default CloudWatch Logs' own encryption
+   */
+  readonly taskLogEncryptionKey?: kms.IKey;
+  /**
+   * How long artifacts (`artifacts/<task_id>/<attempt>/` in the payload bucket) are kept.
+   *
+   * @default Duration.days(30)
+   */
+  readonly artifactRetention?: Duration;
   /**
    * How long uploaded payloads are kept before S3 expires them.
    *
@@ -291,6 +312,8 @@ export interface ResolvedFleetProps {
   readonly runbookBaseUrl: string;
   readonly instanceLogGroupPrefix: string;
   readonly logRetention: logs.RetentionDays;
+  readonly taskLogRetention: logs.RetentionDays;
+  readonly artifactRetention: Duration;
 }
 
 export const FLEET_DEFAULTS = {
@@ -512,5 +535,7 @@ export function resolveFleetProps(path: string, props: AgentFleetProps, env?: Fl
     runbookBaseUrl: props.runbookBaseUrl ?? RUNBOOK_PATH,
     instanceLogGroupPrefix: props.instanceLogGroupPrefix ?? FLEET_DEFAULTS.instanceLogGroupPrefix,
     logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    taskLogRetention: props.taskLogRetention ?? logs.RetentionDays.THREE_MONTHS,
+    artifactRetention: props.artifactRetention ?? Duration.days(RECORD_RETENTION_DAYS),
   };
 }

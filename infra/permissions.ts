@@ -10,7 +10,8 @@
  *                          | (kms:VerifyMac); read payloads; read secrets under the prefix;
  *                          | pull from ECR; tag *itself* with the status/task-id keys only; act
  *                          | on its *own* group; assume the task role; write to the fleet's
- *                          | instance log groups; the SSM Agent's minimum for Run Command and
+ *                          | instance log groups; create streams and put events in the task
+ *                          | log group; PutObject under artifacts/ (infra/logs.ts); the SSM Agent's minimum for Run Command and
  *                          | Session Manager; on ABCA's TaskTable, only with `abcaTaskTable`:
  *                          | GetItem of `status`, UpdateItem of the mirror's attributes
  *                          | (infra/abca-integration.ts)
@@ -23,7 +24,9 @@
  *                          | SendCommand of the fleet's document on instances with the fleet tag
  * grantRead                | the read-only CLI verbs (status, list, watch, logs, instances):
  *                          | get records, query the by-status index and events, scan the
- *                          | instances table, ec2:DescribeInstances
+ *                          | instances table, ec2:DescribeInstances; read the task log group
+ *                          | (GetLogEvents, FilterLogEvents, DescribeLogStreams); GetObject on
+ *                          | artifacts/*, ListBucket under the artifacts/ prefix
  * grantRedrive             | `fleet dlq list` / `fleet dlq redrive`: read, release and delete
  *                          | dead letters; get a letter's record; resend to the task queue
  *                          | (TASK_WRITE_ATTRIBUTES.resend) and append MESSAGE_RESENT
@@ -41,6 +44,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { TASKS_TABLE, type TagKeys } from '../daemon/src/contract';
 import { abcaInstanceStatements } from './abca-integration';
+import { taskOutputReadStatements, taskOutputShipStatements } from './logs';
 
 export interface FleetPermissionTargets {
   readonly stack: Stack;
@@ -54,6 +58,8 @@ export interface FleetPermissionTargets {
   readonly tagKeys: TagKeys;
   /** The fleet's HMAC key that seals specs (GenerateMac: submitters; VerifyMac: the instance role). */
   readonly sealKey: kms.IKey;
+  /** The task log group's ARN (infra/logs.ts): fleetd ships to it, readers read it. Absent: not part of these grants. */
+  readonly taskLogGroupArn?: string;
 }
 
 export interface InstanceRoleTargets extends FleetPermissionTargets {
@@ -61,8 +67,10 @@ export interface InstanceRoleTargets extends FleetPermissionTargets {
   readonly taskRole: iam.IRole;
   readonly secretArnPrefix: string;
   readonly ecrRepositoryArns: string[];
-  /** The log groups the AMI's CloudWatch agent ships fleetd's, the tasks' and boot logs to. */
+  /** The log groups the AMI's CloudWatch agent ships fleetd's and the system's logs to. */
   readonly instanceLogGroupArns: string[];
+  /** The task log group (infra/logs.ts): each attempt's output, shipped by fleetd itself. */
+  readonly taskLogGroupArn: string;
   /** ABCA's TaskTable, when fleetd mirrors heartbeats into it (config `abcaTaskTable`). */
   readonly abcaTaskTable?: dynamodb.ITable;
 }
@@ -236,6 +244,8 @@ export function instanceRoleStatements(t: InstanceRoleTargets): iam.PolicyStatem
     statement('AssumeTaskRole', ['sts:AssumeRole', 'sts:TagSession'], [t.taskRole.roleArn]),
     // The CloudWatch agent: streams in the fleet's pre-created groups only (no CreateLogGroup).
     statement('InstanceLogs', ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'], t.instanceLogGroupArns),
+    // Task output (docs/logs.md): streams in the task log group only; artifacts under artifacts/ only.
+    ...taskOutputShipStatements(t.taskLogGroupArn, t.payloadBucket),
     statement('SsmAgentRegistration', SSM_AGENT_ACTIONS.registration, ['*']),
     statement('SsmAgentRunCommand', SSM_AGENT_ACTIONS.runCommand, ['*']),
     statement('SsmAgentChannels', SSM_AGENT_ACTIONS.channels, ['*']),
@@ -308,6 +318,8 @@ export function readStatements(t: FleetPermissionTargets, statusIndexName: strin
     // DescribeInstances has no resource-level permissions (nor resource-tag conditions): AWS
     // requires "*". The CLI filters by the fleet tag itself.
     statement('InstancesDescribe', ['ec2:DescribeInstances'], ['*']),
+    // `logs`, `watch`, `artifacts`: the attempt's stream, the artifacts (docs/logs.md).
+    ...(t.taskLogGroupArn ? taskOutputReadStatements(t.taskLogGroupArn, t.payloadBucket) : []),
   ];
 }
 

@@ -99,7 +99,7 @@ variable "enable_cloudwatch_agent" {
 variable "cloudwatch_log_group_prefix" {
   type        = string
   default     = "/agent-fleet"
-  description = "Log groups: <prefix>/fleetd, <prefix>/tasks, <prefix>/system. The instance role needs logs:CreateLogStream/PutLogEvents on them."
+  description = "Log groups: <prefix>/fleetd, <prefix>/system (task output: fleetd ships it to <prefix>/task-logs). The instance role needs logs:CreateLogStream/PutLogEvents on them."
 }
 
 variable "ami_users" {

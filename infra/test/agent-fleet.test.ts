@@ -331,11 +331,12 @@ describe('instance role', () => {
     for (const s of dataStatements) for (const r of resourcesOf(s)) expect(own).toContain(JSON.stringify(r));
   });
 
-  test('payload access is read-only, under tasks/', () => {
+  test('payload access is read-only, under tasks/; the only write is PutObject under artifacts/ (docs/logs.md)', () => {
     const s = statementBySid(statements, 'PayloadRead');
     expect(actionsOf(s)).toEqual(['s3:GetObject']);
     expect(JSON.stringify(resourcesOf(s))).toContain('/tasks/*');
-    expect(statements.flatMap(actionsOf).filter((a) => a.startsWith('s3:'))).toEqual(['s3:GetObject']);
+    expect(statements.flatMap(actionsOf).filter((a) => a.startsWith('s3:')).sort()).toEqual(['s3:GetObject', 's3:PutObject']);
+    expect(JSON.stringify(resourcesOf(statementBySid(statements, 'ArtifactUpload')))).toContain('/artifacts/*');
   });
 
   test('secrets are readable only under the fleet prefix', () => {
@@ -377,13 +378,13 @@ describe('instance role', () => {
     });
   });
 
-  test("writes logs only to the fleet's three instance log groups, which the construct creates", () => {
+  test("the CloudWatch agent writes only to the fleet's two instance log groups, which the construct creates", () => {
     // Act
     const s = statementBySid(statements, 'InstanceLogs');
     // Assess
     expect(actionsOf(s).sort()).toEqual(['logs:CreateLogStream', 'logs:DescribeLogStreams', 'logs:PutLogEvents']);
     expect(resourcesOf(s)).toEqual(fleet.fleet.instanceLogGroups.map((g) => resolved(fleet, g.logGroupArn)));
-    for (const name of ['/agent-fleet/fleetd', '/agent-fleet/tasks', '/agent-fleet/system']) {
+    for (const name of ['/agent-fleet/fleetd', '/agent-fleet/system']) {
       fleet.template.hasResourceProperties('AWS::Logs::LogGroup', { LogGroupName: name, RetentionInDays: 30 });
     }
   });
@@ -491,7 +492,7 @@ describe('grants', () => {
   /** Each statement as {actions (sorted), resources, condition}, in policy order. */
   const shape = (statements: Statement[]) => statements.map((s) => ({ actions: actionsOf(s).sort(), resources: resourcesOf(s), condition: s.Condition }));
 
-  test('grantRead: exactly the calls of status, list, watch, logs and instances, each on its own resource', () => {
+  test('grantRead: exactly the calls of status, list, watch, logs, artifacts and instances, each on its own resource', () => {
     // Prepare
     const f = t.fleet;
     const arn = (x: string) => resolved(t, x);
@@ -505,6 +506,10 @@ describe('grants', () => {
       { actions: ['dynamodb:Query'], resources: [arn(f.eventsTable.tableArn)], condition: undefined },
       { actions: ['dynamodb:Scan'], resources: [arn(f.instancesTable.tableArn)], condition: undefined },
       { actions: ['ec2:DescribeInstances'], resources: ['*'], condition: undefined },
+      // logs / watch: the task log group's streams; artifacts: GetObject and ListBucket under artifacts/ only.
+      { actions: ['logs:DescribeLogStreams', 'logs:FilterLogEvents', 'logs:GetLogEvents'], resources: [arn(f.taskLogs.logGroup.logGroupArn)], condition: undefined },
+      { actions: ['s3:GetObject'], resources: [arn(f.payloadBucket.arnForObjects('artifacts/*'))], condition: undefined },
+      { actions: ['s3:ListBucket'], resources: [arn(f.payloadBucket.bucketArn)], condition: { StringLike: { 's3:prefix': ['artifacts/*'] } } },
     ]);
   });
 
@@ -512,7 +517,7 @@ describe('grants', () => {
     // Prepare
     const statements = statementsOfRole(t, reader);
     // Assess
-    for (const a of statements.flatMap(actionsOf)) expect(a).toMatch(/^(dynamodb:(GetItem|Query|Scan)|ec2:DescribeInstances)$/);
+    for (const a of statements.flatMap(actionsOf)) expect(a).toMatch(/^(dynamodb:(GetItem|Query|Scan)|ec2:DescribeInstances|logs:(GetLogEvents|FilterLogEvents|DescribeLogStreams)|s3:(GetObject|ListBucket))$/);
     expect(statements.filter((s) => resourcesOf(s).includes('*')).flatMap(actionsOf)).toEqual(['ec2:DescribeInstances']);
   });
 

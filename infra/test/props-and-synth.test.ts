@@ -181,6 +181,7 @@ describe("fleetd's user data", () => {
         'eventsTable',
         'instancesTable',
         'payloadBucket',
+        'logGroup',
         'cancelDocument',
         'asgName',
         'tagPrefix',

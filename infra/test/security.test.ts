@@ -37,6 +37,8 @@ const PINNED = {
     'result',
     'result_error',
     'log_tail',
+    'artifacts',
+    'artifacts_error',
   ],
   cancel: [KEY, 'status', 'attempt', 'cancel_requested_at', 'reason', 'updated_at', 'finished_at', 'expires_at'],
   resend: [KEY, 'status', 'attempt', 'lease_expires_at', 'message_sent_at', 'updated_at'],

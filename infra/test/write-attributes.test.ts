@@ -192,6 +192,8 @@ function leasedScenarios(): Array<[string, (rec: Recorder) => Promise<unknown>]>
         result_error: 'bad json',
         log_tail: 'tail',
         reason: 'oom',
+        artifacts: { prefix: 'artifacts/t/1/', count: 1, bytes: 2, truncated: false },
+        artifacts_error: 'upload failed',
       });
     }],
     ['release with the attempt refunded', (rec) => { const { r, lease } = held(TaskStatus.RUNNING); return store(fakeDdb(() => r, rec)).release(lease, 'drain'); }],

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CloudWatch agent shipping fleetd's log (/var/log/fleetd/fleetd.log, copied from the journal by
-# rsyslog) and the per-task log files fleetd writes under /var/lib/fleetd/tasks/<task_id>/ to
-# log groups under CLOUDWATCH_LOG_GROUP_PREFIX. Skipped when ENABLE_CLOUDWATCH_AGENT=false.
+# rsyslog) and cloud-init's output to log groups under CLOUDWATCH_LOG_GROUP_PREFIX. Task output
+# is shipped by fleetd itself (<prefix>/task-logs, docs/logs.md). Skipped when
+# ENABLE_CLOUDWATCH_AGENT=false.
 set -euo pipefail
 
 if [[ ${ENABLE_CLOUDWATCH_AGENT:-true} != true ]]; then

@@ -19,9 +19,9 @@ export function taskLogStreamName(taskId: string, attempt: number): string {
   return `${taskId}/${attempt}`;
 }
 
-/** The task log group's default name for a fleet (infra/logs.ts, the local stack). */
+/** The task log group's default name for a fleet: `<prefix>/task-logs` (infra/logs.ts, the local stack). */
 export function defaultTaskLogGroupName(prefix: string): string {
-  return `${prefix}/tasks`;
+  return `${prefix}/task-logs`;
 }
 
 /**
