@@ -308,7 +308,8 @@ export class AgentFleet extends Construct {
       eventsTable: this.eventsTable.tableName,
       instancesTable: this.instancesTable.tableName,
       payloadBucket: this.payloadBucket.bucketName,
-      logGroup: this.taskLogs.logGroup.logGroupName,
+      // The literal name (the group's own attribute is a token fleetd's schema cannot check at synth).
+      logGroup: defaultTaskLogGroupName(p.instanceLogGroupPrefix),
       cancelDocument: this.cancelDocumentName,
       asgName,
       tagPrefix: p.tagPrefix,

@@ -14,7 +14,7 @@ describe('the task log group', () => {
 
   test('is <prefix>/task-logs, kept 90 days by default, and fleetd\'s config names it', () => {
     t.template.hasResourceProperties('AWS::Logs::LogGroup', { LogGroupName: '/agent-fleet/task-logs', RetentionInDays: 90 });
-    expect(t.fleet.fleetdConfig.logGroup).toBe(t.fleet.taskLogs.logGroup.logGroupName);
+    expect(t.fleet.fleetdConfig.logGroup).toBe('/agent-fleet/task-logs');
   });
 
   test('the instance role: CreateLogStream and PutLogEvents on that group only (no CreateLogGroup, no other group)', () => {

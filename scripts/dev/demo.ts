@@ -3,15 +3,20 @@
  * running), provisions a fresh fleet, starts one fleetd with 2 slots acting as an instance of
  * its Auto Scaling group, submits four demo tasks (one succeeds with a result, one fails with
  * an exit code, one times out, one reads a secret that the log tail shows redacted), prints
- * progress as the records change, then a summary table. Everything it started is stopped.
+ * progress as the records change, then a summary table. It ends with what leaves the instance
+ * (docs/logs.md): fleetd's work directory is deleted (as when the instance is terminated), and
+ * the succeeding task's output is read back from CloudWatch Logs and its artifacts listed from
+ * S3. Everything it started is stopped.
  */
 import '../../daemon/src/quiet-sdk-warning';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createAwsClients } from '../../daemon/src/aws';
-import { isTerminal, type TaskRecord, type TaskSpecInput } from '../../daemon/src/contract';
+import { artifactsPrefix, isTerminal, type TaskRecord, type TaskSpecInput } from '../../daemon/src/contract';
+import { listArtifacts } from '../lib/artifacts';
 import { FleetClient } from '../lib/client';
+import { createLogsClient, displayLine, TaskLogStreamReader } from '../lib/task-logs';
 import { FLEET_DIR, PROJECT_ROOT } from './local/paths';
 import { fleetEnvironment, fleetdConfigFor, provisionFleet } from './local/provision';
 import { down, readEnvFile, status, up } from './local/stack';
@@ -62,7 +67,18 @@ async function main(): Promise<void> {
   }
 
   const tasks: DemoTask[] = [
-    { name: 'succeeds', spec: { image, payload: { prompt: 'Summarise the repository README' }, env: { DEMO_SLEEP_S: '3' }, memory_mb: 128, cpus: 0.5 } },
+    {
+      name: 'succeeds',
+      spec: {
+        image,
+        payload: { prompt: 'Summarise the repository README' },
+        env: { DEMO_SLEEP_S: '3' },
+        // The demo agent, after it left an artifact (a report) in /fleet/output for fleetd to upload.
+        command: ['/bin/sh', '-c', 'mkdir -p "$FLEET_OUTPUT_DIR/reports" && printf "# Summary\\n\\nThe README describes a pull-based EC2 fleet.\\n" > "$FLEET_OUTPUT_DIR/reports/summary.md" && exec /bin/sh /agent/agent.sh'],
+        memory_mb: 128,
+        cpus: 0.5,
+      },
+    },
     { name: 'fails', spec: { image, payload: { prompt: 'Run the failing migration' }, env: { DEMO_SLEEP_S: '1', DEMO_EXIT_CODE: '2' }, memory_mb: 128 } },
     { name: 'times out', spec: { image, payload: { prompt: 'Wait forever' }, env: { DEMO_SLEEP_S: '600' }, timeout_s: 4, memory_mb: 128 } },
     { name: 'uses a secret', spec: { image, payload: { prompt: 'Call the API with the token' }, env: { DEMO_SLEEP_S: '1' }, secrets: { DEMO_SECRET_ECHO: resources.demoSecretArn }, memory_mb: 128 } },
@@ -106,12 +122,24 @@ async function main(): Promise<void> {
   const secretTask = records.get(submitted[3].taskId);
   console.log(`\nlog tail of "uses a secret" (the agent printed its token; fleetd redacted it):\n  ${secretTask?.log_tail?.split('\n').filter((l) => l.includes('token')).join('\n  ')}`);
   console.log('"dispatch" = enqueue → container started; "run" = container run time.');
+
+  // What leaves the instance: the work directory goes (the instance is terminated), the output stays.
+  fs.rmSync(path.join(workDir, 'lib'), { recursive: true, force: true });
+  const done = records.get(submitted[0].taskId)!;
+  const reader = new TaskLogStreamReader(await createLogsClient(clients.region), resources.logGroup, done.task_id, done.attempt);
+  const shipped = (await reader.read()) ?? [];
+  console.log(`
+fleetd's work directory is deleted; "${submitted[0].name}" (${done.task_id}) read back from CloudWatch Logs (group ${resources.logGroup}, stream ${reader.stream}), ${shipped.length} lines:`);
+  for (const l of shipped) console.log(`  | ${displayLine(l.message)}`);
+  const artifacts = await listArtifacts(clients.s3, resources.payloadBucket, done.task_id, done.attempt);
+  console.log(`its artifacts in s3://${resources.payloadBucket}/${artifactsPrefix(done.task_id, done.attempt)} (record: ${JSON.stringify(done.artifacts ?? done.artifacts_error ?? 'none')}):`);
+  for (const a of artifacts) console.log(`  ${String(a.size).padStart(8)}  ${a.path}`);
   if (!wasUp) {
     console.log('\nstopping the local stack this demo started...');
     await down();
   }
   const expected = ['COMPLETED', 'FAILED', 'TIMED_OUT', 'COMPLETED'];
-  const ok = submitted.every((s, i) => records.get(s.taskId)?.status === expected[i]);
+  const ok = submitted.every((s, i) => records.get(s.taskId)?.status === expected[i]) && shipped.length > 0 && artifacts.length > 0;
   console.log(ok ? `\ndemo finished in ${seconds(Date.now() - t0)}: every task ended as expected.` : '\ndemo finished, but some task did not end as expected (see above).');
   process.exitCode = ok ? 0 : 1;
 }
