@@ -17,7 +17,7 @@
  */
 import { ABCA_TASK_ID_LABEL } from '../../daemon/src/abca-mirror';
 import { createAwsClients } from '../../daemon/src/aws';
-import { DEFAULT_TIMINGS, LIMITS, TaskStatus, payloadKey, taskIdForIdempotencyKey, type TaskSpecInput } from '../../daemon/src/contract';
+import { DEFAULT_TIMINGS, LIMITS, TaskStatus, artifactsPrefix, payloadKey, taskIdForIdempotencyKey, taskLogStreamName, type TaskSpecInput } from '../../daemon/src/contract';
 import { fleetNamesFromEnv } from '../cli/config';
 import { FleetClient, FleetClientError, TaskNotFoundError } from './client';
 
@@ -247,6 +247,17 @@ export class Ec2ComputeStrategy {
     }
   }
 
+  /**
+   * Where the session's output is (docs/logs.md): the attempt's CloudWatch Logs stream (what ABCA
+   * shows as the task's logs; a console URL for its logs link) and the S3 prefix of the files the
+   * agent left under /fleet/output. The attempt is the record's current one.
+   */
+  async outputs(handle: AnySessionHandle): Promise<SessionOutputs> {
+    assertHandle(handle, 'outputs');
+    const record = await this.o.client.getTask(handle.sessionId);
+    return sessionOutputs(this.o.client.names, this.o.client.clients.region, record.task_id, Math.max(1, record.attempt));
+  }
+
   /** Cancels the fleet task; a finished or unknown task is nothing to stop (not an error). */
   async stopSession(handle: AnySessionHandle): Promise<void> {
     assertHandle(handle, 'stopSession');
@@ -257,6 +268,34 @@ export class Ec2ComputeStrategy {
       throw err;
     }
   }
+}
+
+/** Where one fleet task attempt's output is: the log stream and the artifacts (see Ec2ComputeStrategy.outputs). */
+export interface SessionOutputs {
+  /** The fleet's task log group; undefined when the fleet does not ship task logs. */
+  readonly logGroup?: string;
+  readonly logStream: string;
+  /** The stream in the CloudWatch console (ABCA's logs link). */
+  readonly logsUrl?: string;
+  /** `s3://<payload bucket>/artifacts/<task_id>/<attempt>/`. */
+  readonly artifactsUri: string;
+}
+
+/** The console spells a path segment encoded twice, with `%` written as `$`. */
+const consoleSegment = (s: string) => encodeURIComponent(encodeURIComponent(s)).replace(/%/g, '$');
+
+export function sessionOutputs(names: { readonly logGroup?: string; readonly payloadBucket: string }, region: string, taskId: string, attempt: number): SessionOutputs {
+  const logStream = taskLogStreamName(taskId, attempt);
+  return {
+    ...(names.logGroup
+      ? {
+          logGroup: names.logGroup,
+          logsUrl: `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#logsV2:log-groups/log-group/${consoleSegment(names.logGroup)}/log-events/${consoleSegment(logStream)}`,
+        }
+      : {}),
+    logStream,
+    artifactsUri: `s3://${names.payloadBucket}/${artifactsPrefix(taskId, attempt)}`,
+  };
 }
 
 /** The environment names createFleetComputeStrategy reads (besides the fleet's FLEET_* names). */
