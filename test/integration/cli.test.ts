@@ -256,12 +256,15 @@ describe('tasks end to end', () => {
     const record = JSON.parse(status.stdout) as TaskRecord;
     expect(record).toMatchObject({ task_id: taskId, status: 'COMPLETED', exit_code: 0, spec: { timeout_s: 300, memory_mb: 128, cpus: 0.5, env: { DEMO_SLEEP_S: '2' }, payload: { prompt: 'fix the bug' } } });
 
-    const [human, list, fromRecord, fromFile, instances] = await Promise.all([
+    // Without FLEET_LOG_GROUP: the instance's file, else the record (docs/logs.md; the stream is task-logs.test.ts's).
+    const noStream = { FLEET_LOG_GROUP: '' };
+    const [human, list, fromRecord, fromFile, instances, fromStream] = await Promise.all([
       fleetCli(['status', taskId]),
       fleetCli(['list', '--status', 'completed', '--json']),
-      fleetCli(['logs', taskId, '--log-dir', path.join(d.workDir, 'elsewhere')]),
-      fleetCli(['logs', taskId, '--log-dir', logDir]),
+      fleetCli(['logs', taskId, '--log-dir', path.join(d.workDir, 'elsewhere')], noStream),
+      fleetCli(['logs', taskId, '--log-dir', logDir], noStream),
       fleetCli(['instances', '--json']),
+      fleetCli(['logs', taskId, '--log-dir', path.join(d.workDir, 'elsewhere')]),
     ]);
     expect(human.stdout).toMatch(/^task\s+t-/);
     expect(human.stdout).toMatch(/status\s+COMPLETED \(attempt 1 on i-/);
@@ -271,7 +274,9 @@ describe('tasks end to end', () => {
     expect(fromRecord.stderr).toMatch(/no log file for .* on this machine .*; showing the last 8 KiB kept in the task record \(COMPLETED\)/);
     expect(fromRecord.stdout).toContain(`demo agent: task ${taskId} attempt 1`);
     expect(fromFile.stdout).toContain(`demo agent: task ${taskId} attempt 1`);
-    expect(fromFile.stderr).toBe('');
+    expect(fromFile.stderr).toMatch(/no task log group configured \(FLEET_LOG_GROUP\); showing this machine's log file/);
+    expect(fromStream.stdout).toContain(`demo agent: task ${taskId} attempt 1`);
+    expect(fromStream.stderr).toMatch(new RegExp(`${taskId} attempt 1 from CloudWatch Logs`));
     const rows = (JSON.parse(instances.stdout) as { instances: Array<Record<string, unknown>> }).instances;
     // fleetd's row records its build, the AMI and the launch template (moto tags its instances
     // aws:ec2launchtemplate:*; fleetd reads them with DescribeTags as metadata tags are off).
@@ -291,7 +296,8 @@ describe('tasks end to end', () => {
 
   it('submit --follow of a failing task exits 1 with the reason', async () => {
     daemon(0);
-    const r = await fleetCli(demoArgs('--env', 'DEMO_EXIT_CODE=3', '--follow'));
+    // No task log group: the tail comes from the record (with one, watch shows the stream live).
+    const r = await fleetCli(demoArgs('--env', 'DEMO_EXIT_CODE=3', '--follow'), { FLEET_LOG_GROUP: '' });
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/FAILED in [\d.]+s \(exit code 3\): exit code 3/);
     expect(r.stdout).toMatch(/log tail \(from the record\):\n {2}\| demo agent: task/);
