@@ -189,7 +189,7 @@ export class TaskRun {
         env = [...this.inputs.baseEnv(payload, spec), ...(await this.inputs.secretEnv(spec)), ...(this.deps.extraEnv ? await this.deps.extraEnv(this.lease) : [])];
         const image = await this.timed('image_pull_ms', () => runner.ensureImage(spec.image));
         this.dispatch?.pulled(image === 'pulled');
-        const taskFiles = runner.prepareFiles(this.taskId, payload);
+        const taskFiles = await runner.prepareFiles(this.taskId, payload, spec.disk_mb);
         files = taskFiles;
         this.container = await this.timed('container_create_ms', () => runner.create({ taskId: this.taskId, attempt: this.lease.attempt, spec, env, files: taskFiles, graceSeconds: config.timings.cancelGraceSeconds }));
       } catch (err) {
@@ -287,7 +287,7 @@ export class TaskRun {
     if (this.stopReason === 'cancel') return await this.outcome.finish(TaskStatus.CANCELLED, { ...common, reason: 'cancelled by request' });
     if (this.stopReason === 'timeout') return await this.outcome.finish(TaskStatus.TIMED_OUT, { ...common, reason: `timed out after ${spec.timeout_s} s` });
     if (exit.exitCode === 0 && !exit.oomKilled) return await this.outcome.finish(TaskStatus.COMPLETED, common);
-    const reason = exit.oomKilled ? `killed: out of memory (limit ${spec.memory_mb} MiB)` : `exit code ${exit.exitCode}`;
+    const reason = exit.oomKilled ? `killed: out of memory (limit ${spec.memory_mb} MiB)` : ((await runner.diskLimitHit(this.container!, files, spec.disk_mb, exit.exitCode)) ?? `exit code ${exit.exitCode}`);
     return await this.outcome.finish(TaskStatus.FAILED, { ...common, reason });
   }
 
