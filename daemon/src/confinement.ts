@@ -4,6 +4,11 @@
  * limits (read once from `docker info`), and the reason a task gets when it hit its disk bound.
  */
 import type Docker from 'dockerode';
+import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE } from './contract';
+
+/** Where the container sees its files. */
+export const CONTAINER_PAYLOAD_PATH = '/fleet/payload.json';
+export const CONTAINER_OUTPUT_DIR = '/fleet/output';
 
 /**
  * The capabilities a task's container keeps; every other one is dropped (CapDrop ALL). Docker's
@@ -20,8 +25,9 @@ export interface EngineFacts {
   readonly rootUid: number;
   readonly rootGid: number;
   /**
-   * The storage driver may take `StorageOpt: { size }` (overlay2 on xfs; it also needs the
-   * pquota mount option, which `docker info` does not show: a refusal at create turns this off).
+   * The engine can bound disk itself: the storage driver takes `StorageOpt: { size }` and the
+   * local volume driver a `size` option (overlay2 on xfs; both also need the pquota mount
+   * option, which `docker info` does not show: a refusal at create turns this off).
    */
   readonly sizeLimit: boolean;
 }
@@ -84,14 +90,29 @@ export function isStorageOptRefusal(err: unknown): boolean {
   return typeof e?.statusCode === 'number' && e.statusCode >= 400 && /storage[- ]?opt|pquota|quota/i.test(e.message ?? '');
 }
 
-/** The security part of a task container's HostConfig. */
-export function confinedHostConfig(diskMb: number, sizeLimit: boolean): Pick<Docker.HostConfig, 'SecurityOpt' | 'CapDrop' | 'CapAdd' | 'StorageOpt'> {
+/**
+ * The security and disk part of a task container's HostConfig. Where the engine bounds disk
+ * (`sizeLimit`), the writable layer gets `StorageOpt size` and /fleet/output is an anonymous
+ * local volume with a `size` (an xfs project quota dockerd sets; removed with the container);
+ * elsewhere /fleet/output is the bind-mounted `outputDir` (bounded by fleetd's own output disk,
+ * output-disk.ts, where the host lets it make one).
+ */
+export function confinedHostConfig(args: { diskMb: number; sizeLimit: boolean; payloadFile: string; outputDir: string }): Pick<Docker.HostConfig, 'SecurityOpt' | 'CapDrop' | 'CapAdd' | 'StorageOpt' | 'Binds' | 'Mounts'> {
+  const payload = `${args.payloadFile}:${CONTAINER_PAYLOAD_PATH}:ro`;
+  const size = `${args.diskMb}M`;
   return {
     SecurityOpt: ['no-new-privileges'],
     CapDrop: ['ALL'],
     CapAdd: [...TASK_CAPABILITIES],
-    ...(sizeLimit ? { StorageOpt: { size: `${diskMb}M` } } : {}),
+    ...(args.sizeLimit
+      ? { StorageOpt: { size }, Binds: [payload], Mounts: [{ Type: 'volume', Source: '', Target: CONTAINER_OUTPUT_DIR, VolumeOptions: { NoCopy: true, Labels: { [CONTAINER_LABELS.managedBy]: CONTAINER_LABEL_MANAGED_BY_VALUE }, DriverConfig: { Name: 'local', Options: { size } } } }] }
+      : { Binds: [payload, `${args.outputDir}:${CONTAINER_OUTPUT_DIR}:rw`] }),
   };
+}
+
+/** The host directory behind a container's /fleet/output when it is a volume (its `_data`), else undefined. */
+export function outputVolumeDir(info: { Mounts?: ReadonlyArray<{ Type?: string; Destination?: string; Source?: string }> } | undefined): string | undefined {
+  return info?.Mounts?.find((m) => m.Type === 'volume' && m.Destination === CONTAINER_OUTPUT_DIR)?.Source || undefined;
 }
 
 /** The reason a task that hit its disk bound ends with. */

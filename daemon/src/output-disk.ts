@@ -65,9 +65,14 @@ export async function mountOutputDisk(outputDir: string, imageFile: string, size
   fs.chmodSync(outputDir, 0o777);
 }
 
-/** True when the output disk at `outputDir` has (almost) no room left: a write hit its bound. */
-export function outputDiskFull(outputDir: string): boolean {
-  if (!isMountPoint(outputDir)) return false;
+/**
+ * True when the output disk at `outputDir` has (almost) no room left: a write hit its bound.
+ * `quota`: the directory is an engine volume under an xfs project quota, whose statfs reports
+ * the quota; otherwise only a mount point of our own counts (a plain directory's statfs is the
+ * work disk's).
+ */
+export function outputDiskFull(outputDir: string, quota = false): boolean {
+  if (!quota && !isMountPoint(outputDir)) return false;
   try {
     const s = fs.statfsSync(outputDir);
     return s.bavail * s.bsize < FULL_BELOW_BYTES;

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { GetAuthorizationTokenCommand, type ECRClient } from '@aws-sdk/client-ecr';
 import type Docker from 'dockerode';
-import { EngineConfinement, confinedHostConfig, diskLimitReason, isStorageOptRefusal } from './confinement';
+import { CONTAINER_OUTPUT_DIR, EngineConfinement, confinedHostConfig, diskLimitReason, isStorageOptRefusal, outputVolumeDir } from './confinement';
 import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE, type TaskSpec } from './contract';
 import type { Logger } from './log';
 import { readTaskResult } from './task-result';
@@ -16,9 +16,6 @@ import { stoppedFromOutside } from './engine-events';
 import { mountOutputDisk, outputDiskFull, removeTaskDir } from './output-disk';
 import { TaskOutput } from './task-output';
 
-/** Where the container sees its files. */
-export const CONTAINER_PAYLOAD_PATH = '/fleet/payload.json';
-export const CONTAINER_OUTPUT_DIR = '/fleet/output';
 /** AGENT_PAYLOAD (ABCA) is set only up to this size; beyond, the file alone carries it. */
 export const MAX_ENV_PAYLOAD_BYTES = 96 * 1024;
 
@@ -185,15 +182,16 @@ export class ContainerRunner {
     removeTaskDir(files.dir);
     fs.mkdirSync(files.outputDir, { recursive: true, mode: 0o700 });
     fs.mkdirSync(path.dirname(files.logFile), { recursive: true, mode: 0o700 });
-    const { rootUid: uid, rootGid: gid } = await this.confinement.get();
+    const { rootUid: uid, rootGid: gid, sizeLimit } = await this.confinement.get();
     try {
-      await mountOutputDisk(files.outputDir, path.join(files.dir, 'output.img'), diskMb, { uid, gid });
+      // The engine bounds a volume itself where it can (confinement.ts); else our own disk.
+      if (!sizeLimit) await mountOutputDisk(files.outputDir, path.join(files.dir, 'output.img'), diskMb, { uid, gid });
     } catch (err) {
       this.o.log.warn('the output directory could not be bounded; it is a plain directory on the work disk', { task_id: taskId, error: err });
-      // The agent may run as a non-root user: the output directory is its own to write.
-      fs.chmodSync(files.outputDir, 0o777);
-      fs.chownSync(files.outputDir, uid, gid);
     }
+    // The agent may run as a non-root user: the output directory is its own to write.
+    fs.chmodSync(files.outputDir, 0o777);
+    fs.chownSync(files.outputDir, uid, gid);
     // World-readable: the container's root is an unprivileged host uid under userns-remap.
     fs.writeFileSync(files.payloadFile, payloadJson, { mode: 0o444 });
     return files;
@@ -232,14 +230,17 @@ export class ContainerRunner {
         NanoCpus: Math.round(spec.cpus * 1e9),
         PidsLimit: spec.pids,
         Init: true,
-        ...confinedHostConfig(spec.disk_mb, size),
-        Binds: [`${files.payloadFile}:${CONTAINER_PAYLOAD_PATH}:ro`, `${files.outputDir}:${CONTAINER_OUTPUT_DIR}:rw`],
+        ...confinedHostConfig({ diskMb: spec.disk_mb, sizeLimit: size, payloadFile: files.payloadFile, outputDir: files.outputDir }),
         LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
         ...(args.extraHosts ? { ExtraHosts: args.extraHosts } : {}),
       },
     });
     try {
-      return await this.o.docker.createContainer(options(sizeLimit));
+      const container = await this.o.docker.createContainer(options(sizeLimit));
+      // A fresh volume's root is the container root's, 0755: open it to a non-root image user.
+      const volume = sizeLimit ? outputVolumeDir(await container.inspect()) : undefined;
+      if (volume) fs.chmodSync(volume, 0o777);
+      return container;
     } catch (err) {
       if (!sizeLimit || !isStorageOptRefusal(err)) throw err;
       this.o.log.warn('the engine refused a writable-layer size (storage-opt size needs overlay2 on xfs with pquota); task layers are not size-bounded', { error: err });
@@ -253,11 +254,13 @@ export class ContainerRunner {
    * or (with a size-bounded layer) its writable layer is at the limit.
    */
   async diskLimitHit(container: Docker.Container, files: TaskFiles, diskMb: number, exitCode: number): Promise<string | undefined> {
-    if (outputDiskFull(files.outputDir)) return diskLimitReason(diskMb, '/fleet/output', exitCode);
-    const layered = (await container.inspect().catch(() => undefined))?.HostConfig?.StorageOpt?.size;
+    const info = await container.inspect().catch(() => undefined);
+    const volume = outputVolumeDir(info);
+    if (outputDiskFull(volume ?? files.outputDir, volume !== undefined)) return diskLimitReason(diskMb, CONTAINER_OUTPUT_DIR, exitCode);
+    const layered = info?.HostConfig?.StorageOpt?.size;
     if (!layered) return undefined;
-    const info = await container.inspect({ size: true } as Docker.ContainerInspectOptions).catch(() => undefined);
-    const used = (info as { SizeRw?: number } | undefined)?.SizeRw ?? 0;
+    const sized = await container.inspect({ size: true } as Docker.ContainerInspectOptions).catch(() => undefined);
+    const used = (sized as { SizeRw?: number } | undefined)?.SizeRw ?? 0;
     return used >= diskMb * 1024 * 1024 - 1024 * 1024 ? diskLimitReason(diskMb, 'its writable layer', exitCode) : undefined;
   }
 
@@ -329,13 +332,7 @@ export class ContainerRunner {
     }
   }
 
-  /**
-   * Why a container that died by a signal fleetd did not send was stopped, when it was stopped
-   * from outside: a `kill` event in the engine's history since `sinceMs` (dockerd stopping its
-   * containers on shutdown, or someone's `docker stop` / `docker kill`), or an engine that no
-   * longer answers (it is going down). Undefined when the process died by its own signal
-   * (a crash such as SIGSEGV, or the kernel's OOM killer): that outcome is the task's.
-   */
+  /** Why a container that died by a signal fleetd did not send was stopped from outside, if it was (engine-events.ts). */
   stoppedFromOutside(container: Docker.Container, sinceMs: number): Promise<string | undefined> {
     return stoppedFromOutside(this.o.docker, container, sinceMs, this.o.log);
   }
@@ -367,6 +364,12 @@ export class ContainerRunner {
 
   async kill(container: Docker.Container): Promise<void> {
     await container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+  }
+
+  /** The task's files as the container sees them: /fleet/output may be a volume (confinement.ts). */
+  async outputFiles(container: Docker.Container, files: TaskFiles): Promise<TaskFiles> {
+    const volume = outputVolumeDir(await container.inspect().catch(() => undefined));
+    return volume ? { ...files, outputDir: volume } : files;
   }
 
   /** result.json, parsed and redacted (task-result.ts). */

@@ -283,7 +283,7 @@ export class TaskRun {
       const outside = this.engineRestarted ? `the Docker engine restarted while the container ran (exit code ${exit.exitCode})` : await runner.stoppedFromOutside(this.container!, startedAt);
       if (outside) return await this.engineInterrupted(`${outside}; use \`fleet cancel\` to stop a task for good`);
     }
-    const common = { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, log_tail: output.tail(), ...runner.readResult(files, (s) => this.deps.log.secrets.redact(s)) };
+    const common = { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, log_tail: output.tail(), ...runner.readResult(await runner.outputFiles(this.container!, files), (s) => this.deps.log.secrets.redact(s)) };
     if (this.stopReason === 'cancel') return await this.outcome.finish(TaskStatus.CANCELLED, { ...common, reason: 'cancelled by request' });
     if (this.stopReason === 'timeout') return await this.outcome.finish(TaskStatus.TIMED_OUT, { ...common, reason: `timed out after ${spec.timeout_s} s` });
     if (exit.exitCode === 0 && !exit.oomKilled) return await this.outcome.finish(TaskStatus.COMPLETED, common);

@@ -1,15 +1,18 @@
 /**
  * Confinement (docs/security.md, "Confinement") on an engine like the AMI's: a second dockerd of
- * this test's own, with `--userns-remap=default` (its own socket, data root, exec root and
- * pidfile; no bridge, no iptables: it never touches the shared engine or the host's firewall),
- * and a real fleetd whose DOCKER_HOST points at it. Shows that a container's root is not host
- * root, that a fleetd task still reads its payload and writes its result under remapping, that
- * the container keeps only the capabilities fleetd grants, and that a task writing past its
- * disk limit fails with a reason while the instance keeps running tasks.
+ * this test's own, with `--userns-remap=default`, its own socket, data root, exec root, pidfile
+ * and bridge, no iptables and no ip_forward change, so it never touches the shared engine or the
+ * host's firewall; and a real fleetd whose DOCKER_HOST points at it. (Not `--bridge=none`:
+ * dockerd with its bridge disabled deletes the host's `docker0`, the shared engine's bridge.)
+ * Shows that a container's root is not host root, that a fleetd task still reads its payload and
+ * writes its result under remapping, that the container keeps only the capabilities fleetd
+ * grants, and that a task writing past its disk limit fails with a reason while the instance
+ * keeps running tasks.
  *
- * Needs root and dockerd on PATH (CI has both, .ci/run); without them the test FAILS, it is not
- * skipped. Not testable here: the writable layer's size bound (`storage-opt size` needs overlay2
- * on xfs mounted with pquota; this machine's data roots are on ext4).
+ * Needs root, `ip` and dockerd on PATH (CI has them, .ci/run); without them the test FAILS, it
+ * is not skipped. Not testable here: the engine-side bounds (`storage-opt size` and a sized
+ * local volume need overlay2 on xfs mounted with pquota; this machine's kernel has no XFS quota
+ * support), so /fleet/output is bounded by fleetd's own output disk (output-disk.ts).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -28,6 +31,9 @@ import { ensureDemoImage } from '../../scripts/dev/local/demo-image';
 const GRANTED_CAP_EFF = '00000000000000eb';
 
 let dir: string;
+/** The test dockerd's own bridge (a name of at most 15 characters, never docker0). */
+const bridge = `flconf${process.pid % 100000}`;
+let bridgeMade = false;
 let dockerd: ChildProcess | undefined;
 let dockerdExit: Promise<unknown> | undefined;
 let docker: Docker;
@@ -40,11 +46,16 @@ beforeAll(async () => {
   // Prerequisites: a failure, not a skip, when absent.
   expect(process.getuid?.()).toBe(0);
   expect(spawnSync('dockerd', ['--version']).status).toBe(0);
+  expect(spawnSync('ip', ['-V']).status).toBe(0);
   // A short path: the socket's path must fit in sun_path.
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fl-userns-'));
   // dockerd asks that the remapped root may traverse to its data root (o+x), nothing more.
   fs.chmodSync(dir, 0o711);
   const socket = path.join(dir, 'docker.sock');
+  ip(['link', 'add', 'name', bridge, 'type', 'bridge']);
+  bridgeMade = true;
+  ip(['addr', 'add', `10.199.${process.pid % 250}.1/24`, 'dev', bridge]);
+  ip(['link', 'set', bridge, 'up']);
   const log = fs.openSync(path.join(dir, 'dockerd.log'), 'a');
   dockerd = spawn('dockerd', [
     '--userns-remap=default',
@@ -52,8 +63,9 @@ beforeAll(async () => {
     '--data-root', path.join(dir, 'root'),
     '--exec-root', path.join(dir, 'exec'),
     '--pidfile', path.join(dir, 'dockerd.pid'),
-    '--bridge=none',
+    `--bridge=${bridge}`,
     '--iptables=false',
+    '--ip-forward=false',
   ], { stdio: ['ignore', log, log] });
   dockerdExit = new Promise((resolve) => dockerd!.once('exit', resolve));
   docker = dockerClient(`unix://${socket}`);
@@ -78,9 +90,15 @@ afterAll(async () => {
     await dockerdExit;
     clearTimeout(timer);
   }
+  if (bridgeMade) ip(['link', 'del', bridge]);
   // Its mounts are gone with it; what is left are files (some owned by the remapped uid).
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 }, 90_000);
+
+function ip(args: string[]): void {
+  const r = spawnSync('ip', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ip ${args.join(' ')} failed: ${r.stderr}`);
+}
 
 function spec(extra: Partial<TaskSpecInput> = {}): TaskSpecInput & Record<string, unknown> {
   return { image: fleet.demoImage, env: { DEMO_SLEEP_S: '0' }, memory_mb: 128, cpus: 0.5, timeout_s: 60, ...extra };
@@ -100,7 +118,7 @@ test("a container's root is not host root: what it creates in a bind mount belon
     Image: fleet.demoImage,
     User: '0:0',
     Cmd: ['sh', '-c', 'id -u; cat /proc/self/uid_map; touch /m/made-by-root'],
-    HostConfig: { Binds: [`${shared}:/m`], NetworkMode: 'none' },
+    HostConfig: { Binds: [`${shared}:/m`] },
   });
   try {
     await container.start();

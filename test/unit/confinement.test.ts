@@ -3,8 +3,8 @@
  * namespaces and disk limits, the capability set, and the HostConfig fleetd asks for. The
  * engine itself is exercised in test/integration/confinement.test.ts.
  */
-import { TASK_CAPABILITIES, confinedHostConfig, diskLimitReason, engineFacts, isStorageOptRefusal } from '../../daemon/src/confinement';
-import { LIMITS, parseTaskSpec } from '../../daemon/src/contract';
+import { TASK_CAPABILITIES, confinedHostConfig, diskLimitReason, engineFacts, isStorageOptRefusal, outputVolumeDir } from '../../daemon/src/confinement';
+import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE, LIMITS, parseTaskSpec } from '../../daemon/src/contract';
 
 describe('engineFacts', () => {
   test('an engine without remapping: container root is host root (0:0); ext4 takes no size limit', () => {
@@ -30,23 +30,42 @@ describe('engineFacts', () => {
 });
 
 describe('the container HostConfig', () => {
+  const files = { payloadFile: '/w/tasks/t/payload.json', outputDir: '/w/tasks/t/output' };
+
   test('drops every capability and adds back exactly the granted six; no-new-privileges stays', () => {
-    const hc = confinedHostConfig(1024, false);
-    expect(hc).toEqual({ SecurityOpt: ['no-new-privileges'], CapDrop: ['ALL'], CapAdd: ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID', 'KILL'] });
+    const hc = confinedHostConfig({ diskMb: 1024, sizeLimit: false, ...files });
+    expect(hc).toEqual({
+      SecurityOpt: ['no-new-privileges'],
+      CapDrop: ['ALL'],
+      CapAdd: ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID', 'KILL'],
+      Binds: ['/w/tasks/t/payload.json:/fleet/payload.json:ro', '/w/tasks/t/output:/fleet/output:rw'],
+    });
     expect(hc.CapAdd).not.toContain('NET_RAW');
     expect(hc.CapAdd).not.toContain('SYS_ADMIN');
     expect([...TASK_CAPABILITIES]).toEqual(hc.CapAdd);
   });
 
-  test('asks for a writable-layer size only where the engine can bound it', () => {
-    expect(confinedHostConfig(512, true).StorageOpt).toEqual({ size: '512M' });
-    expect(confinedHostConfig(512, false)).not.toHaveProperty('StorageOpt');
+  test('where the engine bounds disk: a writable-layer size, and /fleet/output an anonymous local volume of the same size', () => {
+    const hc = confinedHostConfig({ diskMb: 512, sizeLimit: true, ...files });
+    expect(hc.StorageOpt).toEqual({ size: '512M' });
+    expect(hc.Binds).toEqual(['/w/tasks/t/payload.json:/fleet/payload.json:ro']);
+    expect(hc.Mounts).toEqual([{ Type: 'volume', Source: '', Target: '/fleet/output', VolumeOptions: { NoCopy: true, Labels: { [CONTAINER_LABELS.managedBy]: CONTAINER_LABEL_MANAGED_BY_VALUE }, DriverConfig: { Name: 'local', Options: { size: '512M' } } } }]);
+    const plain = confinedHostConfig({ diskMb: 512, sizeLimit: false, ...files });
+    expect(plain).not.toHaveProperty('StorageOpt');
+    expect(plain).not.toHaveProperty('Mounts');
+  });
+
+  test("the volume's host directory is found by its destination; a bind is not a volume", () => {
+    expect(outputVolumeDir({ Mounts: [{ Type: 'bind', Destination: '/fleet/payload.json', Source: '/w/p' }, { Type: 'volume', Destination: '/fleet/output', Source: '/var/lib/docker/volumes/abc/_data' }] })).toBe('/var/lib/docker/volumes/abc/_data');
+    expect(outputVolumeDir({ Mounts: [{ Type: 'bind', Destination: '/fleet/output', Source: '/w/o' }] })).toBeUndefined();
+    expect(outputVolumeDir(undefined)).toBeUndefined();
   });
 
   test("the engine's refusal of storage-opt is recognised; other errors are not", () => {
     expect(isStorageOptRefusal({ statusCode: 400, message: '(HTTP code 400) unexpected - --storage-opt is supported only for overlay over xfs with \'pquota\' mount option' })).toBe(true);
     expect(isStorageOptRefusal({ statusCode: 500, message: 'storage-opt size is not supported' })).toBe(true);
     expect(isStorageOptRefusal({ statusCode: 404, message: 'No such image: x' })).toBe(false);
+    expect(isStorageOptRefusal({ statusCode: 500, message: 'create abc: quota size requested but no quota support' })).toBe(true);
     expect(isStorageOptRefusal(new Error('storage-opt but no status'))).toBe(false);
   });
 
