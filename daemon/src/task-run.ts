@@ -7,50 +7,21 @@
  * socket), the task timeout, or a release (drain / spot). A fenced-out heartbeat or a lease
  * that could not be renewed stops the container and writes nothing more.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
-import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { SQSClient } from '@aws-sdk/client-sqs';
 import type Docker from 'dockerode';
-import { abcaAtMostOnce, abcaTaskIdOf, type AbcaHeartbeatMirror } from './abca-mirror';
+import { abcaAtMostOnce, abcaTaskIdOf } from './abca-mirror';
 import { DispatchClock, type ClaimTiming } from './dispatch-timing';
-import { RETRY_POLICIES, backoffDelayMs, retry, sleep, type RetryPolicy } from './retry';
-import type { FleetdConfig } from './config';
+import { RETRY_POLICIES, backoffDelayMs, retry, sleep } from './retry';
 import { LIMITS, TaskStatus, type TaskRecord, type TaskSpec } from './contract';
-import type { Lease, TaskStore } from './store';
-import type { LeaseFiles } from './lease-guard';
+import type { Lease } from './store';
 import type { Logger } from './log';
-import { isEngineServerError, isEngineUnreachable, isSignalExit, type ContainerRunner, type ExitFacts, type TaskFiles } from './runner';
+import { isEngineServerError, isEngineUnreachable, isSignalExit, type ExitFacts, type TaskFiles } from './runner';
 import { OomWatch } from './oom-watch';
-import type { SpecSealer } from './seal';
 import { PrepareError, SealUnverifiedError, TaskInputs } from './task-inputs';
 import { TaskOutcome, type TaskRunResult } from './task-outcome';
 import { TaskOutput } from './task-output';
+import type { StopReason, TaskRunDeps } from './task-run-types';
 
-export type StopReason = 'cancel' | 'timeout' | 'release' | 'lease-lost';
-
-export interface TaskRunDeps {
-  readonly store: TaskStore;
-  readonly runner: ContainerRunner;
-  readonly sqs: SQSClient;
-  readonly s3: S3Client;
-  readonly secrets: SecretsManagerClient;
-  readonly config: FleetdConfig;
-  readonly log: Logger;
-  /** Extra env (e.g. the per-task credentials endpoint) added by the daemon. */
-  readonly extraEnv?: (lease: Lease) => Promise<string[]>;
-  readonly onTaskEnd?: (lease: Lease) => void;
-  /** Local copies of each renewed lease, for the lease guard (lease-guard.ts). */
-  readonly leaseFiles?: LeaseFiles;
-  /** Told when the Docker engine stopped answering, so the daemon stops claiming until it is back. */
-  readonly onEngineTrouble?: (problem: string) => void;
-  /** Mirrors each heartbeat into ABCA's TaskTable (config `abcaTaskTable`; abca-mirror.ts). */
-  readonly abcaMirror?: AbcaHeartbeatMirror;
-  /** Verifies each record's seal before anything runs (config `sealKeyId`); absent: seals are not checked. */
-  readonly sealer?: SpecSealer;
-  /** How the terminal write and the release retry. @default RETRY_POLICIES.taskStep */
-  readonly writeRetry?: RetryPolicy;
-}
-
+export type { StopReason, TaskRunDeps } from './task-run-types';
 export type { TaskRunResult } from './task-outcome';
 
 export class TaskRun {
