@@ -239,7 +239,7 @@ export class ContainerRunner {
       const container = await this.o.docker.createContainer(options(sizeLimit));
       // A fresh volume's root is the container root's, 0755: open it to a non-root image user.
       const volume = sizeLimit ? outputVolumeDir(await container.inspect()) : undefined;
-      if (volume) fs.chmodSync(volume, 0o777);
+      if (volume) try { fs.chmodSync(volume, 0o777); } catch (err) { this.o.log.warn('opening the output volume to non-root users failed', { error: err }); }
       return container;
     } catch (err) {
       if (!sizeLimit || !isStorageOptRefusal(err)) throw err;
