@@ -11,7 +11,7 @@ import {
   InvalidSpecError,
   InvalidTaskIdError,
   TaskNotFoundError,
-} from '../lib/client';
+} from '../lib/errors';
 
 /** Documented in docs/cli.md; scripts branch on them. */
 export const EXIT = {
