@@ -19,7 +19,7 @@ import { abcaMirrorFor, type AbcaHeartbeatMirror } from './abca-mirror';
 import type { AwsClients } from './aws';
 import type { FleetdConfig } from './config';
 import { InstanceStatus, type CancelResponse, type ControlError, type FleetdStatus, type TaskRecord } from './contract';
-import { drainOf, FleetdStateHolder, isReceiving, notClaimingReason, type FleetdState } from './fleetd-state';
+import { drainOf, FleetdStateHolder, isReceiving, leavingReason, notClaimingReason, type FleetdState } from './fleetd-state';
 import type { ImdsClient, InstanceIdentity } from './imds';
 import { InstanceState, readInstanceBuild } from './instance';
 import { BUILD_COMMIT, PACKAGE_VERSION } from './version';
@@ -38,6 +38,7 @@ import { adoptOrRemoveContainers, removeAfterFailedBoot, repoOf, sweepUnsupervis
 import { RETRY_POLICIES, retry, type RetryAttemptInfo } from './retry';
 import { SpecSealer } from './seal';
 import { ContainerRunner } from './runner';
+import { RolloutWatch } from './rollout-watch';
 import { TaskRun, type TaskRunResult } from './task-run';
 import type { ClaimTiming } from './dispatch-timing';
 
@@ -87,6 +88,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   /** Leaving the warm pool (readiness again, then serving), while under way. */
   private leavingPool?: Promise<void>;
   private abcaMirror?: AbcaHeartbeatMirror;
+  private rollout?: RolloutWatch;
   private readonly state = new FleetdStateHolder();
   private sealer?: SpecSealer;
   private readonly runs = new Map<string, TaskRun>();
@@ -257,6 +259,12 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     if (s !== 'booting' && s !== 'warm') return;
     this.state.to({ kind: 'serving' });
     this.activity.markBusy();
+    // The rollout marker is read before the slots start: an old instance never claims (rollout-watch.ts).
+    if (config.asgName) {
+      const retired = (reason: string) => void this.lifecycle.drain({ reason });
+      this.rollout = new RolloutWatch({ autoscaling: clients.autoscaling, asgName: config.asgName, instanceId: id.instanceId, build: this.instance!.build, heartbeatSeconds: config.timings.heartbeatSeconds, state: this.state, running: () => this.runs.size, activity: this.activity, log: this.log, changed: () => this.advertise(), retired });
+      await this.rollout.start();
+    }
     const receiver = new Receiver({
       sqs: clients.sqs,
       config,
@@ -305,7 +313,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
         .finally(() => (this.leavingPool = undefined));
       return;
     }
-    const returnedToPool = (s.kind === 'serving' || s.kind === 'paused') && phase === 'warmed';
+    const returnedToPool = isReceiving(s) && phase === 'warmed';
     const terminatedFromPool = s.kind === 'warm' && target === 'Warmed:Terminated';
     if (returnedToPool || terminatedFromPool) this.lifecycle.onInterruption({ kind: 'terminating', state: target! });
   }
@@ -313,7 +321,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   private newRun(lease: Lease, record: TaskRecord, receiptHandle: string | undefined, claim?: ClaimTiming): TaskRun {
     const { clients, config } = this.deps;
     const credentials = this.booted.credentials;
-    const drainReason = () => drainOf(this.state.current)?.reason;
+    const drainReason = () => leavingReason(this.state.current);
     const run = new TaskRun(
       {
         store: this.store!,
@@ -334,7 +342,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
           this.runs.delete(l.taskId);
           credentials?.revoke(l.taskId);
           this.activity.markBusy();
-          void this.instance?.set(this.runs.size ? InstanceStatus.BUSY : drainReason() !== undefined ? InstanceStatus.DRAINING : InstanceStatus.IDLE, [...this.runs.keys()], drainReason());
+          this.advertise();
         },
       },
       lease,
@@ -350,12 +358,19 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
         this.log.warn('recording the image use failed', { error: err });
       }
     }
-    void this.instance?.set(drainReason() !== undefined ? InstanceStatus.DRAINING : InstanceStatus.BUSY, [...this.runs.keys()], drainReason());
+    void this.instance?.set(this.state.current.kind === 'retiring' ? InstanceStatus.RETIRING : drainReason() !== undefined ? InstanceStatus.DRAINING : InstanceStatus.BUSY, [...this.runs.keys()], drainReason());
     this.emit('task-started', lease.taskId, lease.attempt);
     // Claimed while the drain was already releasing: hand it back as soon as it can be.
     const releasing = this.lifecycle.releasing;
     if (releasing) run.release(releasing);
     return run;
+  }
+
+  /** The instance row and tags after a task ended or the state changed (retiring ⇄ serving). */
+  private advertise(): void {
+    const s = this.state.current;
+    const status = s.kind === 'retiring' ? InstanceStatus.RETIRING : this.runs.size ? InstanceStatus.BUSY : drainOf(s) ? InstanceStatus.DRAINING : InstanceStatus.IDLE;
+    void this.instance?.set(status, [...this.runs.keys()], leavingReason(s));
   }
 
   /** A task's supervision failed; while releasing, that is a release that did not happen. */
@@ -431,7 +446,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       const s = this.state.current;
       if (s.kind === 'draining') this.state.to({ kind: 'stopped', drain: { reason: s.reason, since: s.since, releasing: s.releasing } });
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-      await Promise.all([this.watcher?.stop(), this.pruner?.stop(), this.prepull?.stop(), this.idleLoopDone, this.leavingPool]);
+      await Promise.all([this.watcher?.stop(), this.rollout?.stop(), this.pruner?.stop(), this.prepull?.stop(), this.idleLoopDone, this.leavingPool]);
       await this.closeServers();
       await this.instance?.flush();
       this.log.info('fleetd stopped', { reason: drainOf(this.state.current)?.reason });
