@@ -242,7 +242,7 @@ export class FleetMonitoring extends Construct {
         title: 'Fleet Lambdas: errors',
         left: [
           fleet.scaler.function.metricErrors({ period: fiveMinutes, label: 'scaler' }),
-          ...(fleet.reconciler ? [fleet.reconciler.function.metricErrors({ period: fiveMinutes, label: 'reconciler' })] : []),
+          fleet.reconciler.function.metricErrors({ period: fiveMinutes, label: 'reconciler' }),
         ],
         width: 8,
       }),

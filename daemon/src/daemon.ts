@@ -8,25 +8,23 @@
  *   containers.ts);
  * - receiver.ts: one receive loop per slot, claim, dispatch; receive-gates.ts: disk and engine;
  * - instance-lifecycle.ts: drain, spot notice, termination hook, idle self-termination;
- * - readiness.ts + prepull.ts: the launch (readiness) hook, the warm pool, the prepull images;
+ * - readiness.ts + warm-pool.ts + prepull.ts: the launch (readiness) hook, the warm pool, the prepull images;
+ * - fleetd-types.ts (deps, events, stop options), fleetd-status.ts (`fleetd status`);
  * - control.ts (+ contract/control.ts): `fleetd status` and `fleetd cancel`.
  * This class owns what they share (the runs, the state) and exposes start, stop({ abort }),
  * events and a typed status.
  */
 import { EventEmitter } from 'node:events';
-import type Docker from 'dockerode';
 import { abcaMirrorFor, type AbcaHeartbeatMirror } from './abca-mirror';
-import type { AwsClients } from './aws';
-import type { FleetdConfig } from './config';
 import { InstanceStatus, type CancelResponse, type ControlError, type FleetdStatus, type TaskRecord } from './contract';
-import { drainOf, FleetdStateHolder, isReceiving, leavingReason, notClaimingReason, type FleetdState } from './fleetd-state';
-import type { ImdsClient, InstanceIdentity } from './imds';
+import { advertisedStatus, drainOf, FleetdStateHolder, leavingReason, type FleetdState } from './fleetd-state';
+import type { InstanceIdentity } from './imds';
 import { InstanceState, readInstanceBuild } from './instance';
 import { BUILD_COMMIT, PACKAGE_VERSION } from './version';
 import { InstanceLifecycle } from './instance-lifecycle';
 import { TaskStore, type Lease } from './store';
 import { LeaseFiles } from './lease-guard';
-import { InterruptionWatcher, type Interruption, type SelfTermination } from './lifecycle';
+import { InterruptionWatcher } from './lifecycle';
 import type { Logger } from './log';
 import { preflight, type Booted } from './preflight';
 import { Prepuller } from './prepull';
@@ -38,42 +36,15 @@ import { adoptOrRemoveContainers, removeAfterFailedBoot, repoOf, sweepUnsupervis
 import { RETRY_POLICIES, retry, type RetryAttemptInfo } from './retry';
 import { SpecSealer } from './seal';
 import { ContainerRunner } from './runner';
-import { RolloutWatch } from './rollout-watch';
-import { TaskRun, type TaskRunResult } from './task-run';
+import { startRolloutWatch, type RolloutWatch } from './rollout-watch';
+import { TaskRun } from './task-run';
+import { fleetdStatus } from './fleetd-status';
+import { WarmPool } from './warm-pool';
 import type { ClaimTiming } from './dispatch-timing';
 
-export interface FleetdDeps {
-  readonly config: FleetdConfig;
-  readonly clients: AwsClients;
-  readonly docker: Docker;
-  readonly imds: ImdsClient;
-  readonly log: Logger;
-}
+import { BootError, type FleetdDeps, type FleetdEvents, type StopOptions } from './fleetd-types';
 
-export class BootError extends Error {
-  override readonly name = 'BootError';
-}
-
-export interface FleetdEvents {
-  ready: [identity: InstanceIdentity];
-  /** Prepared in the warm pool (target lifecycle state `Warmed:*`); claims nothing until InService. */
-  warm: [targetState: string];
-  'task-started': [taskId: string, attempt: number];
-  'task-ended': [result: TaskRunResult];
-  'message-rejected': [reason: string];
-  interrupted: [interruption: Interruption];
-  'idle-check': [outcome: SelfTermination | { terminated: false; reason: string }];
-  /** Nothing left to do: drained, the lifecycle action completed, servers closed. */
-  stopped: [];
-}
-
-export interface StopOptions {
-  /** Release running tasks at once instead of giving them the drain budget (spot notice). */
-  readonly abort?: boolean;
-  readonly reason?: string;
-  /** @default config.drainBudgetSeconds */
-  readonly budgetSeconds?: number;
-}
+export { BootError, type FleetdDeps, type FleetdEvents, type StopOptions };
 
 export class Fleetd extends EventEmitter<FleetdEvents> {
   private identity?: InstanceIdentity;
@@ -85,8 +56,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   private watcher?: InterruptionWatcher;
   private prepull?: Prepuller;
   private readiness?: Readiness;
-  /** Leaving the warm pool (readiness again, then serving), while under way. */
-  private leavingPool?: Promise<void>;
+  private warmPool?: WarmPool;
   private abcaMirror?: AbcaHeartbeatMirror;
   private rollout?: RolloutWatch;
   private readonly state = new FleetdStateHolder();
@@ -215,7 +185,17 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     }, this.adopted);
     // A termination or spot notice already pending (fleetd restarted mid-drain): never idle.
     this.watcher = new InterruptionWatcher(imds, (i) => this.lifecycle.onInterruption(i), this.log);
-    this.watcher.onTargetState = (t) => this.onTargetState(t);
+    this.warmPool = new WarmPool({
+      state: this.state,
+      readiness: this.readiness,
+      instance: this.instance,
+      autoscaling: clients.autoscaling,
+      log: this.log,
+      enterService: () => this.enterService(),
+      stop: (reason) => this.stop({ reason }),
+      terminating: (i) => this.lifecycle.onInterruption(i),
+    });
+    this.watcher.onTargetState = (t) => this.warmPool!.onTargetState(t);
     await this.watcher.start();
     if (this.state.current.kind !== 'booting') return;
     // Readiness (readiness.ts): the prepull images, then the launch hook. A failure fails the
@@ -259,12 +239,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     if (s !== 'booting' && s !== 'warm') return;
     this.state.to({ kind: 'serving' });
     this.activity.markBusy();
-    // The rollout marker is read before the slots start: an old instance never claims (rollout-watch.ts).
-    if (config.asgName) {
-      const retired = (reason: string) => void this.lifecycle.drain({ reason });
-      this.rollout = new RolloutWatch({ autoscaling: clients.autoscaling, asgName: config.asgName, instanceId: id.instanceId, build: this.instance!.build, heartbeatSeconds: config.timings.heartbeatSeconds, state: this.state, running: () => this.runs.size, activity: this.activity, log: this.log, changed: () => this.advertise(), retired });
-      await this.rollout.start();
-    }
+    this.rollout = await startRolloutWatch(config, clients.autoscaling, { instanceId: id.instanceId, build: this.instance!.build, state: this.state, running: () => this.runs.size, activity: this.activity, log: this.log, changed: () => this.advertise(), retired: (reason) => void this.lifecycle.drain({ reason }) });
     const receiver = new Receiver({
       sqs: clients.sqs,
       config,
@@ -287,41 +262,9 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     this.emit('ready', id);
   }
 
-  /**
-   * Every answered IMDS check (lifecycle.ts). Warm and the target is service: readiness again
-   * (the prepull refreshed, the hook completed), then serving. Serving and the target is
-   * `Warmed:*`: the group returns the instance to the pool on scale-in (reuseOnScaleIn) through
-   * the termination hook: the termination path. Warm and `Warmed:Terminated`: the same.
-   */
-  private onTargetState(target: string | undefined): void {
-    const s = this.state.current;
-    const phase = targetPhase(target);
-    if (s.kind === 'warm' && phase === 'service' && !this.leavingPool) {
-      this.log.info('leaving the warm pool: readiness, then claiming', { target_lifecycle_state: target });
-      this.leavingPool = (async () => {
-        const notReady = await this.readiness!.prepare(this.state.receiveEnded);
-        if (notReady) {
-          await this.readiness!.complete(target, 'ABANDON', notReady);
-          await this.instance!.reportUnhealthy(this.deps.clients.autoscaling, `readiness: ${notReady}`);
-          if (this.state.current.kind === 'warm') void this.stop({ reason: `readiness failed leaving the warm pool: ${notReady}` });
-          return;
-        }
-        await this.readiness!.complete(target, 'CONTINUE');
-        if (this.state.current.kind === 'warm') await this.enterService();
-      })()
-        .catch((err) => this.log.error('leaving the warm pool failed', { error: err }))
-        .finally(() => (this.leavingPool = undefined));
-      return;
-    }
-    const returnedToPool = isReceiving(s) && phase === 'warmed';
-    const terminatedFromPool = s.kind === 'warm' && target === 'Warmed:Terminated';
-    if (returnedToPool || terminatedFromPool) this.lifecycle.onInterruption({ kind: 'terminating', state: target! });
-  }
-
   private newRun(lease: Lease, record: TaskRecord, receiptHandle: string | undefined, claim?: ClaimTiming): TaskRun {
     const { clients, config } = this.deps;
     const credentials = this.booted.credentials;
-    const drainReason = () => leavingReason(this.state.current);
     const run = new TaskRun(
       {
         store: this.store!,
@@ -358,7 +301,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
         this.log.warn('recording the image use failed', { error: err });
       }
     }
-    void this.instance?.set(this.state.current.kind === 'retiring' ? InstanceStatus.RETIRING : drainReason() !== undefined ? InstanceStatus.DRAINING : InstanceStatus.BUSY, [...this.runs.keys()], drainReason());
+    void this.instance?.set(advertisedStatus(this.state.current, this.runs.size, true), [...this.runs.keys()], leavingReason(this.state.current));
     this.emit('task-started', lease.taskId, lease.attempt);
     // Claimed while the drain was already releasing: hand it back as soon as it can be.
     const releasing = this.lifecycle.releasing;
@@ -367,11 +310,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   }
 
   /** The instance row and tags after a task ended or the state changed (retiring ⇄ serving). */
-  private advertise(): void {
-    const s = this.state.current;
-    const status = s.kind === 'retiring' ? InstanceStatus.RETIRING : this.runs.size ? InstanceStatus.BUSY : drainOf(s) ? InstanceStatus.DRAINING : InstanceStatus.IDLE;
-    void this.instance?.set(status, [...this.runs.keys()], leavingReason(s));
-  }
+  private readonly advertise = () => void this.instance?.set(advertisedStatus(this.state.current, this.runs.size), [...this.runs.keys()], leavingReason(this.state.current));
 
   /** A task's supervision failed; while releasing, that is a release that did not happen. */
   private taskError(msg: string, extra: Record<string, unknown>): void {
@@ -388,33 +327,21 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       : { ok: false, error: `task ${taskId} could not be marked CANCEL_REQUESTED (it ended or moved)` };
   }
 
-  /** What `fleetd status` shows (contract/control.ts `StatusResponseSchema`). */
+  /** What `fleetd status` shows (contract/control.ts `StatusResponseSchema`); built in fleetd-status.ts. */
   status(): FleetdStatus {
-    const { config } = this.deps;
-    const s = this.state.current;
-    const drain = drainOf(s);
-    const idleFor = this.runs.size || this.activity.handling ? 0 : Math.round((Date.now() - this.activity.lastBusyAt) / 1000);
-    const credentials = this.booted.credentials;
-    const lastPrune = this.pruner?.last;
-    return {
-      instance_id: this.identity?.instanceId ?? null,
-      state: this.instance?.status ?? InstanceStatus.BOOTING,
-      fleetd_state: s.kind,
-      receiving: isReceiving(s),
-      not_claiming: notClaimingReason(s, this.gates, { running: this.runs.size, total: config.slots }),
-      draining: Boolean(drain),
-      drain: drain ? { reason: drain.reason, since: new Date(drain.since).toISOString(), releasing: drain.releasing ?? null } : null,
-      interruption: this.state.interruption ?? null,
-      slots: config.slots,
-      free_slots: Math.max(0, config.slots - this.runs.size),
-      idle: { idle_for_s: idleFor, terminate_after_s: config.asgName ? config.timings.idleBeforeTerminateSeconds : null, state: this.lifecycle.idleState },
-      disk_problem: this.gates.disk ?? null,
-      engine_problem: this.gates.engine ?? null,
-      credentials: credentials ? { endpoint: credentials.endpoint, active_tasks: credentials.activeTasks } : null,
-      last_prune: lastPrune ? { ...lastPrune, at: new Date(lastPrune.at).toISOString() } : null,
-      imds_watch: this.watcher?.status ?? null,
-      tasks: [...this.runs.values()].map((r) => ({ task_id: r.taskId, attempt: r.lease.attempt, phase: r.phase, stopping: r.stopping ?? null, heartbeat_age_s: Math.round(r.heartbeatAgeMs / 1000) })),
-    };
+    return fleetdStatus({
+      config: this.deps.config,
+      state: this.state,
+      identity: this.identity,
+      instance: this.instance,
+      runs: this.runs,
+      activity: this.activity,
+      gates: this.gates,
+      credentials: this.booted.credentials,
+      pruner: this.pruner,
+      watcher: this.watcher,
+      idleState: this.lifecycle.idleState,
+    });
   }
 
   /**
@@ -446,7 +373,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       const s = this.state.current;
       if (s.kind === 'draining') this.state.to({ kind: 'stopped', drain: { reason: s.reason, since: s.since, releasing: s.releasing } });
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-      await Promise.all([this.watcher?.stop(), this.rollout?.stop(), this.pruner?.stop(), this.prepull?.stop(), this.idleLoopDone, this.leavingPool]);
+      await Promise.all([this.watcher?.stop(), this.rollout?.stop(), this.pruner?.stop(), this.prepull?.stop(), this.idleLoopDone, this.warmPool?.leaving]);
       await this.closeServers();
       await this.instance?.flush();
       this.log.info('fleetd stopped', { reason: drainOf(this.state.current)?.reason });

@@ -42,6 +42,7 @@
  * stack; and with no slot loop running there is no long poll in flight to wait for, nor a
  * message a warm instance could receive and strand.
  */
+import { InstanceStatus } from './contract';
 import type { Interruption } from './lifecycle';
 
 export type PauseReason = 'idle-check';
@@ -114,6 +115,17 @@ export function drainOf(s: FleetdState): { reason: string; since: number; releas
 /** The reason the instance row carries while the instance is leaving: the retirement's or the drain's. */
 export function leavingReason(s: FleetdState): string | undefined {
   return s.kind === 'retiring' ? s.reason : drainOf(s)?.reason;
+}
+
+/**
+ * What the instance advertises (tags, instance row) for a state and its running tasks; `claimed`
+ * right after a claim (busy, or draining when a drain is under way).
+ */
+export function advertisedStatus(s: FleetdState, running: number, claimed = false): InstanceStatus {
+  if (s.kind === 'retiring') return InstanceStatus.RETIRING;
+  const leaving = drainOf(s) !== undefined;
+  if (claimed) return leaving ? InstanceStatus.DRAINING : InstanceStatus.BUSY;
+  return running ? InstanceStatus.BUSY : leaving ? InstanceStatus.DRAINING : InstanceStatus.IDLE;
 }
 
 /** Why no message is being received right now, or null when the slots are polling. */

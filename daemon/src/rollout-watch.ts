@@ -22,6 +22,7 @@ import {
   type AutoScalingGroup,
 } from '@aws-sdk/client-auto-scaling';
 import { ROLLOUT_TAG_KEY, decideRollout, decodeRolloutMarker, type RolloutDecision, type RolloutMarker } from './contract';
+import type { FleetdConfig } from './config';
 import type { FleetdStateHolder } from './fleetd-state';
 import type { InstanceBuild } from './instance';
 import { terminationRefusal } from './lifecycle';
@@ -178,4 +179,16 @@ export class RolloutWatch {
     }
     this.d.retired(`rollout: retired (${s.reason})`);
   }
+}
+
+/** The watcher for fleetd's config, started (the first read done); undefined without asgName. */
+export async function startRolloutWatch(
+  config: Pick<FleetdConfig, 'asgName' | 'timings'>,
+  autoscaling: AutoScalingClient,
+  d: Omit<RolloutWatchDeps, 'autoscaling' | 'asgName' | 'heartbeatSeconds'>,
+): Promise<RolloutWatch | undefined> {
+  if (!config.asgName) return undefined;
+  const watch = new RolloutWatch({ ...d, autoscaling, asgName: config.asgName, heartbeatSeconds: config.timings.heartbeatSeconds });
+  await watch.start();
+  return watch;
 }

@@ -10,10 +10,11 @@
  * table never misses a transition. A lost condition is an answer (false / an outcome kind);
  * any other failure is a StoreError whose cause the retry policy judges.
  *
- * Where a task is claimed: `claim`. Heartbeated: `heartbeat`. Finished: `finish`.
+ * The primitives (transaction + event, fencing, redaction) are in task-writes.ts; the shapes in
+ * task-types.ts. Where a task is claimed: `claim`. Heartbeated: `heartbeat`. Finished: `finish`.
  */
-import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { GetCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import {
   EventType,
   LEASED_STATUSES,
@@ -28,145 +29,16 @@ import {
   type DispatchTimings,
   takeoverVerdict,
   type TaskRecord,
-  type Timings,
 } from '../contract';
-import { and, buildUpdate, isConditionFailure, leaseExpired, unchangedSince, StoreError, type Condition, type UpdateSpec } from './dynamo';
-import { eventRow, type EventFields } from './events';
+import { and, buildUpdate, isConditionFailure, leaseExpired, unchangedSince, StoreError, type UpdateSpec } from './dynamo';
+import { eventRow } from './events';
+import type { ClaimOutcome, HeartbeatOutcome, Lease, ResendOutcome, TerminalFields } from './task-types';
+import { TaskWrites } from './task-writes';
 
-/** The claim a daemon holds: every later write is conditioned on exactly these. */
-export interface Lease {
-  readonly taskId: string;
-  readonly instanceId: string;
-  /** The fencing token. */
-  readonly attempt: number;
-}
+export * from './task-types';
+export { TaskWrites } from './task-writes';
 
-export type ClaimOutcome =
-  /** We hold the task now. `takeover`: it was leased by an instance whose lease expired. */
-  | { kind: 'claimed'; lease: Lease; record: TaskRecord; takeover: boolean }
-  /** No record: the message points at nothing (bogus, or the record expired). */
-  | { kind: 'missing' }
-  /** The record is not a valid task record; `problems` says why. */
-  | { kind: 'invalid-record'; problems: string[] }
-  /** Already finished or cancelled: the message is stale. */
-  | { kind: 'terminal'; record: TaskRecord }
-  /** Another live lease (another instance, or a duplicate delivery to us). */
-  | { kind: 'leased'; record: TaskRecord }
-  /** We ended it instead of claiming: attempts exhausted (FAILED) or cancel with no live lease (CANCELLED). */
-  | { kind: 'ended'; status: TaskStatus; reason: string; record: TaskRecord }
-  /** The record kept changing under us; the message stays for a later receive. */
-  | { kind: 'contended' };
-
-export type HeartbeatOutcome = { kind: 'ok'; status: TaskStatus } | { kind: 'fenced'; record?: TaskRecord };
-
-export interface TerminalFields {
-  readonly exit_code?: number;
-  readonly oom_killed?: boolean;
-  readonly duration_ms?: number;
-  readonly result?: Record<string, unknown>;
-  readonly result_error?: string;
-  readonly log_tail?: string;
-  readonly reason?: string;
-}
-
-/** 'raced': the record changed since it was read (nothing sent); 'ended': it is terminal (nothing to send). */
-export type ResendOutcome = 'sent' | 'raced' | 'ended';
-
-export interface TaskStoreOptions {
-  readonly ddb: DynamoDBDocumentClient;
-  readonly tasksTable: string;
-  readonly eventsTable: string;
-  /** Lease length for claims and heartbeats (fleetd's). Not needed by the client or the reconciler. */
-  readonly timings?: Pick<Timings, 'leaseSeconds'>;
-  /** The task queue, for `resend` (the client and the reconciler). */
-  readonly queue?: { readonly sqs: SQSClient; readonly queueUrl: string };
-  /** Epoch ms. @default Date.now */
-  readonly now?: () => number;
-  /**
-   * Applied to every value this store SETs on a record and to every event row's detail before
-   * it is written (fleetd: `(v) => log.secrets.redactValue(v)`, so no secret reaches a record
-   * or an event). Not applied to the fields fencing and the state machine compare
-   * (`UNREDACTED_FIELDS`): a secret that happens to equal a status or an instance id must not
-   * corrupt them. @default no redaction
-   */
-  readonly redact?: (value: unknown) => unknown;
-}
-
-/** Written as they are: fleetd's own identifiers, which fencing and the state machine compare. */
-const UNREDACTED_FIELDS = new Set(['status', 'instance_id', 'attempt', 'container_id']);
-
-export class TaskStore {
-  private readonly ddb: DynamoDBDocumentClient;
-  readonly now: () => number;
-
-  constructor(private readonly options: TaskStoreOptions) {
-    this.ddb = options.ddb;
-    this.now = options.now ?? Date.now;
-  }
-
-  async get(taskId: string): Promise<{ record?: TaskRecord; problems?: string[] }> {
-    let item: Record<string, unknown> | undefined;
-    try {
-      item = (await this.ddb.send(new GetCommand({ TableName: this.options.tasksTable, Key: { [TASKS_TABLE.partitionKey]: taskId }, ConsistentRead: true }))).Item;
-    } catch (err) {
-      throw new StoreError(`reading task ${taskId}`, { cause: err });
-    }
-    if (!item) return {};
-    const parsed = parseTaskRecord(item);
-    return parsed.ok ? { record: parsed.value } : { problems: parsed.problems };
-  }
-
-  private leaseUntil(now: number): number {
-    const lease = this.options.timings?.leaseSeconds;
-    if (lease === undefined) throw new StoreError('computing a lease', { cause: new Error('this TaskStore was built without timings') });
-    return now + lease * 1000;
-  }
-
-  /**
-   * One conditional update of the task plus its event row, atomically. False when the
-   * condition failed (someone else changed the task first).
-   */
-  private async transition(taskId: string, update: UpdateSpec, condition: Condition, event: EventFields & { type: EventType; at: number }): Promise<boolean> {
-    try {
-      await this.ddb.send(new TransactWriteCommand({
-        TransactItems: [
-          { Update: { TableName: this.options.tasksTable, Key: { [TASKS_TABLE.partitionKey]: taskId }, ...buildUpdate(this.redactUpdate(update), condition) } },
-          { Put: { TableName: this.options.eventsTable, Item: eventRow(taskId, this.redactEvent(event)) } },
-        ],
-      }));
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw new StoreError(`writing ${event.type} for task ${taskId}`, { cause: err });
-    }
-  }
-
-  /** A conditional update with no event (heartbeat bookkeeping, send times). False: the condition failed. */
-  private async update(taskId: string, update: UpdateSpec, condition: Condition, during: string): Promise<boolean> {
-    try {
-      await this.ddb.send(new UpdateCommand({ TableName: this.options.tasksTable, Key: { [TASKS_TABLE.partitionKey]: taskId }, ...buildUpdate(this.redactUpdate(update), condition) }));
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw new StoreError(`${during} of task ${taskId}`, { cause: err });
-    }
-  }
-
-  /** `fields` with `options.redact` applied to each value, but for UNREDACTED_FIELDS. */
-  private redactFields<T extends Record<string, unknown>>(fields: T): T {
-    const redact = this.options.redact;
-    if (!redact) return fields;
-    return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, UNREDACTED_FIELDS.has(k) ? v : redact(v)])) as T;
-  }
-
-  private redactUpdate(update: UpdateSpec): UpdateSpec {
-    return this.options.redact && update.set ? { ...update, set: this.redactFields(update.set) } : update;
-  }
-
-  private redactEvent<E extends EventFields>(event: E): E {
-    return this.options.redact && event.detail ? { ...event, detail: this.redactFields(event.detail) } : event;
-  }
-
+export class TaskStore extends TaskWrites {
   // ---------------------------------------------------------------------------------------------
   // Submit (the client library)
 
@@ -365,17 +237,6 @@ export class TaskStore {
       }
     }
     return { kind: 'contended' };
-  }
-
-  /** Fenced condition: we still own this attempt and the task is in one of `statuses`. */
-  private fenced(lease: Lease, statuses: readonly TaskStatus[]): Condition {
-    const values: Record<string, unknown> = { ':me': lease.instanceId, ':attempt': lease.attempt };
-    statuses.forEach((s, i) => (values[`:st${i}`] = s));
-    return {
-      expr: `#inst = :me AND #attempt = :attempt AND #s IN (${statuses.map((_, i) => `:st${i}`).join(', ')})`,
-      names: { '#inst': 'instance_id', '#attempt': 'attempt', '#s': 'status' },
-      values,
-    };
   }
 
   /**

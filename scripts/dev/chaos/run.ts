@@ -80,7 +80,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
   // 1. Bad input straight through the parsers (thousands, seeded).
   const fuzzRng = rng.fork('fuzz');
-  const parserChecks: ParserCheck[] = checkParsers([...badInputs(fuzzRng, 'envelope', o.fuzzPerKind), ...badInputs(fuzzRng, 'spec', o.fuzzPerKind), ...badInputs(fuzzRng, 'record', o.fuzzPerKind)]);
+  const parserChecks: ParserCheck[] = checkParsers([...badInputs(fuzzRng, 'envelope', o.fuzzPerKind), ...badInputs(fuzzRng, 'spec', o.fuzzPerKind), ...badInputs(fuzzRng, 'record', o.fuzzPerKind), ...badInputs(fuzzRng, 'intake', o.fuzzPerKind)]);
   say(`parsers: ${parserChecks.map((c) => `${c.kind} ${c.rejectedWithReason}/${c.total} rejected`).join(', ')}`);
 
   // 2. A fresh fleet, the proxy, the container watch, the daemons.

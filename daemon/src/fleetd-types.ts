@@ -1,0 +1,41 @@
+/** fleetd's public shapes: what it is built from, what it emits, how it is stopped. */
+import type Docker from 'dockerode';
+import type { AwsClients } from './aws';
+import type { FleetdConfig } from './config';
+import type { ImdsClient, InstanceIdentity } from './imds';
+import type { Interruption, SelfTermination } from './lifecycle';
+import type { Logger } from './log';
+import type { TaskRunResult } from './task-run';
+
+export interface FleetdDeps {
+  readonly config: FleetdConfig;
+  readonly clients: AwsClients;
+  readonly docker: Docker;
+  readonly imds: ImdsClient;
+  readonly log: Logger;
+}
+
+export class BootError extends Error {
+  override readonly name = 'BootError';
+}
+
+export interface FleetdEvents {
+  ready: [identity: InstanceIdentity];
+  /** Prepared in the warm pool (target lifecycle state `Warmed:*`); claims nothing until InService. */
+  warm: [targetState: string];
+  'task-started': [taskId: string, attempt: number];
+  'task-ended': [result: TaskRunResult];
+  'message-rejected': [reason: string];
+  interrupted: [interruption: Interruption];
+  'idle-check': [outcome: SelfTermination | { terminated: false; reason: string }];
+  /** Nothing left to do: drained, the lifecycle action completed, servers closed. */
+  stopped: [];
+}
+
+export interface StopOptions {
+  /** Release running tasks at once instead of giving them the drain budget (spot notice). */
+  readonly abort?: boolean;
+  readonly reason?: string;
+  /** @default config.drainBudgetSeconds */
+  readonly budgetSeconds?: number;
+}
