@@ -10,6 +10,7 @@ import { createContext, type CliContext } from './config';
 import { EXIT, describeError } from './errors';
 import { dlqListCommand, dlqRedriveCommand, instancesCommand } from './instances';
 import { logsCommand } from './logs';
+import { ROLLOUT_HELP, parseLaunchTemplateVersion, rolloutAbortCommand, rolloutFinishCommand, rolloutStartCommand, rolloutStatusCommand } from './rollout';
 import { RECONCILE_HELP, SCALE_HELP, reconcileCommand, reconcileOptionsFromFlags, scaleCommand, type ReconcileFlags } from './operate';
 import { collect, parseCount, parseStatuses, parseTaskId } from './parse';
 import { submitCommand, type SubmitOptions } from './submit';
@@ -155,6 +156,33 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   once('scale', 'one scaler tick: read the backlog and the group, raise desired capacity when short, publish the metrics; print the decision', SCALE_HELP)
     .action((o: { json?: boolean }, cmd: Command) => run(cmd, (ctx) => scaleCommand(ctx, o)));
+
+  const rollout = program
+    .command('rollout')
+    .description('move the fleet to a new launch template version without cutting a task: old instances finish their tasks, then leave')
+    .showHelpAfterError('  hint: "fleet rollout --help" explains the rollout and shows the subcommands')
+    .addHelpText('after', ROLLOUT_HELP);
+  /** A rollout subcommand, with --json and its example. */
+  const rolloutCommand = (name: string, description: string, ...example: string[]) =>
+    rollout
+      .command(name)
+      .description(description)
+      .option('--json', 'print the outcome as JSON (snake_case keys)')
+      .showHelpAfterError(`  hint: "fleet rollout ${name} --help" shows the options; "fleet rollout --help" explains the rollout`)
+      .addHelpText('after', examples(...example));
+  rolloutCommand('start', 'point the group at the new version and mark the rollout: old instances claim nothing new, finish what they run, then terminate themselves', 'fleet rollout start', 'fleet rollout start --launch-template-version 7')
+    .option('--launch-template-version <n>', 'the version to roll out (default: the launch template\'s latest)')
+    .action((o: { launchTemplateVersion?: string; json?: boolean }, cmd: Command) => {
+      const launchTemplateVersion = parseLaunchTemplateVersion(o.launchTemplateVersion);
+      return run(cmd, (ctx) => rolloutStartCommand(ctx, { launchTemplateVersion, json: o.json }));
+    });
+  rolloutCommand('status', 'old and new instances (launch template version, state) and the tasks still on old ones', 'fleet rollout status', 'fleet rollout status --json | jq .tasks_on_old')
+    .action((o: { json?: boolean }, cmd: Command) => run(cmd, (ctx) => rolloutStatusCommand(ctx, o)));
+  rolloutCommand('abort', 'put the group back on the previous version and remove the marker; retiring instances that have not left serve again', 'fleet rollout abort')
+    .action((o: { json?: boolean }, cmd: Command) => run(cmd, (ctx) => rolloutAbortCommand(ctx, o)));
+  rolloutCommand('finish', 'remove the marker once no old instance is left (a later launch template change must not retire instances)', 'fleet rollout finish')
+    .option('--force', 'remove it even though old instances are left (they claim again)')
+    .action((o: { force?: boolean; json?: boolean }, cmd: Command) => run(cmd, (ctx) => rolloutFinishCommand(ctx, o)));
 
   const dlq = program
     .command('dlq')
