@@ -56,6 +56,16 @@ export function markerJson(m: RolloutMarker): Record<string, unknown> {
   return { launch_template_id: m.launch_template_id, target_version: m.target_version, previous_version: m.previous_version, started_at: m.started_at };
 }
 
+/** `fleet rollout start|abort|finish --json`: the outcome and the marker it acted on. */
+export function rolloutOutcomeJson(outcome: 'started' | 'aborted' | 'finished', m: RolloutMarker, oldLeft: readonly string[] = []): Record<string, unknown> {
+  return {
+    outcome,
+    rollout: markerJson(m),
+    ...(outcome === 'aborted' ? { restored_version: m.previous_version } : {}),
+    ...(outcome === 'finished' ? { old_left: [...oldLeft] } : {}),
+  };
+}
+
 /** `fleet rollout status --json`. */
 export function rolloutStatusJson(s: RolloutStatus): Record<string, unknown> {
   return {
@@ -87,7 +97,7 @@ export function formatRolloutStatus(s: RolloutStatus): string {
 
 export async function rolloutStartCommand(ctx: CliContext, o: { launchTemplateVersion?: string; json?: boolean }): Promise<number> {
   const marker = await rolloutFor(ctx).start({ targetVersion: o.launchTemplateVersion });
-  if (o.json) printJson({ outcome: 'started', rollout: markerJson(marker) });
+  if (o.json) printJson(rolloutOutcomeJson('started', marker));
   else process.stdout.write(`rollout started: new instances launch version ${marker.target_version}; old ones (from ${marker.previous_version}) retire once their tasks end\n  follow it: fleet rollout status\n`);
   return EXIT.ok;
 }
@@ -102,14 +112,14 @@ export async function rolloutStatusCommand(ctx: CliContext, o: { json?: boolean 
 
 export async function rolloutAbortCommand(ctx: CliContext, o: { json?: boolean }): Promise<number> {
   const marker = await rolloutFor(ctx).abort();
-  if (o.json) printJson({ outcome: 'aborted', rollout: markerJson(marker), restored_version: marker.previous_version });
+  if (o.json) printJson(rolloutOutcomeJson('aborted', marker));
   else process.stdout.write(`rollout aborted: the group launches version ${marker.previous_version} again; retiring instances that have not left serve again (instances of version ${marker.target_version} stay and serve)\n`);
   return EXIT.ok;
 }
 
 export async function rolloutFinishCommand(ctx: CliContext, o: { force?: boolean; json?: boolean }): Promise<number> {
   const { marker, oldLeft } = await rolloutFor(ctx).finish({ force: o.force });
-  if (o.json) printJson({ outcome: 'finished', rollout: markerJson(marker), old_left: oldLeft });
+  if (o.json) printJson(rolloutOutcomeJson('finished', marker, oldLeft));
   else process.stdout.write(`rollout to version ${marker.target_version} finished: the marker is removed${oldLeft.length ? ` (forced: ${oldLeft.join(', ')} will claim again)` : ''}\n`);
   return EXIT.ok;
 }
