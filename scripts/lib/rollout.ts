@@ -179,12 +179,10 @@ export class FleetRollout {
 
   /** Removes the marker once no old instance is left in the group (or at once with `force`). */
   async finish(o: { force?: boolean } = {}): Promise<{ marker: RolloutMarker; oldLeft: string[] }> {
-    const g = await this.group();
-    const marker = this.markerOf(g);
+    const status = await this.status();
+    const marker = status.marker;
     if (!marker) throw new RolloutRefusedError(`no rollout is under way on ${this.asgName}`, '"fleet rollout status" shows the group\'s version and its instances');
-    const oldLeft = (g.Instances ?? [])
-      .filter((i) => decideRollout(marker, { launchTemplateId: i.LaunchTemplate?.LaunchTemplateId, launchTemplateVersion: i.LaunchTemplate?.Version }).retire)
-      .map((i) => i.InstanceId!);
+    const oldLeft = status.instances.filter((i) => i.generation === 'old' && i.lifecycleState !== undefined).map((i) => i.instanceId);
     if (oldLeft.length > 0 && !o.force) {
       throw new RolloutRefusedError(`${oldLeft.length} old instance(s) are still in the group (${oldLeft.join(', ')}); finishing now would let them claim again`, 'wait until "fleet rollout status" shows none, or pass --force');
     }
@@ -216,8 +214,9 @@ export class FleetRollout {
     const instances: RolloutInstance[] = ids.map((id) => {
       const row = rows.get(id);
       const m = members.get(id);
-      const version = m?.LaunchTemplate?.Version ?? row?.launchTemplateVersion;
-      const templateId = m?.LaunchTemplate?.LaunchTemplateId ?? row?.launchTemplateId;
+      // fleetd's row first: it is what the instance read from its own tags, what it acts on.
+      const version = row?.launchTemplateVersion ?? m?.LaunchTemplate?.Version;
+      const templateId = row?.launchTemplateId ?? m?.LaunchTemplate?.LaunchTemplateId;
       const generation = version === undefined ? 'unknown' : marker && decideRollout(marker, { launchTemplateId: templateId, launchTemplateVersion: version }).retire ? 'old' : 'new';
       return {
         instanceId: id,
@@ -229,7 +228,7 @@ export class FleetRollout {
       };
     });
     const tasksOnOld = instances.filter((i) => i.generation === 'old').flatMap((i) => i.running.map((taskId) => ({ taskId, instanceId: i.instanceId })));
-    const oldInGroup = instances.some((i) => i.generation === 'old' && members.has(i.instanceId));
+    const oldInGroup = instances.some((i) => i.generation === 'old' && i.lifecycleState !== undefined);
     return { asgName: this.asgName, ...(marker ? { marker } : {}), groupVersion: templateOf(g)?.Version, instances, tasksOnOld, done: Boolean(marker) && !oldInGroup, warnings: list.warnings };
   }
 }

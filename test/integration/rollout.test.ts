@@ -3,12 +3,16 @@
  * template version") on real fleetd processes, Docker, moto's EC2 and Auto Scaling and the
  * project's IMDS server. The local stack plays AWS where moto does not: after an instance asks
  * to be terminated, the test answers IMDS's target lifecycle state `Terminated` for it, as the
- * group's termination hook does.
+ * group's termination hook does; and it launches the new-version instance itself (RunInstances
+ * from the new version, then AttachInstances), because moto launches every group instance from
+ * version 1 whatever the group's version setting (seen with moto 5.2: the group's Instances
+ * report version 1 too, so fleetd's row, read from the instance's own tags, is what status
+ * uses first).
  */
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { DescribeAutoScalingGroupsCommand, SetDesiredCapacityCommand } from '@aws-sdk/client-auto-scaling';
-import { CreateLaunchTemplateVersionCommand } from '@aws-sdk/client-ec2';
+import { AttachInstancesCommand, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import { CreateLaunchTemplateVersionCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { EventType, ROLLOUT_TAG_KEY, TaskStatus, type TaskSpecInput } from '../../daemon/src/contract';
 import { FleetClient } from '../../scripts/lib/client';
 import { FleetRollout } from '../../scripts/lib/rollout';
@@ -47,6 +51,14 @@ async function newTemplateVersion(fleet: TestFleet): Promise<string> {
   const lt = g.LaunchTemplate!;
   await fleet.clients.ec2.send(new CreateLaunchTemplateVersionCommand({ LaunchTemplateId: lt.LaunchTemplateId, SourceVersion: '1', LaunchTemplateData: { InstanceType: 't3.large' } }));
   return lt.LaunchTemplateId!;
+}
+
+/** What the group does on a scale-out once it launches version 2 (see the header: moto does not). */
+async function launchNew(fleet: TestFleet, templateId: string): Promise<string> {
+  const run = await fleet.clients.ec2.send(new RunInstancesCommand({ MinCount: 1, MaxCount: 1, LaunchTemplate: { LaunchTemplateId: templateId, Version: '2' }, Placement: { AvailabilityZone: `${fleet.resources.region}a` } }));
+  const id = run.Instances![0].InstanceId!;
+  await fleet.clients.autoscaling.send(new AttachInstancesCommand({ AutoScalingGroupName: fleet.resources.asgName, InstanceIds: [id] }));
+  return id;
 }
 
 function fleetCli(fleet: TestFleet, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -94,10 +106,7 @@ test('rollout: two old instances claim nothing new, finish tasks longer than the
   await new Promise((r) => setTimeout(r, 5000));
   const whileRetiring = await Promise.all(queued.map((t) => client.getTask(t.taskId)));
   const status = await fleetCli(fleet, ['rollout', 'status', '--json']);
-  await fleet.clients.autoscaling.send(new SetDesiredCapacityCommand({ AutoScalingGroupName: fleet.resources.asgName, DesiredCapacity: 3 }));
-  const newId = (await group(fleet)).Instances!.find((i) => i.LaunchTemplate?.Version === '2')?.InstanceId;
-  expect(newId).toBeDefined();
-  const c = daemon(fleet, newId!, 2);
+  const c = daemon(fleet, await launchNew(fleet, templateId), 2);
   const queuedDone = await Promise.all(queued.map((t) => client.waitForTerminal(t.taskId, { timeoutMs: 90_000 })));
   const longDone = await Promise.all(long.map((t) => client.waitForTerminal(t.taskId, { timeoutMs: 90_000 })));
   await Promise.all([playTerminationHook(fleet, a), playTerminationHook(fleet, b)]);
