@@ -7,8 +7,8 @@
  * the shutdown stops fleetd, as after an idle self-termination.
  *
  * Intervals:
- * - the group read (DescribeAutoScalingGroups): every 2 × heartbeatSeconds (60 s by default),
- *   ±20 % jitter. A rollout lasts as long as the longest task, so a minute's lag costs nothing,
+ * - the group read (DescribeAutoScalingGroups): every 2 × heartbeatSeconds (60 s by default;
+ *   never under 5 s, for fleets with test timings), ±20 % jitter. A rollout lasts as long as the longest task, so a minute's lag costs nothing,
  *   and a hundred instances make fewer than two calls a second on an API whose rate is shared
  *   by the account; the jitter keeps instances booted together from reading in step. A failed
  *   read keeps the current state (logged the first time, then every 10th).
@@ -32,9 +32,9 @@ import { sleep } from './retry';
 
 export const ROLLOUT_LOCAL_CHECK_MS = 2000;
 
-/** The group read's delay: 2 × heartbeat, ±20 % jitter. */
+/** The group read's delay: 2 × heartbeat (at least 5 s), ±20 % jitter. */
 export function rolloutReadDelayMs(heartbeatSeconds: number, random: () => number = Math.random): number {
-  return Math.round(2 * heartbeatSeconds * 1000 * (0.8 + random() * 0.4));
+  return Math.round(Math.max(2 * heartbeatSeconds, 5) * 1000 * (0.8 + random() * 0.4));
 }
 
 /** What the group says: the marker (undefined when none or malformed) and min / desired. */

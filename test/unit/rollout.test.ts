@@ -117,8 +117,9 @@ describe('rollout watch: the group reading', () => {
     expect(shouldDecrement({ minSize, desiredCapacity })).toBe(expected);
   });
 
-  it('reads every 2 heartbeats, ±20 %', () => {
+  it('reads every 2 heartbeats, never under 5 s, ±20 %', () => {
     // Assess
+    expect(rolloutReadDelayMs(1, () => 0.5)).toBe(5_000);
     expect(rolloutReadDelayMs(30, () => 0)).toBe(48_000);
     expect(rolloutReadDelayMs(30, () => 0.5)).toBe(60_000);
     expect(rolloutReadDelayMs(30, () => 1)).toBe(72_000);
