@@ -172,3 +172,21 @@ test('rollout abort: the group launches the previous version again, the marker i
   expect(again.code).toBe(2);
   expect(again.stderr).toMatch(/no rollout is under way/);
 }, 180_000);
+
+test('the scaler counts retiring instances as no capacity: a queue behind them raises the group (fleet scale --once)', async () => {
+  // Prepare: two instances of version 1 (no daemon: the scaler reads the group and the queue only), two tasks waiting.
+  const fleet = await freshFleet({ instances: 2, minSize: 0, maxSize: 10 });
+  const client = new FleetClient(fleet.clients, fleet.resources);
+  await client.submitTask(sleepSpec(fleet, 1));
+  await client.submitTask(sleepSpec(fleet, 1));
+  const before = await fleetCli(fleet, ['scale', '--once', '--json']);
+  await newTemplateVersion(fleet);
+  await new FleetRollout(fleet.clients, fleet.resources.asgName, client).start();
+
+  // Act
+  const during = await fleetCli(fleet, ['scale', '--once', '--json']);
+
+  // Assess: without a rollout 2 instances cover 2 tasks; with both retiring, 2 more are needed.
+  expect(JSON.parse(before.stdout)).toMatchObject({ visible: 2, current: 2, desired: 2, raised: false, retiring: 0 });
+  expect(JSON.parse(during.stdout)).toMatchObject({ visible: 2, current: 2, desired: 4, raised: true, retiring: 2 });
+}, 120_000);
