@@ -10,9 +10,9 @@ import {
   InvalidCursorError,
   InvalidSpecError,
   InvalidTaskIdError,
+  RolloutRefusedError,
   TaskNotFoundError,
-} from '../lib/client';
-import { RolloutRefusedError } from '../lib/rollout';
+} from '../lib/errors';
 
 /** Documented in docs/cli.md; scripts branch on them. */
 export const EXIT = {

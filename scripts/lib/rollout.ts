@@ -33,23 +33,9 @@ import {
   type RolloutMarker,
 } from '../../daemon/src/contract';
 import type { FleetClient, InstanceView } from './client';
-import { FleetClientError } from './errors';
+import { RolloutAwsError, RolloutRefusedError } from './errors';
 
-/** The rollout cannot be done as asked (no rollout under way, another one is, no such version). */
-export class RolloutRefusedError extends FleetClientError {
-  override readonly name = 'RolloutRefusedError';
-  constructor(
-    message: string,
-    readonly hint: string,
-  ) {
-    super(message);
-  }
-}
-
-/** An AWS call of the rollout failed; `cause` is the AWS error. */
-export class RolloutAwsError extends FleetClientError {
-  override readonly name = 'RolloutAwsError';
-}
+export { RolloutAwsError, RolloutRefusedError };
 
 export interface RolloutInstance {
   readonly instanceId: string;

@@ -4,7 +4,8 @@
  */
 import { UsageError } from '../../scripts/cli/errors';
 import { main } from '../../scripts/cli/program';
-import { formatRolloutStatus, parseLaunchTemplateVersion } from '../../scripts/cli/rollout';
+import { formatRolloutStatus } from '../../scripts/cli/rollout';
+import { parseLaunchTemplateVersion } from '../../scripts/cli/rollout-options';
 
 const MARKER = { v: 1 as const, launch_template_id: 'lt-0123', target_version: '7', previous_version: '6', started_at: '2026-12-02T10:00:00.000Z' };
 
