@@ -136,12 +136,14 @@ test('rollout: two old instances claim nothing new, finish tasks longer than the
 }, 240_000);
 
 test('rollout abort: the group launches the previous version again, the marker is gone, and a retiring instance serves again', async () => {
-  // Prepare: one old instance with two slots, running a task.
+  // Prepare: one old instance with two slots, running a task long enough to outlast the start,
+  // two marker reads (up to 6 s each) and the abort on a loaded machine: were it to end first,
+  // the instance would retire for good, as designed.
   const fleet = await freshFleet({ instances: 1, minSize: 1, maxSize: 3 });
   const client = new FleetClient(fleet.clients, fleet.resources);
   const a = daemon(fleet, fleet.resources.instanceIds[0], 2);
   await a.ready();
-  const first = await client.submitTask(sleepSpec(fleet, 15));
+  const first = await client.submitTask(sleepSpec(fleet, 45));
   await started(a, first.taskId);
   await newTemplateVersion(fleet);
   // The group launches $Latest (now 2): abort restores what the old instances run, version 1.
@@ -155,7 +157,7 @@ test('rollout abort: the group launches the previous version again, the marker i
   const abort = await fleetCli(fleet, ['rollout', 'abort', '--json']);
   await a.waitForLog(/"msg":"rollout aborted or done: serving again"/, 30_000);
   const secondDone = await client.waitForTerminal(second.taskId, { timeoutMs: 60_000 });
-  const firstDone = await client.waitForTerminal(first.taskId, { timeoutMs: 60_000 });
+  const firstDone = await client.waitForTerminal(first.taskId, { timeoutMs: 90_000 });
   const again = await fleetCli(fleet, ['rollout', 'abort']);
 
   // Assess
