@@ -80,6 +80,7 @@ export function decisionJson(d: ScalingDecision): Record<string, unknown> {
     desired: d.desired,
     raised: d.raised,
     unhealthy_instances: d.unhealthyInstances,
+    retiring: d.retiring ?? 0,
     oldest_unclaimed_task_age_seconds: d.oldestUnclaimedTaskAgeSeconds ?? null,
   };
 }
@@ -93,6 +94,7 @@ function printDecision(d: ScalingDecision, json: boolean | undefined): void {
     ['capacity', d.raised ? `${d.current} → ${d.desired} (raised)` : `${d.desired} (unchanged; the scaler never lowers it)`],
     ['sizing', `${d.slotsPerInstance} slot(s) per instance, buffer ${d.buffer}, min ${d.min}, max ${d.max}`],
     ['unhealthy', String(d.unhealthyInstances)],
+    ['retiring', d.retiring ? `${d.retiring} (a rollout is under way: they take no new task)` : '0'],
     ['oldest unclaimed', age === undefined ? 'unknown (the tasks table could not be read)' : age === 0 ? 'none' : formatDuration(age * 1000)],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));

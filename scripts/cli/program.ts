@@ -11,6 +11,7 @@ import { ALL_STATUSES, type TaskStatus } from '../../daemon/src/contract';
 import type { CliContext } from './config';
 import { EXIT, describeError } from './errors';
 import { RECONCILE_HELP, SCALE_HELP, reconcileOptionsFromFlags, type ReconcileFlags } from './operate-options';
+import { ROLLOUT_HELP, parseLaunchTemplateVersion } from './rollout-options';
 import { collect, parseCount, parseStatuses, parseTaskId } from './parse';
 import type { LogsOptions } from './logs';
 import type { SubmitOptions } from './submit';
@@ -155,6 +156,33 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   once('scale', 'one scaler tick: read the backlog and the group, raise desired capacity when short, publish the metrics; print the decision', SCALE_HELP)
     .action((o: { json?: boolean }, cmd: Command) => run(cmd, async (ctx) => (await import('./operate')).scaleCommand(ctx, o)));
+
+  const rollout = program
+    .command('rollout')
+    .description('move the fleet to a new launch template version without cutting a task: old instances finish their tasks, then leave')
+    .showHelpAfterError('  hint: "fleet rollout --help" explains the rollout and shows the subcommands')
+    .addHelpText('after', ROLLOUT_HELP);
+  /** A rollout subcommand, with --json and its example. */
+  const rolloutCommand = (name: string, description: string, ...example: string[]) =>
+    rollout
+      .command(name)
+      .description(description)
+      .option('--json', 'print the outcome as JSON (snake_case keys)')
+      .showHelpAfterError(`  hint: "fleet rollout ${name} --help" shows the options; "fleet rollout --help" explains the rollout`)
+      .addHelpText('after', examples(...example));
+  rolloutCommand('start', 'point the group at the new version and mark the rollout: old instances claim nothing new, finish what they run, then terminate themselves', 'fleet rollout start', 'fleet rollout start --launch-template-version 7')
+    .option('--launch-template-version <n>', 'the version to roll out (default: the launch template\'s latest)')
+    .action((o: { launchTemplateVersion?: string; json?: boolean }, cmd: Command) => {
+      const launchTemplateVersion = parseLaunchTemplateVersion(o.launchTemplateVersion);
+      return run(cmd, async (ctx) => (await import('./rollout')).rolloutStartCommand(ctx, { launchTemplateVersion, json: o.json }));
+    });
+  rolloutCommand('status', 'old and new instances (launch template version, state) and the tasks still on old ones', 'fleet rollout status', 'fleet rollout status --json | jq .tasks_on_old')
+    .action((o: { json?: boolean }, cmd: Command) => run(cmd, async (ctx) => (await import('./rollout')).rolloutStatusCommand(ctx, o)));
+  rolloutCommand('abort', 'put the group back on the previous version and remove the marker; retiring instances that have not left serve again', 'fleet rollout abort')
+    .action((o: { json?: boolean }, cmd: Command) => run(cmd, async (ctx) => (await import('./rollout')).rolloutAbortCommand(ctx, o)));
+  rolloutCommand('finish', 'remove the marker once no old instance is left (a later launch template change must not retire instances)', 'fleet rollout finish')
+    .option('--force', 'remove it even though old instances are left (they claim again)')
+    .action((o: { force?: boolean; json?: boolean }, cmd: Command) => run(cmd, async (ctx) => (await import('./rollout')).rolloutFinishCommand(ctx, o)));
 
   const dlq = program
     .command('dlq')

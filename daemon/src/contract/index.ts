@@ -21,3 +21,4 @@ export * from './seal';
 export * from './control';
 export * from './intake';
 export * from './task-state-change';
+export * from './rollout';
