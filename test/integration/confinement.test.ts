@@ -163,8 +163,12 @@ test('a task that writes more than its disk limit to /fleet/output FAILS with a 
   expect(done.reason).toBe('the task wrote more than its disk limit (16 MiB) to /fleet/output (exit code 1)');
   // busybox head reports ENOSPC on its stdout as "I/O error"; GNU tools say "No space left on device".
   expect(done.log_tail).toMatch(/I\/O error|No space left on device/);
-  // The task's directory (its output disk included) is gone, and nothing stays mounted.
-  expect(fs.existsSync(path.join(daemon.workDir, 'lib', 'tasks', taskId))).toBe(false);
+  // The task's directory (its output disk included) goes, and nothing stays mounted. fleetd
+  // removes it after the terminal write (and the container's removal), so wait for it.
+  const taskDir = path.join(daemon.workDir, 'lib', 'tasks', taskId);
+  const deadline = Date.now() + 30_000;
+  while ((fs.existsSync(taskDir) || fs.readFileSync('/proc/self/mounts', 'utf8').includes(taskId)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  expect(fs.existsSync(taskDir)).toBe(false);
   expect(fs.readFileSync('/proc/self/mounts', 'utf8')).not.toContain(taskId);
   // The instance is fine: the next task runs to completion.
   const next = await client.submitTask(spec());
