@@ -1,3 +1,3 @@
 #!/usr/bin/env node
 // fleet CLI entry; see bin/launch.js.
-require('./launch').launch('scripts/fleet.ts', 'fleet.js');
+require('./launch').launch('scripts/fleet.ts', 'fleet.mjs', { dynamicImports: true });

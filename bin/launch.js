@@ -5,12 +5,24 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
-exports.launch = function launch(sourceRelative, bundleName) {
+exports.launch = function launch(sourceRelative, bundleName, options = {}) {
   const source = path.join(__dirname, '..', sourceRelative);
   if (fs.existsSync(source)) {
     require('tsx/cjs');
-    require(source);
-    return;
+    if (!options.dynamicImports) {
+      require(source);
+      return;
+    }
+    // The CLI imports each command's module with `await import()` (lazy loading, issue #18):
+    // tsx's ES module hooks resolve those extensionless TypeScript paths. (Its CommonJS entry
+    // of the same API fails to load in tsx 4, so the ES one, asynchronously.)
+    return void import('tsx/esm/api').then(({ register }) => {
+      register();
+      require(source);
+    });
   }
-  require(path.join(__dirname, '..', 'dist', 'bundle', bundleName));
+  const bundle = path.join(__dirname, '..', 'dist', 'bundle', bundleName);
+  // fleet.mjs is an ES module (split at each command's import); fleetd.js is CommonJS.
+  if (bundle.endsWith('.mjs')) return void import(require('node:url').pathToFileURL(bundle).href);
+  require(bundle);
 };

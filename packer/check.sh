@@ -20,6 +20,9 @@
 #    (--root): the host's own systemd units (for sysinit.target, network-online.target, ...),
 #    our units in /etc/systemd/system, a stub docker.service, and empty executable stand-ins
 #    at the real ExecStart paths. The units themselves are verified unmodified.
+# 6. Confinement: daemon.json's userns-remap user is the one 30-host.sh creates with subuid and
+#    subgid ranges, 30-host.sh puts rootflags=pquota on the kernel command line, and fleetd's
+#    unit may write /var/lib/docker (a task's output volume).
 # 5. The paths and names shared with daemon/src/contract (config path, socket path, work dir,
 #    binary path, environment variable names, tag prefix) are the ones the unit and scripts
 #    use, and fleetd's default drain budget ends 2 min or more before TimeoutStopSec.
@@ -172,12 +175,26 @@ check_contract() {
   return "$bad"
 }
 
+# Confinement (docs/security.md): dockerd remaps to the user 30-host.sh gives subordinate ids,
+# the root file system gets project quotas for the engine's disk bounds, and fleetd may open a
+# task's output volume (the one ReadWritePaths outside its own directories).
+check_confinement() {
+  local user bad=0 host=$here/scripts/30-host.sh
+  user=$(jq -er '."userns-remap"' "$here/files/docker-daemon.json") || { echo "docker-daemon.json: no userns-remap"; return 1; }
+  grep -q "^id -u $user .*useradd .* $user\$" "$host" || { echo "30-host.sh: does not create the remap user $user"; bad=1; }
+  grep -qF "echo \"$user:\${remap_start}:65536\"" "$host" || { echo "30-host.sh: no subuid/subgid range for $user"; bad=1; }
+  grep -qF 'grubby --update-kernel=ALL --args=rootflags=pquota' "$host" || { echo "30-host.sh: no rootflags=pquota"; bad=1; }
+  grep -qx 'ReadWritePaths=-/var/lib/docker' "$here/files/fleetd.service" || { echo "fleetd.service: no ReadWritePaths=-/var/lib/docker"; bad=1; }
+  return "$bad"
+}
+
 ensure_tools
 run "packer fmt -check" check_fmt
 run "packer validate (1.6 set)" check_validate
 run "shellcheck" check_shellcheck
 run "systemd-analyze verify" check_units
 run "contract names" check_contract
+run "confinement settings" check_confinement
 
 if ((failed > 0)); then
   echo "check: failed: ${failures[*]}"

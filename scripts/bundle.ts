@@ -2,8 +2,14 @@
  * `npm run bundle`: fleetd and the fleet CLI as single CommonJS files for Node 20, so the AMI
  * needs no `npm install` (packer/ copies dist/bundle/ to /opt/fleetd).
  *
- *   daemon/src/main.ts → dist/bundle/fleetd.js (+ .map)
- *   scripts/fleet.ts   → dist/bundle/fleet.js  (+ .map)
+ *   daemon/src/main.ts → dist/bundle/fleetd.js (+ .map): one CommonJS file (the AMI's)
+ *   scripts/fleet.ts   → dist/bundle/fleet.mjs (+ fleet-*-<hash>.mjs chunks, + .maps): ES modules split
+ *                        at each command's `await import` (scripts/cli/program.ts), so `fleet
+ *                        --help` reads and compiles only the small entry chunk and a command loads
+ *                        only the AWS clients it calls (issue #18: 0.95 s → see docs/benchmarks.md).
+ *                        A `require`, `__dirname` and `__filename` for the CommonJS code inside
+ *                        come from a banner (createRequire, import.meta.url); chunks sit beside the
+ *                        entry so `__dirname` is the same in each.
  *
  * What is not inside the bundle, and why that is safe:
  * - Node built-ins (platform node).
@@ -27,16 +33,28 @@ const ROOT = path.resolve(__dirname, '..');
 export const BUNDLE_DIR = path.join(ROOT, 'dist', 'bundle');
 
 export interface BundleEntry {
-  /** Output name: `<name>.js` in the bundle directory. */
+  /** Output name: `<name>.js` (cjs) or `<name>.mjs` (esm-split) in the bundle directory. */
   readonly name: string;
   /** Source file, relative to the repository root. */
   readonly source: string;
+  /** 'cjs': one file. 'esm-split': ES modules split at dynamic imports (lazy commands). @default 'cjs' */
+  readonly format?: 'cjs' | 'esm-split';
 }
 
 export const BUNDLE_ENTRIES: readonly BundleEntry[] = [
   { name: 'fleetd', source: 'daemon/src/main.ts' },
-  { name: 'fleet', source: 'scripts/fleet.ts' },
+  { name: 'fleet', source: 'scripts/fleet.ts', format: 'esm-split' },
 ];
+
+/** CommonJS code inside an ES module bundle needs these three (see the header). */
+const ESM_BANNER = [
+  "import { createRequire as __fleetCreateRequire } from 'node:module';",
+  "import { fileURLToPath as __fleetFileURLToPath } from 'node:url';",
+  "import { dirname as __fleetDirname } from 'node:path';",
+  'const require = __fleetCreateRequire(import.meta.url);',
+  'const __filename = __fleetFileURLToPath(import.meta.url);',
+  'const __dirname = __fleetDirname(__filename);',
+].join('\n');
 
 /** Optional native modules left out of the bundle (see the header). */
 export const OPTIONAL_NATIVE_EXTERNALS: readonly string[] = ['cpu-features', '*.node'];
@@ -61,6 +79,8 @@ export function buildCommit(env: NodeJS.ProcessEnv = process.env): string | unde
 }
 
 export function bundleOptions(entries: readonly BundleEntry[], outdir: string, commit = buildCommit()): BuildOptions {
+  const esm = entries.some((e) => e.format === 'esm-split');
+  if (esm && entries.some((e) => e.format !== 'esm-split')) throw new Error('bundle: cjs and esm-split entries are built separately (bundle() groups them)');
   return {
     absWorkingDir: ROOT,
     entryPoints: Object.fromEntries(entries.map((e) => [e.name, path.resolve(ROOT, e.source)])),
@@ -68,7 +88,8 @@ export function bundleOptions(entries: readonly BundleEntry[], outdir: string, c
     bundle: true,
     platform: 'node',
     target: 'node20',
-    format: 'cjs',
+    format: esm ? 'esm' : 'cjs',
+    ...(esm ? { splitting: true, outExtension: { '.js': '.mjs' }, chunkNames: 'fleet-[name]-[hash]', banner: { js: ESM_BANNER } } : {}),
     sourcemap: 'linked',
     // Typed error classes and log lines rely on constructor names.
     keepNames: true,
@@ -110,15 +131,20 @@ export async function bundle(entries: readonly BundleEntry[] = BUNDLE_ENTRIES, o
   }
   const started = Date.now();
   fs.rmSync(outdir, { recursive: true, force: true });
-  const result = await build(bundleOptions(entries, outdir));
-  const unexpected = unexpectedExternals(result.metafile!);
-  if (unexpected.length > 0) {
-    throw new Error(`bundle: imports left external that the instance would not have: ${unexpected.join(', ')}`);
+  const groups = [entries.filter((e) => e.format !== 'esm-split'), entries.filter((e) => e.format === 'esm-split')].filter((g) => g.length > 0);
+  const outputs: string[] = [];
+  for (const group of groups) {
+    const result = await build(bundleOptions(group, outdir));
+    const unexpected = unexpectedExternals(result.metafile!);
+    if (unexpected.length > 0) {
+      throw new Error(`bundle: imports left external that the instance would not have: ${unexpected.join(', ')}`);
+    }
+    outputs.push(...Object.keys(result.metafile!.outputs));
   }
   for (const asset of RUNTIME_ASSETS) {
     fs.cpSync(path.join(ROOT, asset.from), path.join(outdir, asset.to), { recursive: true });
   }
-  const files = Object.keys(result.metafile!.outputs).map((f) => path.relative(ROOT, path.resolve(ROOT, f)));
+  const files = outputs.map((f) => path.relative(ROOT, path.resolve(ROOT, f)));
   return { files, seconds: (Date.now() - started) / 1000 };
 }
 

@@ -1,9 +1,17 @@
 /**
- * `fleet`: the operator's command line for agent-fleet (bin/fleet.js launches it; the AMI bundle
- * is dist/bundle/fleet.js). Commands and exit codes: scripts/cli/program.ts and docs/cli.md.
+ * `fleet`: the operator's command line for agent-fleet (bin/fleet.js launches it; the standalone bundle
+ * is dist/bundle/fleet.mjs). Commands and exit codes: scripts/cli/program.ts and docs/cli.md.
  */
 import '../daemon/src/quiet-sdk-warning';
 import { main } from './cli/program';
+
+// `fleet list | head`: a reader that closed the pipe is not an error worth a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
 
 main(process.argv).then((code) => {
   process.exitCode = code;

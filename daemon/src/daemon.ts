@@ -15,10 +15,9 @@
  * events and a typed status.
  */
 import { EventEmitter } from 'node:events';
-import { LogShipper, sdkLogsApi } from './log-shipper';
 import { abcaMirrorFor, type AbcaHeartbeatMirror } from './abca-mirror';
 import { InstanceStatus, type CancelResponse, type ControlError, type FleetdStatus, type TaskRecord } from './contract';
-import { drainOf, FleetdStateHolder, type FleetdState } from './fleetd-state';
+import { advertisedStatus, drainOf, FleetdStateHolder, leavingReason, type FleetdState } from './fleetd-state';
 import type { InstanceIdentity } from './imds';
 import { InstanceState, readInstanceBuild } from './instance';
 import { BUILD_COMMIT, PACKAGE_VERSION } from './version';
@@ -37,6 +36,7 @@ import { adoptOrRemoveContainers, removeAfterFailedBoot, repoOf, sweepUnsupervis
 import { RETRY_POLICIES, retry, type RetryAttemptInfo } from './retry';
 import { SpecSealer } from './seal';
 import { ContainerRunner } from './runner';
+import { startRolloutWatch, type RolloutWatch } from './rollout-watch';
 import { TaskRun } from './task-run';
 import { fleetdStatus } from './fleetd-status';
 import { WarmPool } from './warm-pool';
@@ -58,9 +58,9 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   private readiness?: Readiness;
   private warmPool?: WarmPool;
   private abcaMirror?: AbcaHeartbeatMirror;
+  private rollout?: RolloutWatch;
   private readonly state = new FleetdStateHolder();
   private sealer?: SpecSealer;
-  private shipper?: LogShipper;
   private readonly runs = new Map<string, TaskRun>();
   /** Supervisions of containers re-adopted after a restart (not inside a slot loop). */
   private readonly adopted: Promise<unknown>[] = [];
@@ -239,6 +239,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     if (s !== 'booting' && s !== 'warm') return;
     this.state.to({ kind: 'serving' });
     this.activity.markBusy();
+    this.rollout = await startRolloutWatch(config, clients.autoscaling, { instanceId: id.instanceId, build: this.instance!.build, state: this.state, running: () => this.runs.size, activity: this.activity, log: this.log, changed: () => this.advertise(), retired: (reason) => void this.lifecycle.drain({ reason }) });
     const receiver = new Receiver({
       sqs: clients.sqs,
       config,
@@ -264,7 +265,6 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   private newRun(lease: Lease, record: TaskRecord, receiptHandle: string | undefined, claim?: ClaimTiming): TaskRun {
     const { clients, config } = this.deps;
     const credentials = this.booted.credentials;
-    const drainReason = () => drainOf(this.state.current)?.reason;
     const run = new TaskRun(
       {
         store: this.store!,
@@ -275,7 +275,6 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
         config,
         log: this.log,
         abcaMirror: this.abcaMirror,
-        shipper: (this.shipper ??= config.logGroup ? new LogShipper({ api: sdkLogsApi({ region: clients.region }), logGroup: config.logGroup, log: this.log }) : undefined),
         extraEnv: credentials
           ? async (l) => [...(await retry('task credentials', () => credentials.issue(l.taskId, l.attempt, repoOf(record)), { policy: RETRY_POLICIES.taskStep })), `AWS_REGION=${clients.region}`, `AWS_DEFAULT_REGION=${clients.region}`]
           : undefined,
@@ -286,7 +285,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
           this.runs.delete(l.taskId);
           credentials?.revoke(l.taskId);
           this.activity.markBusy();
-          void this.instance?.set(this.runs.size ? InstanceStatus.BUSY : drainReason() !== undefined ? InstanceStatus.DRAINING : InstanceStatus.IDLE, [...this.runs.keys()], drainReason());
+          this.advertise();
         },
       },
       lease,
@@ -302,13 +301,16 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
         this.log.warn('recording the image use failed', { error: err });
       }
     }
-    void this.instance?.set(drainReason() !== undefined ? InstanceStatus.DRAINING : InstanceStatus.BUSY, [...this.runs.keys()], drainReason());
+    void this.instance?.set(advertisedStatus(this.state.current, this.runs.size, true), [...this.runs.keys()], leavingReason(this.state.current));
     this.emit('task-started', lease.taskId, lease.attempt);
     // Claimed while the drain was already releasing: hand it back as soon as it can be.
     const releasing = this.lifecycle.releasing;
     if (releasing) run.release(releasing);
     return run;
   }
+
+  /** The instance row and tags after a task ended or the state changed (retiring ⇄ serving). */
+  private readonly advertise = () => void this.instance?.set(advertisedStatus(this.state.current, this.runs.size), [...this.runs.keys()], leavingReason(this.state.current));
 
   /** A task's supervision failed; while releasing, that is a release that did not happen. */
   private taskError(msg: string, extra: Record<string, unknown>): void {
@@ -371,7 +373,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       const s = this.state.current;
       if (s.kind === 'draining') this.state.to({ kind: 'stopped', drain: { reason: s.reason, since: s.since, releasing: s.releasing } });
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-      await Promise.all([this.watcher?.stop(), this.pruner?.stop(), this.prepull?.stop(), this.idleLoopDone, this.warmPool?.leaving]);
+      await Promise.all([this.watcher?.stop(), this.rollout?.stop(), this.pruner?.stop(), this.prepull?.stop(), this.idleLoopDone, this.warmPool?.leaving]);
       await this.closeServers();
       await this.instance?.flush();
       this.log.info('fleetd stopped', { reason: drainOf(this.state.current)?.reason });

@@ -4,6 +4,9 @@
  * row: idle / busy / draining) is InstanceState's (instance.ts); this is the daemon's mode.
  *
  *   booting ──► warm ──► serving ◄──► paused (idle check)
+ *      │         │          │  ▲         │
+ *      │         │          ▼  │         │
+ *      │         │       retiring (rollout)
  *      │         │          │            │
  *      └─────────┴──────────┴─► draining ◄┘ ──► stopped
  *   booting ──► stopped (the boot failed);  warm ──► stopped (stopped in the warm pool)
@@ -17,6 +20,11 @@
  * - paused: the slots are parked; the only reason today is the idle check (docs/lifecycle.md
  *   "Idle self-termination"), which waits for the long polls in flight before asking to be
  *   terminated. It ends back in serving, or in draining when the instance terminates itself.
+ * - retiring: a rollout to another launch template version is under way (contract/rollout.ts,
+ *   rollout-watch.ts): the slots are parked like a pause and claim nothing new; running tasks
+ *   go on with no deadline but their own timeouts, heartbeats included. It ends in draining
+ *   once nothing runs (the instance then terminates itself), in serving when the rollout is
+ *   aborted, or in draining on a signal, spot notice or termination hook (their own rules).
  * - draining: no receive; running tasks get the budget, then are released. `releasing` is set
  *   once they are being released (spot notice, a second signal, the budget spent): a task
  *   claimed from then on is released at once. draining → draining only sets `releasing`.
@@ -34,6 +42,7 @@
  * stack; and with no slot loop running there is no long poll in flight to wait for, nor a
  * message a warm instance could receive and strand.
  */
+import { InstanceStatus } from './contract';
 import type { Interruption } from './lifecycle';
 
 export type PauseReason = 'idle-check';
@@ -43,6 +52,7 @@ export type FleetdState =
   | { readonly kind: 'warm'; readonly target: string }
   | { readonly kind: 'serving' }
   | { readonly kind: 'paused'; readonly reason: PauseReason }
+  | { readonly kind: 'retiring'; readonly reason: string; readonly since: number }
   | { readonly kind: 'draining'; readonly reason: string; readonly since: number; readonly releasing?: string }
   | { readonly kind: 'stopped'; readonly drain?: { readonly reason: string; readonly since: number; readonly releasing?: string } };
 
@@ -52,8 +62,9 @@ export type FleetdStateKind = FleetdState['kind'];
 export const FLEETD_TRANSITIONS: Readonly<Record<FleetdStateKind, readonly FleetdStateKind[]>> = {
   booting: ['warm', 'serving', 'draining', 'stopped'],
   warm: ['serving', 'draining', 'stopped'],
-  serving: ['paused', 'draining'],
+  serving: ['paused', 'retiring', 'draining'],
   paused: ['serving', 'draining'],
+  retiring: ['serving', 'draining'],
   draining: ['draining', 'stopped'],
   stopped: [],
 };
@@ -86,14 +97,35 @@ export interface ReceiveGates {
   readonly engine?: string;
 }
 
-/** True while the slots run their loops (serving, or parked by a pause). */
+/** True while the slots run their loops (serving, or parked by a pause or a retirement). */
 export function isReceiving(s: FleetdState): boolean {
-  return s.kind === 'serving' || s.kind === 'paused';
+  return s.kind === 'serving' || s.kind === 'paused' || s.kind === 'retiring';
+}
+
+/** The slots run their loops but are parked: no long poll starts (idle check, retiring). */
+export function isParked(s: FleetdState): boolean {
+  return s.kind === 'paused' || s.kind === 'retiring';
 }
 
 /** The drain under way, or the one that ended in `stopped`. */
 export function drainOf(s: FleetdState): { reason: string; since: number; releasing?: string } | undefined {
   return s.kind === 'draining' ? s : s.kind === 'stopped' ? s.drain : undefined;
+}
+
+/** The reason the instance row carries while the instance is leaving: the retirement's or the drain's. */
+export function leavingReason(s: FleetdState): string | undefined {
+  return s.kind === 'retiring' ? s.reason : drainOf(s)?.reason;
+}
+
+/**
+ * What the instance advertises (tags, instance row) for a state and its running tasks; `claimed`
+ * right after a claim (busy, or draining when a drain is under way).
+ */
+export function advertisedStatus(s: FleetdState, running: number, claimed = false): InstanceStatus {
+  if (s.kind === 'retiring') return InstanceStatus.RETIRING;
+  const leaving = drainOf(s) !== undefined;
+  if (claimed) return leaving ? InstanceStatus.DRAINING : InstanceStatus.BUSY;
+  return running ? InstanceStatus.BUSY : leaving ? InstanceStatus.DRAINING : InstanceStatus.IDLE;
 }
 
 /** Why no message is being received right now, or null when the slots are polling. */
@@ -107,6 +139,8 @@ export function notClaimingReason(s: FleetdState, gates: ReceiveGates, slots: { 
       return `draining: ${s.reason}`;
     case 'stopped':
       return s.drain ? `stopped after draining: ${s.drain.reason}` : 'stopped';
+    case 'retiring':
+      return `retiring: ${s.reason}; finishing the running tasks, then terminating`;
     case 'serving':
     case 'paused':
       if (gates.disk) return gates.disk;
@@ -119,7 +153,7 @@ export function notClaimingReason(s: FleetdState, gates: ReceiveGates, slots: { 
 /**
  * The one mutable holder. Transitions go through `to()`; `receiveEnded` aborts when receiving
  * ends for good (ends the sleeps of the slots and the idle loop); `unpaused()` resolves when a
- * pause ends (parked slots resume).
+ * pause or a retirement ends (parked slots resume, or see that receiving ended).
  */
 export class FleetdStateHolder {
   private s: FleetdState = { kind: 'booting' };
@@ -139,7 +173,7 @@ export class FleetdStateHolder {
   to(next: FleetdState): FleetdState {
     const prev = this.s;
     this.s = transition(prev, next);
-    if (prev.kind === 'paused' && next.kind !== 'paused') {
+    if (isParked(prev) && !isParked(next)) {
       const p = this.unpause;
       this.unpause = undefined;
       p?.open();
@@ -149,9 +183,9 @@ export class FleetdStateHolder {
     return this.s;
   }
 
-  /** Resolves when the current pause ends (at once when not paused). */
+  /** Resolves when the current pause or retirement ends (at once when not parked). */
   unpaused(): Promise<void> {
-    if (this.s.kind !== 'paused') return Promise.resolve();
+    if (!isParked(this.s)) return Promise.resolve();
     if (!this.unpause) {
       let open!: () => void;
       const promise = new Promise<void>((resolve) => (open = resolve));

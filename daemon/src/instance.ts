@@ -132,6 +132,11 @@ export class InstanceState {
     });
   }
 
+  /** What the instance runs (its launch template version: the rollout watcher compares it). */
+  get build(): InstanceBuild | undefined {
+    return this.o.build;
+  }
+
   flush(): Promise<void> {
     return this.chain;
   }

@@ -64,7 +64,7 @@ export interface LogsApi {
 }
 
 /** CloudWatch Logs through the SDK, which is imported only when a fleet ships logs. */
-export function sdkLogsApi(clientConfig: { region?: string; maxAttempts?: number } = {}): LogsApi {
+export function sdkLogsApi(clientConfig: { region?: string | (() => Promise<string>); maxAttempts?: number } = {}): LogsApi {
   type Sdk = typeof import('@aws-sdk/client-cloudwatch-logs');
   let loaded: Promise<{ sdk: Sdk; client: InstanceType<Sdk['CloudWatchLogsClient']> }> | undefined;
   const load = () => (loaded ??= import('@aws-sdk/client-cloudwatch-logs').then((sdk) => ({ sdk, client: new sdk.CloudWatchLogsClient({ maxAttempts: 2, ...clientConfig }) })));
@@ -116,12 +116,26 @@ export interface ShipSummary {
   readonly calls: number;
 }
 
+const shippers = new Map<string, LogShipper>();
+
+/**
+ * fleetd's shipper for the fleet's group (one per process and group), or undefined when the
+ * config names no group. `region`: the fleet clients' (e.g. `s3.config.region`).
+ */
+export function logShipperFor(logGroup: string | undefined, region: string | (() => Promise<string>), log: Logger): LogShipper | undefined {
+  if (!logGroup) return undefined;
+  let shipper = shippers.get(logGroup);
+  if (!shipper) shippers.set(logGroup, (shipper = new LogShipper({ api: sdkLogsApi({ region }), logGroup, log })));
+  return shipper;
+}
+
 /** Makes one TaskLogStream per attempt, all in the fleet's group. */
 export class LogShipper {
   constructor(readonly o: LogShipperOptions) {}
 
-  stream(taskId: string, attempt: number): TaskLogStream {
-    return new TaskLogStream(this.o, taskLogStreamName(taskId, attempt));
+  /** `log`: where the stream's own warnings go (the task's logger). */
+  stream(taskId: string, attempt: number, log: Logger = this.o.log): TaskLogStream {
+    return new TaskLogStream({ ...this.o, log }, taskLogStreamName(taskId, attempt));
   }
 }
 

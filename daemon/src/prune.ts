@@ -18,6 +18,7 @@ import { sleep } from './retry';
 import { sweepContainers } from './containers';
 import { CONTAINER_LABELS } from './contract';
 import type { Logger } from './log';
+import { removeTaskDir } from './output-disk';
 
 export interface PruneOptions {
   readonly docker: Docker;
@@ -204,7 +205,8 @@ export class Pruner {
     for (const name of safeList(tasks)) {
       const p = path.join(tasks, name);
       if (!live.has(name) && old(p)) {
-        fs.rmSync(p, { recursive: true, force: true });
+        // Its output disk (output-disk.ts) is unmounted first: never delete through a mount.
+        removeTaskDir(p);
         files.push(p);
       }
     }

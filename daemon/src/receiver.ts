@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { FleetdConfig } from './config';
 import { DLQ_REASON_ATTRIBUTE, SQS_MAX_TOTAL_VISIBILITY_SECONDS, decodeEnvelope, type TaskRecord } from './contract';
-import { isReceiving, type FleetdStateHolder } from './fleetd-state';
+import { isParked, isReceiving, type FleetdStateHolder } from './fleetd-state';
 import type { Lease, TaskStore } from './store';
 import type { Logger } from './log';
 import type { ReceiveGateChecks } from './receive-gates';
@@ -77,13 +77,13 @@ export class Receiver {
    * - after a receive error: backoff with full jitter (0.5 s doubling, 30 s cap);
    * - disk short: re-check every 5 s, no jitter (a local statfs);
    * - engine not answering: re-check every 2 s, no jitter (a local socket);
-   * - paused (idle check): parked until the pause ends.
+   * - paused (idle check) or retiring (a rollout): parked until the state changes.
    */
   private async slotLoop(slot: number): Promise<void> {
     const { sqs, config, state, gates, activity } = this.d;
     let errors = 0;
     while (this.receiving) {
-      if (state.current.kind === 'paused') {
+      if (isParked(state.current)) {
         await state.unpaused();
         continue;
       }
@@ -119,8 +119,8 @@ export class Receiver {
       // a received message that is neither in flight nor handled.
       activity.received += messages.length;
       for (const message of messages) {
-        if (!this.receiving) {
-          // Received while a drain began: hand it straight back rather than strand it for a lease.
+        if (!this.receiving || state.current.kind === 'retiring') {
+          // Received while a drain or a retirement began: hand it straight back rather than strand it for a lease.
           await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: config.queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: 0 })).catch(() => undefined);
           continue;
         }

@@ -8,14 +8,14 @@ import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { GetAuthorizationTokenCommand, type ECRClient } from '@aws-sdk/client-ecr';
 import type Docker from 'dockerode';
-import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE, LIMITS, type TaskSpec } from './contract';
+import { CONTAINER_OUTPUT_DIR, EngineConfinement, confinedHostConfig, diskLimitReason, isStorageOptRefusal, outputVolumeDir } from './confinement';
+import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE, type TaskSpec } from './contract';
 import type { Logger } from './log';
-import { MAX_REDACT_DEPTH, RedactionDepthError, redactJson } from './redact';
+import { readTaskResult } from './task-result';
+import { stoppedFromOutside } from './engine-events';
+import { mountOutputDisk, outputDiskFull, removeTaskDir } from './output-disk';
 import { TaskOutput } from './task-output';
 
-/** Where the container sees its files. */
-export const CONTAINER_PAYLOAD_PATH = '/fleet/payload.json';
-export const CONTAINER_OUTPUT_DIR = '/fleet/output';
 /** AGENT_PAYLOAD (ABCA) is set only up to this size; beyond, the file alone carries it. */
 export const MAX_ENV_PAYLOAD_BYTES = 96 * 1024;
 
@@ -104,7 +104,12 @@ export interface RunnerOptions {
 }
 
 export class ContainerRunner {
-  constructor(private readonly o: RunnerOptions) {}
+  /** The engine's user-namespace and disk-limit facts (confinement.ts). */
+  readonly confinement: EngineConfinement;
+
+  constructor(private readonly o: RunnerOptions) {
+    this.confinement = new EngineConfinement(o.docker);
+  }
 
   get docker(): Docker {
     return this.o.docker;
@@ -166,14 +171,28 @@ export class ContainerRunner {
     return 'pulled';
   }
 
-  /** Writes the payload read-only and makes the output directory. */
-  prepareFiles(taskId: string, payloadJson: string): TaskFiles {
+  /**
+   * Writes the payload read-only and makes the output directory: a `diskMb` file system of its
+   * own (output-disk.ts) owned by the container's root user (the remapped uid under
+   * userns-remap). Where the host cannot make one (no loop device, not root) the directory is
+   * plain and unbounded, and a warning says so.
+   */
+  async prepareFiles(taskId: string, payloadJson: string, diskMb: number): Promise<TaskFiles> {
     const files = this.taskFiles(taskId);
-    fs.rmSync(files.dir, { recursive: true, force: true });
+    removeTaskDir(files.dir);
     fs.mkdirSync(files.outputDir, { recursive: true, mode: 0o700 });
     fs.mkdirSync(path.dirname(files.logFile), { recursive: true, mode: 0o700 });
+    const { rootUid: uid, rootGid: gid, sizeLimit } = await this.confinement.get();
+    try {
+      // The engine bounds a volume itself where it can (confinement.ts); else our own disk.
+      if (!sizeLimit) await mountOutputDisk(files.outputDir, path.join(files.dir, 'output.img'), diskMb, { uid, gid });
+    } catch (err) {
+      this.o.log.warn('the output directory could not be bounded; it is a plain directory on the work disk', { task_id: taskId, error: err });
+    }
     // The agent may run as a non-root user: the output directory is its own to write.
     fs.chmodSync(files.outputDir, 0o777);
+    fs.chownSync(files.outputDir, uid, gid);
+    // World-readable: the container's root is an unprivileged host uid under userns-remap.
     fs.writeFileSync(files.payloadFile, payloadJson, { mode: 0o444 });
     return files;
   }
@@ -188,7 +207,8 @@ export class ContainerRunner {
     // A leftover from a crash of this same attempt: remove it, it never ran under our lease.
     await this.o.docker.getContainer(name).remove({ force: true }).catch(() => undefined);
     const memory = spec.memory_mb * 1024 * 1024;
-    return this.o.docker.createContainer({
+    const { sizeLimit } = await this.confinement.get();
+    const options = (size: boolean): Docker.ContainerCreateOptions => ({
       name,
       Image: spec.image,
       ...(spec.command ? { Cmd: spec.command } : {}),
@@ -210,13 +230,38 @@ export class ContainerRunner {
         NanoCpus: Math.round(spec.cpus * 1e9),
         PidsLimit: spec.pids,
         Init: true,
-        SecurityOpt: ['no-new-privileges'],
-        CapDrop: ['NET_RAW'],
-        Binds: [`${files.payloadFile}:${CONTAINER_PAYLOAD_PATH}:ro`, `${files.outputDir}:${CONTAINER_OUTPUT_DIR}:rw`],
+        ...confinedHostConfig({ diskMb: spec.disk_mb, sizeLimit: size, payloadFile: files.payloadFile, outputDir: files.outputDir }),
         LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
         ...(args.extraHosts ? { ExtraHosts: args.extraHosts } : {}),
       },
     });
+    try {
+      const container = await this.o.docker.createContainer(options(sizeLimit));
+      // A fresh volume's root is the container root's, 0755: open it to a non-root image user.
+      const volume = sizeLimit ? outputVolumeDir(await container.inspect()) : undefined;
+      if (volume) try { fs.chmodSync(volume, 0o777); } catch (err) { this.o.log.warn('opening the output volume to non-root users failed', { error: err }); }
+      return container;
+    } catch (err) {
+      if (!sizeLimit || !isStorageOptRefusal(err)) throw err;
+      this.o.log.warn('the engine refused a writable-layer size (storage-opt size needs overlay2 on xfs with pquota); task layers are not size-bounded', { error: err });
+      this.confinement.refuseSize();
+      return this.o.docker.createContainer(options(false));
+    }
+  }
+
+  /**
+   * Why a task that exited non-zero hit its disk bound, or undefined: its output disk is full,
+   * or (with a size-bounded layer) its writable layer is at the limit.
+   */
+  async diskLimitHit(container: Docker.Container, files: TaskFiles, diskMb: number, exitCode: number): Promise<string | undefined> {
+    const info = await container.inspect().catch(() => undefined);
+    const volume = outputVolumeDir(info);
+    if (outputDiskFull(volume ?? files.outputDir, volume !== undefined)) return diskLimitReason(diskMb, CONTAINER_OUTPUT_DIR, exitCode);
+    const layered = info?.HostConfig?.StorageOpt?.size;
+    if (!layered) return undefined;
+    const sized = await container.inspect({ size: true } as Docker.ContainerInspectOptions).catch(() => undefined);
+    const used = (sized as { SizeRw?: number } | undefined)?.SizeRw ?? 0;
+    return used >= diskMb * 1024 * 1024 - 1024 * 1024 ? diskLimitReason(diskMb, 'its writable layer', exitCode) : undefined;
   }
 
   /** Streams stdout/stderr into `output` (demultiplexed); resolves when the stream ends. */
@@ -287,42 +332,9 @@ export class ContainerRunner {
     }
   }
 
-  /**
-   * Why a container that died by a signal fleetd did not send was stopped, when it was stopped
-   * from outside: a `kill` event in the engine's history since `sinceMs` (dockerd stopping its
-   * containers on shutdown, or someone's `docker stop` / `docker kill`), or an engine that no
-   * longer answers (it is going down). Undefined when the process died by its own signal
-   * (a crash such as SIGSEGV, or the kernel's OOM killer): that outcome is the task's.
-   */
-  async stoppedFromOutside(container: Docker.Container, sinceMs: number): Promise<string | undefined> {
-    const since = Math.floor(sinceMs / 1000) - 1;
-    const until = Math.ceil(Date.now() / 1000) + 1;
-    let text: string;
-    try {
-      // Bounded by `until`: the engine sends the matching history, then ends the stream.
-      const stream = (await this.o.docker.getEvents({ since, until, filters: { container: [container.id], type: ['container'], event: ['kill'] } })) as NodeJS.ReadableStream;
-      text = await new Promise<string>((resolve, reject) => {
-        let buf = '';
-        stream.on('data', (c: Buffer) => (buf += c.toString('utf8')));
-        stream.once('end', () => resolve(buf));
-        stream.once('close', () => resolve(buf));
-        stream.once('error', reject);
-      });
-    } catch (err) {
-      if (isEngineUnreachable(err)) return 'the Docker engine stopped answering as the container exited';
-      this.o.log.warn('reading the engine events failed; taking the exit as the task outcome', { container: container.id, error: err });
-      return undefined;
-    }
-    for (const line of text.split('\n')) {
-      if (!line.trim()) continue;
-      try {
-        const ev = JSON.parse(line) as { Action?: string; Actor?: { Attributes?: Record<string, string> } };
-        if (ev.Action === 'kill') return `the engine killed it with signal ${ev.Actor?.Attributes?.signal ?? '?'} (dockerd shutting down, or docker stop/kill)`;
-      } catch {
-        // a partial line: ignore
-      }
-    }
-    return undefined;
+  /** Why a container that died by a signal fleetd did not send was stopped from outside, if it was (engine-events.ts). */
+  stoppedFromOutside(container: Docker.Container, sinceMs: number): Promise<string | undefined> {
+    return stoppedFromOutside(this.o.docker, container, sinceMs, this.o.log);
   }
 
   /** Pings the engine every second until it answers or `timeoutMs` passes (or `signal` aborts). */
@@ -354,37 +366,15 @@ export class ContainerRunner {
     await container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
   }
 
-  /**
-   * result.json: size-capped JSON object; anything else is recorded as a result_error.
-   * Parsed first, then redacted as a structure: `redact` is applied to every string and every
-   * key of the parsed value (redact.ts `redactJson`), so a secret JSON-escaped in the file
-   * (`pa\"ss\\word`, a PEM key's `\n`, `\u00e9`) is redacted as the text it decodes to. Keys
-   * that become equal once redacted keep the later key's value (redact.ts). A parse error's
-   * message quotes the file, so it is redacted too.
-   */
+  /** The task's files as the container sees them: /fleet/output may be a volume (confinement.ts). */
+  async outputFiles(container: Docker.Container, files: TaskFiles): Promise<TaskFiles> {
+    const volume = outputVolumeDir(await container.inspect().catch(() => undefined));
+    return volume ? { ...files, outputDir: volume } : files;
+  }
+
+  /** result.json, parsed and redacted (task-result.ts). */
   readResult(files: TaskFiles, redact: (s: string) => string): { result?: Record<string, unknown>; result_error?: string } {
-    const file = path.join(files.outputDir, 'result.json');
-    let stat: fs.Stats;
-    try {
-      stat = fs.lstatSync(file);
-    } catch {
-      return {};
-    }
-    if (!stat.isFile()) return { result_error: 'result.json is not a regular file; not recorded' };
-    if (stat.size > LIMITS.resultBytes) return { result_error: `result.json is ${stat.size} bytes, over the ${LIMITS.resultBytes}-byte cap; not recorded` };
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch (err) {
-      return { result_error: redact(`result.json is not valid JSON (${(err as Error).message.slice(0, 200)}); not recorded`) };
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { result_error: 'result.json is valid JSON but not an object; not recorded' };
-    try {
-      return { result: redactJson(parsed as Record<string, unknown>, redact) };
-    } catch (err) {
-      if (err instanceof RedactionDepthError) return { result_error: `result.json nests deeper than ${MAX_REDACT_DEPTH} levels; not recorded` };
-      throw err;
-    }
+    return readTaskResult(files.outputDir, redact);
   }
 
   async remove(container: Docker.Container): Promise<void> {
@@ -395,6 +385,6 @@ export class ContainerRunner {
 
   /** Per-task files go; the log file stays for `fleet logs` until pruned. */
   removeFiles(taskId: string): void {
-    fs.rmSync(this.taskFiles(taskId).dir, { recursive: true, force: true });
+    removeTaskDir(this.taskFiles(taskId).dir);
   }
 }

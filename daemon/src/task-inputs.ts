@@ -11,7 +11,8 @@ import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/clien
 import type { FleetdConfig } from './config';
 import { LIMITS, parseTaskSpec, payloadKey, type TaskRecord, type TaskSpec } from './contract';
 import type { Redactor } from './log';
-import { CONTAINER_OUTPUT_DIR, CONTAINER_PAYLOAD_PATH, MAX_ENV_PAYLOAD_BYTES } from './runner';
+import { CONTAINER_OUTPUT_DIR, CONTAINER_PAYLOAD_PATH } from './confinement';
+import { MAX_ENV_PAYLOAD_BYTES } from './runner';
 import type { SpecSealer } from './seal';
 
 /** A task-level failure with a reason that is safe to record (never contains a secret). */

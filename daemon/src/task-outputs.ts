@@ -9,14 +9,14 @@ import { uploadArtifacts, type ArtifactsOutcome } from './artifacts';
 import type { FleetdConfig } from './config';
 import { LIMITS } from './contract';
 import type { Logger, Redactor } from './log';
-import type { LogShipper, TaskLogStream } from './log-shipper';
+import { logShipperFor, type LogShipper, type TaskLogStream } from './log-shipper';
 import type { TaskFiles } from './runner';
 import { TaskOutput } from './task-output';
 
 export interface TaskOutputsDeps {
   readonly shipper?: LogShipper;
   readonly s3: S3Client;
-  readonly config: Pick<FleetdConfig, 'payloadBucket' | 'artifacts'>;
+  readonly config: Pick<FleetdConfig, 'payloadBucket' | 'artifacts' | 'logGroup'>;
   readonly redactor: Redactor;
   readonly log: Logger;
 }
@@ -32,7 +32,9 @@ export class TaskOutputs {
 
   /** The attempt's output: the local file (appended to when adopting), and the stream when the fleet ships logs. */
   open(files: TaskFiles, append = false): TaskOutput {
-    this.stream ??= this.d.shipper?.stream(this.taskId, this.attempt);
+    // The daemon's shipper when given, else the one for the configured group (in the clients' region).
+    const shipper = this.d.shipper ?? logShipperFor(this.d.config.logGroup, this.d.s3.config.region, this.d.log);
+    this.stream ??= shipper?.stream(this.taskId, this.attempt, this.d.log);
     const stream = this.stream;
     return new TaskOutput(files.logFile, this.d.redactor, LIMITS.logFileBytes, LIMITS.logTailBytes, { append, onLine: stream ? (line) => stream.line(line) : undefined });
   }

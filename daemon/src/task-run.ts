@@ -7,55 +7,23 @@
  * socket), the task timeout, or a release (drain / spot). A fenced-out heartbeat or a lease
  * that could not be renewed stops the container and writes nothing more.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
-import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { SQSClient } from '@aws-sdk/client-sqs';
 import type Docker from 'dockerode';
-import { abcaAtMostOnce, abcaTaskIdOf, type AbcaHeartbeatMirror } from './abca-mirror';
+import { abcaAtMostOnce, abcaTaskIdOf } from './abca-mirror';
 import { DispatchClock, type ClaimTiming } from './dispatch-timing';
-import { RETRY_POLICIES, retry, sleep, type RetryPolicy } from './retry';
+import { RETRY_POLICIES, retry, sleep } from './retry';
 import { heartbeatLoop } from './task-heartbeat';
-import type { FleetdConfig } from './config';
 import { TaskStatus, type TaskRecord, type TaskSpec } from './contract';
-import type { Lease, TaskStore } from './store';
-import type { LeaseFiles } from './lease-guard';
+import type { Lease } from './store';
 import type { Logger } from './log';
-import { isEngineServerError, isEngineUnreachable, isSignalExit, type ContainerRunner, type ExitFacts, type TaskFiles } from './runner';
+import { isEngineServerError, isEngineUnreachable, isSignalExit, type ExitFacts, type TaskFiles } from './runner';
 import { OomWatch } from './oom-watch';
-import type { SpecSealer } from './seal';
 import { PrepareError, SealUnverifiedError, TaskInputs } from './task-inputs';
 import { TaskOutcome, type TaskRunResult } from './task-outcome';
 import type { TaskOutput } from './task-output';
 import { TaskOutputs } from './task-outputs';
-import type { LogShipper } from './log-shipper';
+import type { StopReason, TaskRunDeps } from './task-run-types';
 
-export type StopReason = 'cancel' | 'timeout' | 'release' | 'lease-lost';
-
-export interface TaskRunDeps {
-  readonly store: TaskStore;
-  readonly runner: ContainerRunner;
-  readonly sqs: SQSClient;
-  readonly s3: S3Client;
-  readonly secrets: SecretsManagerClient;
-  readonly config: FleetdConfig;
-  readonly log: Logger;
-  /** Extra env (e.g. the per-task credentials endpoint) added by the daemon. */
-  readonly extraEnv?: (lease: Lease) => Promise<string[]>;
-  readonly onTaskEnd?: (lease: Lease) => void;
-  /** Local copies of each renewed lease, for the lease guard (lease-guard.ts). */
-  readonly leaseFiles?: LeaseFiles;
-  /** Told when the Docker engine stopped answering, so the daemon stops claiming until it is back. */
-  readonly onEngineTrouble?: (problem: string) => void;
-  /** Mirrors each heartbeat into ABCA's TaskTable (config `abcaTaskTable`; abca-mirror.ts). */
-  readonly abcaMirror?: AbcaHeartbeatMirror;
-  /** Verifies each record's seal before anything runs (config `sealKeyId`); absent: seals are not checked. */
-  readonly sealer?: SpecSealer;
-  /** Ships each attempt's output to the fleet's log group (config `logGroup`); absent: the local file only. */
-  readonly shipper?: LogShipper;
-  /** How the terminal write and the release retry. @default RETRY_POLICIES.taskStep */
-  readonly writeRetry?: RetryPolicy;
-}
-
+export type { StopReason, TaskRunDeps } from './task-run-types';
 export type { TaskRunResult } from './task-outcome';
 
 export class TaskRun {
@@ -198,7 +166,7 @@ export class TaskRun {
         env = [...this.inputs.baseEnv(payload, spec), ...(await this.inputs.secretEnv(spec)), ...(this.deps.extraEnv ? await this.deps.extraEnv(this.lease) : [])];
         const image = await this.timed('image_pull_ms', () => runner.ensureImage(spec.image));
         this.dispatch?.pulled(image === 'pulled');
-        const taskFiles = runner.prepareFiles(this.taskId, payload);
+        const taskFiles = await runner.prepareFiles(this.taskId, payload, spec.disk_mb);
         files = taskFiles;
         this.container = await this.timed('container_create_ms', () => runner.create({ taskId: this.taskId, attempt: this.lease.attempt, spec, env, files: taskFiles, graceSeconds: config.timings.cancelGraceSeconds }));
       } catch (err) {
@@ -295,11 +263,12 @@ export class TaskRun {
       const outside = this.engineRestarted ? `the Docker engine restarted while the container ran (exit code ${exit.exitCode})` : await runner.stoppedFromOutside(this.container!, startedAt);
       if (outside) return await this.engineInterrupted(`${outside}; use \`fleet cancel\` to stop a task for good`);
     }
-    const common = { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, log_tail: output.tail(), ...runner.readResult(files, (s) => this.deps.log.secrets.redact(s)), ...(await this.outputs.artifacts(files)) };
+    const outFiles = await runner.outputFiles(this.container!, files);
+    const common = { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, log_tail: output.tail(), ...runner.readResult(outFiles, (s) => this.deps.log.secrets.redact(s)), ...(await this.outputs.artifacts(outFiles)) };
     if (this.stopReason === 'cancel') return await this.outcome.finish(TaskStatus.CANCELLED, { ...common, reason: 'cancelled by request' });
     if (this.stopReason === 'timeout') return await this.outcome.finish(TaskStatus.TIMED_OUT, { ...common, reason: `timed out after ${spec.timeout_s} s` });
     if (exit.exitCode === 0 && !exit.oomKilled) return await this.outcome.finish(TaskStatus.COMPLETED, common);
-    const reason = exit.oomKilled ? `killed: out of memory (limit ${spec.memory_mb} MiB)` : `exit code ${exit.exitCode}`;
+    const reason = exit.oomKilled ? `killed: out of memory (limit ${spec.memory_mb} MiB)` : ((await runner.diskLimitHit(this.container!, files, spec.disk_mb, exit.exitCode)) ?? `exit code ${exit.exitCode}`);
     return await this.outcome.finish(TaskStatus.FAILED, { ...common, reason });
   }
 

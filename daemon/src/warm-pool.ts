@@ -3,7 +3,7 @@
  * lifecycle state (lifecycle.ts InterruptionWatcher, every few seconds). docs/lifecycle.md "Warm pool".
  */
 import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import type { FleetdStateHolder } from './fleetd-state';
+import { isReceiving, type FleetdStateHolder } from './fleetd-state';
 import type { InstanceState } from './instance';
 import type { Interruption } from './lifecycle';
 import type { Logger } from './log';
@@ -55,7 +55,7 @@ export class WarmPool {
         .finally(() => (this.leaving = undefined));
       return;
     }
-    const returnedToPool = (s.kind === 'serving' || s.kind === 'paused') && phase === 'warmed';
+    const returnedToPool = isReceiving(s) && phase === 'warmed';
     const terminatedFromPool = s.kind === 'warm' && target === 'Warmed:Terminated';
     if (returnedToPool || terminatedFromPool) this.deps.terminating({ kind: 'terminating', state: target! });
   }

@@ -24,8 +24,11 @@ import {
   CLAIMABLE_STATUSES,
   DEFAULT_TIMINGS,
   FLEET_ENV,
+  ROLLOUT_TAG_KEY,
   TASKS_TABLE,
+  decodeRolloutMarker,
   nextDesiredCapacity,
+  retiringInstances,
   type ScalingInput,
 } from '../../daemon/src/contract';
 import { FLEET_METRIC_DIMENSION, FleetMetric } from '../metrics';
@@ -117,6 +120,8 @@ interface GroupState {
   readonly min: number;
   readonly max: number;
   readonly unhealthyInstances: number;
+  /** Members that retire in a rollout under way (no capacity for new tasks). */
+  readonly retiring: number;
 }
 
 async function readGroup(deps: ScalerDeps, config: ScalerConfig): Promise<GroupState> {
@@ -140,7 +145,10 @@ async function readGroup(deps: ScalerDeps, config: ScalerConfig): Promise<GroupS
     });
   }
   const unhealthyInstances = (group.Instances ?? []).filter((i) => i.HealthStatus === 'Unhealthy').length;
-  return { current, min, max, unhealthyInstances };
+  // A malformed marker retires no instance (fleetd ignores it too).
+  const marker = decodeRolloutMarker(group.Tags?.find((t) => t.Key === ROLLOUT_TAG_KEY)?.Value);
+  const retiring = marker.ok ? retiringInstances(marker.marker, (group.Instances ?? []).filter((i) => i.LifecycleState === 'InService')).length : 0;
+  return { current, min, max, unhealthyInstances, retiring };
 }
 
 /**
@@ -216,6 +224,7 @@ export async function scaleOnce(deps: ScalerDeps, config: ScalerConfig): Promise
     buffer: config.buffer,
     min: group.min,
     max: group.max,
+    retiring: group.retiring,
   };
   const desired = nextDesiredCapacity(group.current, input);
   const raised = desired > group.current;

@@ -364,6 +364,19 @@ describe('instance role', () => {
     ]);
   });
 
+  test('rollouts: an instance reads the marker and terminates itself in its own group only; it can never write the marker nor move the group', () => {
+    // Act: every Auto Scaling action of the instance role, with the statement that grants it.
+    const autoscaling = statements.flatMap((s) => actionsOf(s).filter((a) => a.startsWith('autoscaling:')).map((a) => [a, s] as const));
+    const terminate = autoscaling.filter(([a]) => a === 'autoscaling:TerminateInstanceInAutoScalingGroup').map(([, s]) => s);
+    // Assess: the marker (a group tag) comes with DescribeAutoScalingGroups (daemon/src/rollout-watch.ts).
+    expect(actionsOf(statementBySid(statements, 'GroupRead'))).toContain('autoscaling:DescribeAutoScalingGroups');
+    expect(terminate).toHaveLength(1);
+    expect(resourcesOf(terminate[0])).toHaveLength(1);
+    expect(JSON.stringify(resourcesOf(terminate[0]))).toContain(`autoScalingGroupName/${fleet.fleet.autoScalingGroupName}`);
+    const forbidden = ['autoscaling:CreateOrUpdateTags', 'autoscaling:DeleteTags', 'autoscaling:UpdateAutoScalingGroup', 'autoscaling:*'];
+    expect(autoscaling.map(([a]) => a).filter((a) => forbidden.includes(a))).toEqual([]);
+  });
+
   test('may assume the task role only (with session tags), and the task role trusts only the instance role', () => {
     // Act
     const s = statementBySid(statements, 'AssumeTaskRole');

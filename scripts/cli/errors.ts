@@ -10,8 +10,9 @@ import {
   InvalidCursorError,
   InvalidSpecError,
   InvalidTaskIdError,
+  RolloutRefusedError,
   TaskNotFoundError,
-} from '../lib/client';
+} from '../lib/errors';
 
 /** Documented in docs/cli.md; scripts branch on them. */
 export const EXIT = {
@@ -66,6 +67,7 @@ export function describeError(err: unknown, context: { tasksTable?: string; comm
   if (err instanceof EnqueueFailedError) {
     return { code: EXIT.failure, lines: line(err.message, 'submit again with the same --idempotency-key to repair it, or let the reconciler re-send the message') };
   }
+  if (err instanceof RolloutRefusedError) return { code: EXIT.usage, lines: line(err.message, err.hint) };
   if (err instanceof FleetClientError) {
     return { code: EXIT.failure, lines: line(err.message, 'check AWS credentials, AWS_REGION and AWS_ENDPOINT_URL; FLEET_DEBUG=1 prints the details') };
   }

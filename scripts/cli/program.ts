@@ -1,21 +1,20 @@
 /**
  * The `fleet` command line (commander): every command, its options, its help with an example,
  * and the mapping of outcomes to exit codes. Arguments are checked before any configuration is
- * read, so a usage error never needs a fleet. Commands live in small modules beside this one.
+ * read, so a usage error never needs a fleet. Commands live in small modules beside this one,
+ * each imported only when its command runs (`await import`, lazy in the esbuild bundle too): the
+ * AWS SDK is loaded by the command that calls AWS, never by `--help`, `--version` or a usage
+ * error (issue #18; figures in docs/benchmarks.md).
  */
 import { Command, type OptionValues } from 'commander';
 import { ALL_STATUSES, type TaskStatus } from '../../daemon/src/contract';
-import { cancelCommand } from './cancel';
-import { createContext, type CliContext } from './config';
+import type { CliContext } from './config';
 import { EXIT, describeError } from './errors';
-import { dlqListCommand, dlqRedriveCommand, instancesCommand } from './instances';
-import { artifactsCommand } from './artifacts';
-import { logsCommand } from './logs';
-import { RECONCILE_HELP, SCALE_HELP, reconcileCommand, reconcileOptionsFromFlags, scaleCommand, type ReconcileFlags } from './operate';
+import { RECONCILE_HELP, SCALE_HELP, reconcileOptionsFromFlags, type ReconcileFlags } from './operate-options';
+import { ROLLOUT_HELP, parseLaunchTemplateVersion } from './rollout-options';
 import { collect, parseCount, parseStatuses, parseTaskId } from './parse';
-import { submitCommand, type SubmitOptions } from './submit';
-import { listCommand, statusCommand } from './tasks';
-import { watchTask } from './watch';
+import type { LogsOptions } from './logs';
+import type { SubmitOptions } from './submit';
 import { versionLine } from '../../daemon/src/version';
 
 const LOGS_HELP = `
@@ -40,7 +39,7 @@ const PROGRAM_HELP = `
 Configuration:
   The fleet's names come from FLEET_* variables (FLEET_QUEUE_URL, FLEET_DLQ_URL,
   FLEET_TASKS_TABLE, FLEET_EVENTS_TABLE, FLEET_INSTANCES_TABLE, FLEET_PAYLOAD_BUCKET,
-  FLEET_CANCEL_DOCUMENT, FLEET_NAME); AWS settings from AWS_REGION, AWS_ENDPOINT_URL and the
+  FLEET_CANCEL_DOCUMENT, FLEET_NAME, FLEET_LOG_GROUP); AWS settings from AWS_REGION, AWS_ENDPOINT_URL and the
   SDK's credential chain. --env-file FILE loads KEY=VALUE lines first. With no FLEET_QUEUE_URL
   set, in an agent-fleet checkout, the local stack's .fleet/local.env is used (stderr says so);
   anywhere else nothing is guessed.
@@ -86,8 +85,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
       .addHelpText('after', examples(...example));
 
   /** Runs a command with the fleet's context (created only after the arguments were checked). */
-  const run = (cmd: Command, body: (ctx: CliContext, opts: OptionValues) => Promise<number>) => {
+  const run = async (cmd: Command, body: (ctx: CliContext, opts: OptionValues) => Promise<number>) => {
     const opts = cmd.optsWithGlobals();
+    const { createContext } = await import('./config');
     return body(createContext({ envFile: opts.envFile as string | undefined }), opts).then(setExit);
   };
 
@@ -114,11 +114,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--follow', 'watch the task until it ends (exit code 1 when it fails)')
     .option('--log-dir <dir>', 'with --follow: where fleetd keeps task logs on this machine')
     .option('--json', 'print {task_id, created, status} (with --follow: JSON lines)')
-    .action((o: SubmitOptions, cmd: Command) => run(cmd, (ctx) => submitCommand(ctx, o)));
+    .action((o: SubmitOptions, cmd: Command) => run(cmd, async (ctx) => (await import('./submit')).submitCommand(ctx, o)));
 
   taskCommand('status', 'show one task: status, where it runs, heartbeat, outcome and result', `fleet status ${EXAMPLE_ID}`, `fleet status ${EXAMPLE_ID} --json | jq .result`)
     .option('--json', 'print the task record as JSON')
-    .action(onTask(statusCommand));
+    .action(onTask(async (ctx, taskId, o: { json?: boolean }) => (await import('./tasks')).statusCommand(ctx, taskId, o)));
 
   command('list', 'list tasks, newest first', 'fleet list --status running,queued --limit 50', 'fleet list --status failed --json')
     .option('--status <statuses>', `only these statuses, comma-separated (${ALL_STATUSES.join(', ').toLowerCase()})`)
@@ -128,13 +128,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action((o: { status?: string; limit: string; cursor?: string; json?: boolean }, cmd: Command) => {
       const statuses: TaskStatus[] | undefined = o.status !== undefined ? parseStatuses(o.status) : undefined;
       const limit = parseCount(o.limit, '--limit');
-      return run(cmd, (ctx) => listCommand(ctx, { statuses, limit, cursor: o.cursor, json: o.json, statusText: o.status }));
+      return run(cmd, async (ctx) => (await import('./tasks')).listCommand(ctx, { statuses, limit, cursor: o.cursor, json: o.json, statusText: o.status }));
     });
 
   taskCommand('watch', 'follow a task until it ends: events, live status with heartbeat age, output, then the result', `fleet watch ${EXAMPLE_ID}`, `fleet watch ${EXAMPLE_ID} --json`)
     .option('--json', 'print events and status changes as JSON lines')
     .option('--log-dir <dir>', LOG_DIR_HELP)
-    .action(onTask((ctx, taskId, o: { json?: boolean; logDir?: string }) => watchTask(ctx.client, taskId, o)));
+    .action(onTask(async (ctx, taskId, o: { json?: boolean; logDir?: string }) => (await import('./watch')).watchTask(ctx.client, taskId, o)));
 
   taskCommand(
     'logs',
@@ -148,25 +148,25 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--log-dir <dir>', LOG_DIR_HELP)
     .option('--json', 'print {task_id, status, source, text} as JSON (source: cloudwatch, file or record)')
     .addHelpText('after', LOGS_HELP)
-    .action(onTask((ctx, taskId, o: { follow?: boolean; attempt?: string; logDir?: string; json?: boolean }) =>
-      logsCommand(ctx, taskId, { ...o, attempt: o.attempt !== undefined ? parseCount(o.attempt, '--attempt', 1, 1000) : undefined })));
+    .action(onTask(async (ctx, taskId, o: Omit<LogsOptions, 'attempt'> & { attempt?: string }) =>
+      (await import('./logs')).logsCommand(ctx, taskId, { ...o, attempt: o.attempt !== undefined ? parseCount(o.attempt, '--attempt', 1, 1000) : undefined })));
 
   taskCommand('artifacts', 'list (and download) the files the agent left under /fleet/output, uploaded when the attempt ended', `fleet artifacts ${EXAMPLE_ID}`, `fleet artifacts ${EXAMPLE_ID} --download ./out`, `fleet artifacts ${EXAMPLE_ID} --attempt 2 --json`)
     .option('--attempt <n>', "which attempt's artifacts (default: the current one)")
     .option('--download <dir>', 'write the files under this directory (never overwrites a file)')
     .option('--json', 'print {task_id, attempt, summary, artifacts: [{key, path, size}]} as JSON')
     .addHelpText('after', ARTIFACTS_HELP)
-    .action(onTask((ctx, taskId, o: { attempt?: string; download?: string; json?: boolean }) =>
-      artifactsCommand(ctx, taskId, { ...o, attempt: o.attempt !== undefined ? parseCount(o.attempt, '--attempt', 1, 1000) : undefined })));
+    .action(onTask(async (ctx, taskId, o: { attempt?: string; download?: string; json?: boolean }) =>
+      (await import('./artifacts')).artifactsCommand(ctx, taskId, { ...o, attempt: o.attempt !== undefined ? parseCount(o.attempt, '--attempt', 1, 1000) : undefined })));
 
   taskCommand('cancel', 'cancel a task: a queued one never starts; a running one gets SIGTERM, then SIGKILL after the grace period', `fleet cancel ${EXAMPLE_ID}`, `fleet cancel ${EXAMPLE_ID} --wait`)
     .option('--wait', 'wait until the task has stopped')
     .option('--json', 'print the outcome as JSON')
-    .action(onTask(cancelCommand));
+    .action(onTask(async (ctx, taskId, o: { wait?: boolean; json?: boolean }) => (await import('./cancel')).cancelCommand(ctx, taskId, o)));
 
   command('instances', "list the fleet's instances: idle / busy / draining / unhealthy, running task, last heartbeat, uptime", 'fleet instances', 'fleet instances --json')
     .option('--json', 'print {instances, warnings} as JSON')
-    .action((o: { json?: boolean }, cmd: Command) => run(cmd, (ctx) => instancesCommand(ctx, o)));
+    .action((o: { json?: boolean }, cmd: Command) => run(cmd, async (ctx) => (await import('./instances')).instancesCommand(ctx, o)));
 
   /** An operator's one-off run of a scheduled Lambda; its help teaches what, when, and how. */
   const once = (name: string, description: string, help: string) =>
@@ -184,11 +184,38 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--heartbeat <duration>', "the fleet's heartbeat when fleetd's config changes it (default 30s)")
     .action((o: ReconcileFlags & { json?: boolean }, cmd: Command) => {
       const options = reconcileOptionsFromFlags(o);
-      return run(cmd, (ctx) => reconcileCommand(ctx, { json: o.json, options }));
+      return run(cmd, async (ctx) => (await import('./operate')).reconcileCommand(ctx, { json: o.json, options }));
     });
 
   once('scale', 'one scaler tick: read the backlog and the group, raise desired capacity when short, publish the metrics; print the decision', SCALE_HELP)
-    .action((o: { json?: boolean }, cmd: Command) => run(cmd, (ctx) => scaleCommand(ctx, o)));
+    .action((o: { json?: boolean }, cmd: Command) => run(cmd, async (ctx) => (await import('./operate')).scaleCommand(ctx, o)));
+
+  const rollout = program
+    .command('rollout')
+    .description('move the fleet to a new launch template version without cutting a task: old instances finish their tasks, then leave')
+    .showHelpAfterError('  hint: "fleet rollout --help" explains the rollout and shows the subcommands')
+    .addHelpText('after', ROLLOUT_HELP);
+  /** A rollout subcommand, with --json and its example. */
+  const rolloutCommand = (name: string, description: string, ...example: string[]) =>
+    rollout
+      .command(name)
+      .description(description)
+      .option('--json', 'print the outcome as JSON (snake_case keys)')
+      .showHelpAfterError(`  hint: "fleet rollout ${name} --help" shows the options; "fleet rollout --help" explains the rollout`)
+      .addHelpText('after', examples(...example));
+  rolloutCommand('start', 'point the group at the new version and mark the rollout: old instances claim nothing new, finish what they run, then terminate themselves', 'fleet rollout start', 'fleet rollout start --launch-template-version 7')
+    .option('--launch-template-version <n>', 'the version to roll out (default: the launch template\'s latest)')
+    .action((o: { launchTemplateVersion?: string; json?: boolean }, cmd: Command) => {
+      const launchTemplateVersion = parseLaunchTemplateVersion(o.launchTemplateVersion);
+      return run(cmd, async (ctx) => (await import('./rollout')).rolloutStartCommand(ctx, { launchTemplateVersion, json: o.json }));
+    });
+  rolloutCommand('status', 'old and new instances (launch template version, state) and the tasks still on old ones', 'fleet rollout status', 'fleet rollout status --json | jq .tasks_on_old')
+    .action((o: { json?: boolean }, cmd: Command) => run(cmd, async (ctx) => (await import('./rollout')).rolloutStatusCommand(ctx, o)));
+  rolloutCommand('abort', 'put the group back on the previous version and remove the marker; retiring instances that have not left serve again', 'fleet rollout abort')
+    .action((o: { json?: boolean }, cmd: Command) => run(cmd, async (ctx) => (await import('./rollout')).rolloutAbortCommand(ctx, o)));
+  rolloutCommand('finish', 'remove the marker once no old instance is left (a later launch template change must not retire instances)', 'fleet rollout finish')
+    .option('--force', 'remove it even though old instances are left (they claim again)')
+    .action((o: { force?: boolean; json?: boolean }, cmd: Command) => run(cmd, async (ctx) => (await import('./rollout')).rolloutFinishCommand(ctx, o)));
 
   const dlq = program
     .command('dlq')
@@ -204,7 +231,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addHelpText('after', examples('fleet dlq list --limit 10'))
     .action((o: { limit: string; json?: boolean }, cmd: Command) => {
       const limit = parseCount(o.limit, '--limit');
-      return run(cmd, (ctx) => dlqListCommand(ctx, { limit, json: o.json }));
+      return run(cmd, async (ctx) => (await import('./instances')).dlqListCommand(ctx, { limit, json: o.json }));
     });
   dlq
     .command('redrive')
@@ -218,7 +245,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action((o: { taskId?: string; limit: string; dryRun?: boolean; json?: boolean }, cmd: Command) => {
       const taskId = o.taskId !== undefined ? parseTaskId(o.taskId) : undefined;
       const limit = parseCount(o.limit, '--limit');
-      return run(cmd, (ctx) => dlqRedriveCommand(ctx, { limit, taskId, dryRun: o.dryRun, json: o.json }));
+      return run(cmd, async (ctx) => (await import('./instances')).dlqRedriveCommand(ctx, { limit, taskId, dryRun: o.dryRun, json: o.json }));
     });
 
   return program;

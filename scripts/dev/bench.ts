@@ -12,9 +12,11 @@
  *                   (heartbeat pull), then throughput at 4 slots
  *   idle   1 slot   behind the counting/tracing proxies: idle footprint for the whole run,
  *                   then a traced dispatch profile
+ *   (none)  -       submit with and without the seal (KMS GenerateMac) on the fleet's own
+ *                   queue, which no daemon polls (bench/submit-seal.ts; also runs alone)
  * Order: setup → cancel targets started → dispatch ‖ cancels → throughput → idle window
- * closes → traced profile → teardown. Budget: BENCH_BUDGET_S (default 270 s); phases shorten
- * themselves (never below their minimum samples) to stay inside it.
+ * closes → submit-seal → traced profile → teardown. Budget: BENCH_BUDGET_S (default 270 s);
+ * phases shorten themselves (never below their minimum samples) to stay inside it.
  */
 import '../../daemon/src/quiet-sdk-warning';
 import * as fs from 'node:fs';
@@ -38,6 +40,7 @@ import { formatLoad, loadAverage, machineInfo } from './bench/machine';
 import { profilePhase } from './bench/profile';
 import { AwsProxy, DockerTraceProxy } from './bench/proxy';
 import { renderProfile, renderSegments, renderTable, targets, type BenchFigures } from './bench/report';
+import { renderSubmitSeal, submitSealPhase } from './bench/submit-seal';
 import { throughputPhase, type ThroughputResult } from './bench/throughput';
 
 const RESULTS = path.join(__dirname, '..', '..', 'bench', 'results.json');
@@ -198,6 +201,10 @@ async function main(): Promise<void> {
     const rssAfterWorkMiB = byKey.disp.sample().rssKiB / 1024;
     say(`idle window closed: ${idleResult.windowSeconds} s, ${idleResult.awsCalls} AWS calls, RSS median ${idleResult.rssMiB.median.toFixed(1)} MiB`);
 
+    // On the fleet's own queue, which no daemon polls: nothing runs.
+    const submitSeal = await phase('submit-seal', () => submitSealPhase(clients, shared, 30));
+    say(`submit-seal: the seal adds p50 ${submitSeal.addedMs.median.toFixed(1)} ms per submit`);
+
     const profile = dockerTrace ? await phase('profile', () => profilePhase(ctx, fleet('idle'), aws, dockerTrace, 3)) : undefined;
 
     const figures: BenchFigures = {
@@ -213,6 +220,7 @@ async function main(): Promise<void> {
       dispatchPairsOverlappingCancel: overlapping,
       throughput,
       profile,
+      submitSeal,
     };
     const table = renderTable(figures);
     const checks = targets(figures);
@@ -223,6 +231,8 @@ async function main(): Promise<void> {
       console.log('');
       console.log(renderProfile(profile));
     }
+    console.log('');
+    console.log(renderSubmitSeal(submitSeal));
     console.log('');
     console.log(`load average (1 min) per phase: ${Object.entries(loads).map(([name, l]) => `${name} ${l.start.split(' ')[0]}→${l.end?.split(' ')[0]}`).join(', ')}`);
     console.log('');

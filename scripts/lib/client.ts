@@ -10,9 +10,8 @@
  * CANCEL_REQUESTED plus an SSM push to the instance) and redriveDeadLetters.
  * Every error thrown is a FleetClientError subclass (errors.ts) with the AWS error as `cause`.
  */
-import { DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
+import type { Instance } from '@aws-sdk/client-ec2';
 import { ChangeMessageVisibilityBatchCommand, DeleteMessageCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
-import { SendCommandCommand } from '@aws-sdk/client-ssm';
 import { GetCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../../daemon/src/aws';
 import { awsErrorName } from '../../daemon/src/aws';
@@ -57,6 +56,18 @@ import {
 } from './errors';
 import { decodeCursor, encodeCursor, hasMore, mergeNewestFirst, nextPositions, startKey, type PartitionHead, type Positions } from './task-pages';
 
+
+/**
+ * EC2 (instances) and SSM (the cancel push) are loaded by the commands that use them only:
+ * client-ec2 alone costs ~0.6 s and ~60 MB to load (docs/benchmarks.md), which `fleet list`
+ * and `fleet status` should not pay. Synchronous `require`, lazy in the esbuild bundle too.
+ */
+/* eslint-disable @typescript-eslint/no-require-imports */
+const lazySdk = {
+  ec2: () => require('@aws-sdk/client-ec2') as typeof import('@aws-sdk/client-ec2'),
+  ssm: () => require('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm'),
+};
+/* eslint-enable @typescript-eslint/no-require-imports */
 export * from './errors';
 export type { SubmitResult } from './submit';
 
@@ -417,7 +428,7 @@ export class FleetClient {
     if (!this.names.cancelDocument) return viaHeartbeat('no cancel document is configured (FLEET_CANCEL_DOCUMENT)');
     if (!instanceId) return viaHeartbeat('the record names no instance');
     try {
-      const res = await this.clients.ssm.send(new SendCommandCommand({
+      const res = await this.clients.ssm.send(new (lazySdk.ssm().SendCommandCommand)({
         DocumentName: this.names.cancelDocument,
         InstanceIds: [instanceId],
         Parameters: { [CANCEL_DOCUMENT_PARAMETER]: [taskId] },
@@ -478,7 +489,7 @@ export class FleetClient {
       try {
         let token: string | undefined;
         do {
-          const res = await this.clients.ec2.send(new DescribeInstancesCommand({ ...describe, NextToken: token }));
+          const res = await this.clients.ec2.send(new (lazySdk.ec2().DescribeInstancesCommand)({ ...describe, NextToken: token }));
           for (const r of res.Reservations ?? []) for (const i of r.Instances ?? []) if (i.InstanceId) ec2.set(i.InstanceId, i);
           token = res.NextToken;
         } while (token);

@@ -66,3 +66,19 @@ export class WaitTimeoutError extends FleetClientError {
     super(`task ${taskId} still ${lastStatus} after ${Math.round(timeoutMs / 1000)} s`);
   }
 }
+
+/** A rollout cannot be done as asked (no rollout under way, another one is, no such version); `hint` says what to do. */
+export class RolloutRefusedError extends FleetClientError {
+  override readonly name = 'RolloutRefusedError';
+  constructor(
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+  }
+}
+
+/** An AWS call of a rollout failed; `cause` is the AWS error. */
+export class RolloutAwsError extends FleetClientError {
+  override readonly name = 'RolloutAwsError';
+}

@@ -13,6 +13,7 @@ import { instancesCommand, dlqListCommand, dlqRedriveCommand } from '../../scrip
 import { logsCommand } from '../../scripts/cli/logs';
 import { decisionJson, reportJson } from '../../scripts/cli/operate';
 import { buildProgram } from '../../scripts/cli/program';
+import { rolloutOutcomeJson, rolloutStatusJson } from '../../scripts/cli/rollout';
 import { submitCommand } from '../../scripts/cli/submit';
 import { listCommand, statusCommand } from '../../scripts/cli/tasks';
 import { watchTask } from '../../scripts/cli/watch';
@@ -161,8 +162,24 @@ const OUTPUTS: Record<string, () => Promise<unknown[]>> = {
       errors: [{ task_id: ID, during: 'resend', name: 'E', message: 'm' }],
     }),
   ],
+  'rollout start': async () => [rolloutOutcomeJson('started', MARKER)],
+  'rollout abort': async () => [rolloutOutcomeJson('aborted', MARKER)],
+  'rollout finish': async () => [rolloutOutcomeJson('finished', MARKER, ['i-1'])],
+  'rollout status': async () => [
+    rolloutStatusJson({
+      asgName: 'a',
+      marker: MARKER,
+      groupVersion: '2',
+      instances: [{ instanceId: 'i-1', generation: 'old', launchTemplateVersion: '1', status: 'retiring', lifecycleState: 'InService', running: [ID] }],
+      tasksOnOld: [{ taskId: ID, instanceId: 'i-1' }],
+      done: false,
+      warnings: [],
+    }),
+  ],
   scale: async () => [decisionJson({ fleetName: 'f', asgName: 'a', visible: 1, inFlight: 0, slotsPerInstance: 1, buffer: 0, min: 0, max: 3, current: 0, desired: 1, raised: true, unhealthyInstances: 0, oldestUnclaimedTaskAgeSeconds: 3 })],
 };
+
+const MARKER = { v: 1 as const, launch_template_id: 'lt-0123', target_version: '2', previous_version: '1', started_at: '2026-12-02T10:00:00.000Z' };
 
 function jsonCommands(program: Command, prefix = ''): string[] {
   return program.commands.flatMap((c) => {

@@ -39,6 +39,7 @@ const makeFullSpec = (): Record<string, unknown> => ({
   cpus: 2.5,
   memory_mb: 4096,
   pids: 512,
+  disk_mb: 20480,
   timeout_s: 3600,
   idempotency_key: 'abca-task-42',
   labels: { team: 'agents', 'app.kubernetes.io/name': 'agent' },
@@ -83,6 +84,7 @@ describe('Contract: task spec', () => {
         cpus: 1,
         memory_mb: 2048,
         pids: 1024,
+        disk_mb: 10 * 1024,
         timeout_s: DEFAULT_TIMINGS.defaultTaskTimeoutSeconds,
         labels: {},
       });

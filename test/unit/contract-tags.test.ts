@@ -67,6 +67,6 @@ describe('Contract: instance tag keys', () => {
 
   it('instance statuses are the lower-case values people see in the console', () => {
     // Assess
-    expect(Object.values(InstanceStatus).sort()).toEqual(['booting', 'busy', 'draining', 'idle', 'unhealthy', 'warm']);
+    expect(Object.values(InstanceStatus).sort()).toEqual(['booting', 'busy', 'draining', 'idle', 'retiring', 'unhealthy', 'warm']);
   });
 });

@@ -6,20 +6,25 @@ import {
   FLEETD_TRANSITIONS,
   FleetdStateHolder,
   IllegalTransitionError,
+  advertisedStatus,
   canTransition,
   drainOf,
+  isParked,
   isReceiving,
+  leavingReason,
   notClaimingReason,
   transition,
   type FleetdState,
   type FleetdStateKind,
 } from '../../daemon/src/fleetd-state';
+import { InstanceStatus } from '../../daemon/src/contract';
 
 const EXAMPLES: Record<FleetdStateKind, FleetdState> = {
   booting: { kind: 'booting' },
   warm: { kind: 'warm', target: 'Warmed:Pending:Wait' },
   serving: { kind: 'serving' },
   paused: { kind: 'paused', reason: 'idle-check' },
+  retiring: { kind: 'retiring', reason: 'rollout to launch template version 2 (this instance runs 1)', since: 1_000 },
   draining: { kind: 'draining', reason: 'SIGTERM received', since: 1_000 },
   stopped: { kind: 'stopped', drain: { reason: 'SIGTERM received', since: 1_000 } },
 };
@@ -36,6 +41,9 @@ const ALLOWED: Array<[FleetdStateKind, FleetdStateKind]> = [
   ['booting', 'stopped'],
   ['serving', 'paused'],
   ['serving', 'draining'],
+  ['serving', 'retiring'],
+  ['retiring', 'serving'],
+  ['retiring', 'draining'],
   ['paused', 'serving'],
   ['paused', 'draining'],
   ['draining', 'draining'],
@@ -87,11 +95,44 @@ describe('fleetd state: derived facts', () => {
     ['booting', false],
     ['serving', true],
     ['paused', true],
+    ['retiring', true],
     ['draining', false],
     ['stopped', false],
   ] as const)('%s: receiving is %s', (kind, receiving) => {
     // Assess
     expect(isReceiving(EXAMPLES[kind])).toBe(receiving);
+  });
+
+  it.each([
+    ['serving', false],
+    ['paused', true],
+    ['retiring', true],
+    ['draining', false],
+  ] as const)('%s: the slots are parked: %s', (kind, parked) => {
+    // Assess
+    expect(isParked(EXAMPLES[kind])).toBe(parked);
+  });
+
+  it.each<[FleetdStateKind, number, boolean, InstanceStatus]>([
+    ['serving', 0, false, InstanceStatus.IDLE],
+    ['serving', 1, false, InstanceStatus.BUSY],
+    ['serving', 1, true, InstanceStatus.BUSY],
+    ['retiring', 1, false, InstanceStatus.RETIRING],
+    ['retiring', 0, false, InstanceStatus.RETIRING],
+    ['retiring', 1, true, InstanceStatus.RETIRING],
+    ['draining', 1, false, InstanceStatus.BUSY],
+    ['draining', 0, false, InstanceStatus.DRAINING],
+    ['draining', 1, true, InstanceStatus.DRAINING],
+  ])('advertised: %s with %i running (claimed %s) is %s', (kind, running, claimed, expected) => {
+    // Assess
+    expect(advertisedStatus(EXAMPLES[kind], running, claimed)).toBe(expected);
+  });
+
+  it('leavingReason: the retirement\'s or the drain\'s reason, none while serving', () => {
+    // Assess
+    expect(leavingReason(EXAMPLES.retiring)).toMatch(/^rollout to launch template version 2/);
+    expect(leavingReason(EXAMPLES.draining)).toBe('SIGTERM received');
+    expect(leavingReason(EXAMPLES.serving)).toBeUndefined();
   });
 
   it('drainOf: the drain under way, the one a stop ended, or none', () => {
@@ -113,6 +154,7 @@ describe('fleetd state: derived facts', () => {
     ['serving, engine down', EXAMPLES.serving, { engine: 'engine down' }, free, 'engine down'],
     ['paused for the idle check', EXAMPLES.paused, {}, free, 'idle check in progress: receiving paused'],
     ['paused on a short disk: the disk is named', EXAMPLES.paused, { disk: 'low disk on /w' }, free, 'low disk on /w'],
+    ['retiring, whatever the gates', EXAMPLES.retiring, { disk: 'low disk on /w' }, free, 'retiring: rollout to launch template version 2 (this instance runs 1); finishing the running tasks, then terminating'],
     ['serving, every slot busy', EXAMPLES.serving, {}, full, 'every slot is busy'],
     ['serving, a slot free', EXAMPLES.serving, {}, free, null],
   ])('not claiming: %s', (_name, state, gates, slots, expected) => {
@@ -168,6 +210,30 @@ describe('fleetd state: the holder', () => {
 
     // Assess
     await expect(parked).resolves.toBeUndefined();
+    expect(h.receiveEnded.aborted).toBe(true);
+  });
+
+  it('a retirement parks the slots: unpaused() resolves when it is aborted (serving) or becomes a drain', async () => {
+    // Prepare
+    const h = new FleetdStateHolder();
+    h.to({ kind: 'serving' });
+    h.to(EXAMPLES.retiring);
+    let resumed = false;
+    const parked = h.unpaused().then(() => (resumed = true));
+
+    // Act
+    await Promise.resolve();
+    const before = resumed;
+    h.to({ kind: 'serving' });
+    await parked;
+    h.to(EXAMPLES.retiring);
+    const parkedAgain = h.unpaused();
+    h.to({ kind: 'draining', reason: 'rollout: retired', since: 2 });
+
+    // Assess
+    expect(before).toBe(false);
+    expect(resumed).toBe(true);
+    await expect(parkedAgain).resolves.toBeUndefined();
     expect(h.receiveEnded.aborted).toBe(true);
   });
 });

@@ -27,6 +27,11 @@ describe('desiredCapacity', () => {
     ['min floor above demand', { visible: 1, min: 3 }, 3],
     ['negative (bad metric) counts as zero', { visible: -5, inFlight: -1 }, 0],
     ['fractional slots round down, never below 1', { visible: 3, slotsPerInstance: 0.5 }, 3],
+    ['rollout: 2 retiring with a task each on 2 slots, 2 queued: one new instance for the queue', { visible: 2, inFlight: 2, slotsPerInstance: 2, retiring: 2 }, 3],
+    ['rollout: 2 retiring, only their tasks in flight: no new instance (none would idle and leave again)', { inFlight: 2, slotsPerInstance: 2, retiring: 2 }, 2],
+    ['rollout: 2 retiring full, 4 on new ones, 1 queued', { visible: 1, inFlight: 8, slotsPerInstance: 2, retiring: 2 }, 5],
+    ['rollout: retiring with nothing to do asks for nothing', { retiring: 3 }, 0],
+    ['rollout: the retiring count is capped by max like the rest', { visible: 5, inFlight: 1, retiring: 1, max: 4 }, 4],
   ])('%s', (_name, overrides, expected) => {
     it(`→ ${expected}`, () => {
       // Prepare

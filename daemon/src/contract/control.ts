@@ -50,9 +50,9 @@ export const StatusResponseSchema = z.strictObject({
   instance_id: z.string().nullable(),
   /** What the instance advertises (tag and instance row). */
   state: z.enum(Object.values(InstanceStatus) as [InstanceStatus, ...InstanceStatus[]]),
-  /** fleetd's own state (daemon/src/fleetd-state.ts): booting, warm, serving, paused, draining, stopped. */
-  fleetd_state: z.enum(['booting', 'warm', 'serving', 'paused', 'draining', 'stopped']),
-  /** True while the slots poll (serving, or paused for an idle check). */
+  /** fleetd's own state (daemon/src/fleetd-state.ts): booting, warm, serving, paused, retiring, draining, stopped. */
+  fleetd_state: z.enum(['booting', 'warm', 'serving', 'paused', 'retiring', 'draining', 'stopped']),
+  /** True while the slot loops run (serving, or parked: paused for an idle check, retiring in a rollout). */
   receiving: z.boolean(),
   /** Why no message is being received now; null when a slot is polling. */
   not_claiming: z.string().nullable(),

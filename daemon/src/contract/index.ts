@@ -22,3 +22,4 @@ export * from './control';
 export * from './intake';
 export * from './task-state-change';
 export * from './logs';
+export * from './rollout';

@@ -119,6 +119,15 @@ export const TaskSpecSchema = z
     cpus: z.number().min(0.1, { error: 'expected at least 0.1 CPUs' }).max(192).default(1),
     memory_mb: z.int().min(64, { error: 'expected at least 64 MiB' }).max(1024 * 1024).default(2048),
     pids: z.int().min(16).max(65536).default(1024),
+    /**
+     * Disk the task may fill, in MiB: its writable layer (when the engine supports a size
+     * limit) and, separately, its /fleet/output directory. Sealed with the rest of the spec.
+     */
+    disk_mb: z
+      .int()
+      .min(LIMITS.minDiskMb, { error: `expected at least ${LIMITS.minDiskMb} MiB` })
+      .max(LIMITS.maxDiskMb, { error: `expected at most ${LIMITS.maxDiskMb} MiB` })
+      .default(LIMITS.defaultDiskMb),
     timeout_s: z
       .int()
       .min(1)

@@ -11,6 +11,11 @@ export const InstanceStatus = {
   IDLE: 'idle',
   BUSY: 'busy',
   DRAINING: 'draining',
+  /**
+   * A rollout to another launch template version is under way: claims nothing new, finishes
+   * what it runs, then terminates itself (contract/rollout.ts).
+   */
+  RETIRING: 'retiring',
   UNHEALTHY: 'unhealthy',
   /**
    * In the group's warm pool (target lifecycle state `Warmed:*`): prepared (preflight passed,

@@ -61,6 +61,16 @@ export const LIMITS = Object.freeze({
    * ends a task that kills every host it runs on: past it the task is FAILED (contract/takeover.ts).
    */
   maxTakeovers: 3,
+  /**
+   * Disk a task may fill when its spec names none (`disk_mb`), in MiB: the bound of its
+   * writable layer (where the engine supports `storage-opt size`) and, separately, of its
+   * /fleet/output file system (docs/security.md, "Confinement").
+   */
+  defaultDiskMb: 10 * 1024,
+  /** Largest `disk_mb` a spec may ask for. */
+  maxDiskMb: 200 * 1024,
+  /** Smallest `disk_mb`: room for an ext4 file system's own metadata and a result. */
+  minDiskMb: 16,
 });
 
 /**

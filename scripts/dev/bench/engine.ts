@@ -108,7 +108,7 @@ export class RawEngine {
   async runOnce(id: string, specInput: TaskSpecInput): Promise<RawRun> {
     const parsed = parseTaskSpec(specInput);
     if (!parsed.ok) throw new Error(`bench spec: ${parsed.problems.join('; ')}`);
-    const files = this.runner.prepareFiles(id, '{}');
+    const files = await this.runner.prepareFiles(id, '{}', parsed.value.disk_mb);
     const env = [`TASK_ID=${id}`, `FLEET_TASK_ID=${id}`, 'FLEET_ATTEMPT=1'];
     const t0 = Date.now();
     const container = await this.runner.create({ taskId: id, attempt: 1, spec: parsed.value, env, files, graceSeconds: 30 });

@@ -10,6 +10,7 @@ import { formatLoad } from './machine';
 import type { ProfileResult } from './profile';
 import type { Summary } from './stats';
 import type { ThroughputResult } from './throughput';
+import type { SubmitSealResult } from './submit-seal';
 
 export interface Row {
   readonly metric: string;
@@ -41,6 +42,8 @@ export interface BenchFigures {
   readonly dispatchPairsOverlappingCancel: number;
   readonly throughput: ThroughputResult[];
   readonly profile?: ProfileResult;
+  /** Submit with and without the seal (one KMS GenerateMac), submit-seal.ts. */
+  readonly submitSeal?: SubmitSealResult;
 }
 
 const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : '–');

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { FleetdConfigFileInput } from '../../../daemon/src/contract';
+import { unmountOutputDisk } from '../../../daemon/src/output-disk';
 import { instanceDir } from '../local/paths';
 import { fleetdConfigFor } from '../local/provision';
 import type { TestFleet } from './fleet';
@@ -16,6 +17,28 @@ const FLEETD = path.join(__dirname, '..', '..', '..', 'bin', 'fleetd.js');
 
 /** Short timings so lease expiry and takeover happen within a test. */
 export const FAST_TIMINGS = { longPollSeconds: 1, heartbeatSeconds: 1, leaseSeconds: 6, cancelGraceSeconds: 2 };
+
+/**
+ * This test file's daemons. A test that kills fleetd mid-task (kill9, no restart) leaves that
+ * task's output disk (daemon/src/output-disk.ts) mounted; after the file's tests, the output
+ * disks of daemons that are no longer running, and only those, are unmounted.
+ */
+const daemons = new Set<TestDaemon>();
+function unmountDeadDaemonsDisks(): void {
+  for (const d of daemons) {
+    if (d.running) continue;
+    const tasks = path.join(d.workDir, 'lib', 'tasks');
+    for (const task of fs.existsSync(tasks) ? fs.readdirSync(tasks) : []) {
+      try {
+        unmountOutputDisk(path.join(tasks, task, 'output'));
+      } catch {
+        // best effort: the next prune of that dir would unmount it too
+      }
+    }
+  }
+}
+// A top-level hook of each test file that imports the harness (jest's afterAll, when present).
+(globalThis as { afterAll?: (fn: () => void) => void }).afterAll?.(unmountDeadDaemonsDisks);
 
 export interface TestDaemonOptions {
   /**
@@ -41,6 +64,7 @@ export class TestDaemon {
     options: TestDaemonOptions = {},
   ) {
     this.workDir = fs.mkdtempSync(path.join(os.tmpdir(), `fleetd-${instanceId}-`));
+    daemons.add(this);
     this.socketPath = options.ssmReachable ? path.join(instanceDir(instanceId), 'fleetd.sock') : path.join(this.workDir, 'run', 'fleetd.sock');
   }
 
@@ -82,6 +106,11 @@ export class TestDaemon {
   /** A new fleetd process for the same instance, config and work dir (after kill9 or stop). */
   restart(): this {
     return this.start();
+  }
+
+  /** A fleetd process of this daemon is alive (started, not exited). */
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
   get pid(): number | undefined {
