@@ -162,7 +162,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       throw new BootError(`preflight: ${problem}`);
     }
     this.store = new TaskStore({ ddb: clients.ddb, tasksTable: config.tasksTable, eventsTable: config.eventsTable, timings: config.timings, redact: (v) => this.log.secrets.redactValue(v) });
-    this.runner = new ContainerRunner({ docker, workDir: config.workDir, instanceId: id.instanceId, allowedRegistries: config.allowedRegistries, ecr: clients.ecr, log: this.log });
+    this.runner = new ContainerRunner({ docker, workDir: config.workDir, instanceId: id.instanceId, allowedRegistries: config.allowedRegistries, outputDisks: config.outputDisks, ecr: clients.ecr, log: this.log });
     // The lease guard (`fleetd guard`, its own systemd timer) acts on this instance's containers only.
     this.leaseFiles.writeInstanceId(id.instanceId);
     this.abcaMirror = abcaMirrorFor(config, clients.ddb, this.log);

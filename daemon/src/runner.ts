@@ -99,6 +99,8 @@ export interface RunnerOptions {
   readonly workDir: string;
   readonly instanceId: string;
   readonly allowedRegistries: readonly string[];
+  /** 'loop': a file system of its own per task where the engine cannot bound disk (config `outputDisks`). @default 'off' */
+  readonly outputDisks?: 'loop' | 'off';
   readonly ecr?: ECRClient;
   readonly log: Logger;
 }
@@ -106,6 +108,7 @@ export interface RunnerOptions {
 export class ContainerRunner {
   /** The engine's user-namespace and disk-limit facts (confinement.ts). */
   readonly confinement: EngineConfinement;
+  private unboundedSaid = false;
 
   constructor(private readonly o: RunnerOptions) {
     this.confinement = new EngineConfinement(o.docker);
@@ -174,8 +177,8 @@ export class ContainerRunner {
   /**
    * Writes the payload read-only and makes the output directory: a `diskMb` file system of its
    * own (output-disk.ts) owned by the container's root user (the remapped uid under
-   * userns-remap). Where the host cannot make one (no loop device, not root) the directory is
-   * plain and unbounded, and a warning says so.
+   * userns-remap) when the config asks for loop disks. Where the host cannot make one (no loop
+   * device, not root) or they are off, the directory is plain and unbounded, and a warning says so.
    */
   async prepareFiles(taskId: string, payloadJson: string, diskMb: number): Promise<TaskFiles> {
     const files = this.taskFiles(taskId);
@@ -184,8 +187,12 @@ export class ContainerRunner {
     fs.mkdirSync(path.dirname(files.logFile), { recursive: true, mode: 0o700 });
     const { rootUid: uid, rootGid: gid, sizeLimit } = await this.confinement.get();
     try {
-      // The engine bounds a volume itself where it can (confinement.ts); else our own disk.
-      if (!sizeLimit) await mountOutputDisk(files.outputDir, path.join(files.dir, 'output.img'), diskMb, { uid, gid });
+      // The engine bounds a volume itself where it can (confinement.ts); else our own disk, when configured.
+      if (!sizeLimit && this.o.outputDisks === 'loop') await mountOutputDisk(files.outputDir, path.join(files.dir, 'output.img'), diskMb, { uid, gid });
+      else if (!sizeLimit && !this.unboundedSaid) {
+        this.unboundedSaid = true;
+        this.o.log.warn("task output directories are not bounded: the engine has no xfs project quotas and fleetd's config has outputDisks 'off' (docs/security.md, Confinement)");
+      }
     } catch (err) {
       this.o.log.warn('the output directory could not be bounded; it is a plain directory on the work disk', { task_id: taskId, error: err });
     }

@@ -78,7 +78,7 @@ beforeAll(async () => {
   await ensureDemoImage(docker);
   fleet = await freshFleet({ instances: 1 });
   client = new FleetClient(fleet.clients, fleet.resources);
-  daemon = new TestDaemon(fleet, fleet.resources.instanceIds[0], {}, { DOCKER_HOST: `unix://${socket}` }).start();
+  daemon = new TestDaemon(fleet, fleet.resources.instanceIds[0], { outputDisks: 'loop' }, { DOCKER_HOST: `unix://${socket}` }).start();
   await daemon.ready();
 }, 180_000);
 

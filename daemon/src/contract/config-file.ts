@@ -73,6 +73,14 @@ export const FleetdConfigFileSchema = z.strictObject({
   /** Claiming stops below this many free inodes. @default 250000 */
   minFreeInodes: z.int().min(0).default(250_000),
   /**
+   * Where the engine cannot bound a task's disk (no xfs project quotas; docs/security.md
+   * "Confinement"), 'loop' gives each task's /fleet/output a `disk_mb` file system of its own
+   * (a sparse file, mkfs.ext4, a loop mount: root and loop devices, outside the systemd
+   * sandbox; ~0.15 s per task). 'off': the output directory is plain, and fleetd says once that
+   * it is unbounded. @default 'off'
+   */
+  outputDisks: z.enum(['loop', 'off']).default('off'),
+  /**
    * Per-task credentials endpoint bind address and port (`port: 0` picks a free port; tests).
    * @default { host: '169.254.170.2', port: 80 }
    */
