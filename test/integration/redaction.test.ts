@@ -13,6 +13,7 @@ import { CreateSecretCommand, DeleteSecretCommand } from '@aws-sdk/client-secret
 import { TaskStatus, type TaskSpecInput } from '../../daemon/src/contract';
 import { REDACTED } from '../../daemon/src/log';
 import { FleetClient } from '../../scripts/lib/client';
+import { TaskLogStreamReader, createLogsClient } from '../../scripts/lib/task-logs';
 import { TestDaemon } from '../../scripts/dev/harness/daemon';
 import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
 
@@ -112,6 +113,9 @@ test('secrets with quotes, backslashes, newlines, unicode and JSON bodies reach 
   const events = await client.listEvents(taskId);
   const logFile = path.join(daemon.workDir, 'lib', 'logs', `${taskId}.log`);
   const taskLog = fs.readFileSync(logFile, 'utf8');
+  // The CloudWatch stream fleetd shipped (docs/logs.md): the same redacted lines as the file.
+  const reader = new TaskLogStreamReader(await createLogsClient(fleet.resources.region), fleet.resources.logGroup, taskId, record.attempt);
+  const shipped = ((await reader.read()) ?? []).map((l) => (l.message === ' ' ? '' : l.message)).join('\n');
 
   // Assess: the task ran and printed and recorded what it was given, redacted...
   expect(record.status).toBe(TaskStatus.FAILED);
@@ -130,11 +134,12 @@ test('secrets with quotes, backslashes, newlines, unicode and JSON bodies reach 
   expect(record.log_tail).toContain('agent: done');
   expect(taskLog).toContain(`on stderr: ${REDACTED}`);
   expect(taskLog).toContain(`demo: ${REDACTED}`);
+  expect(`${shipped}\n`).toBe(taskLog);
 
   // ...and no secret, no escaped form of one and no registered line or field of one is anywhere.
   const secrets = [tricky, demoSecretValue, jsonSecret, jsonUser, JSON.parse(jsonSecret).password as string, ...tricky.split('\n').filter((l) => l.trim().length >= 8)];
   const decoded = [...strings(record), ...strings(events), ...daemon.lines.flatMap((l) => strings(parseOrNothing(l)))];
-  const raw = [JSON.stringify(record), JSON.stringify(events), ...daemon.lines, taskLog];
+  const raw = [JSON.stringify(record), JSON.stringify(events), ...daemon.lines, taskLog, shipped];
   for (const s of secrets) {
     for (const text of [...decoded, ...raw]) {
       expect(text.includes(s)).toBe(false);
