@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { MAX_KEY_BYTES, fitKey, openArtifact, planArtifacts, sanitiseRelativePath } from '../../daemon/src/artifacts';
 import { ARTIFACT_DEFAULTS, artifactsPrefix } from '../../daemon/src/contract';
+import { UnsafeArtifactPathError, downloadTarget } from '../../scripts/lib/artifacts';
 
 const prefix = artifactsPrefix('task-1', 2);
 const roomy = { maxFiles: 100, maxFileBytes: 1_000_000, maxTotalBytes: 10_000_000 };
@@ -128,4 +129,12 @@ test('caps: file count, bytes per file, bytes in all; what they leave out makes 
 
 test('the documented defaults', () => {
   expect(ARTIFACT_DEFAULTS).toEqual({ maxFiles: 100, maxFileBytes: 100 * 1024 * 1024, maxTotalBytes: 1024 * 1024 * 1024 });
+});
+
+test('fleet artifacts --download never writes outside its directory, whatever the bucket holds', () => {
+  const dir = outputDir();
+  expect(downloadTarget(dir, 'sub/notes.txt')).toBe(path.join(dir, 'sub', 'notes.txt'));
+  for (const hostile of ['../x', 'a/../../x', '/etc/passwd', '', 'a\nb', 'sub/..']) {
+    expect(() => downloadTarget(dir, hostile)).toThrow(UnsafeArtifactPathError);
+  }
 });
