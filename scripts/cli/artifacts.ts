@@ -8,6 +8,7 @@ import { downloadArtifacts, listArtifacts } from '../lib/artifacts';
 import type { CliContext } from './config';
 import { EXIT } from './errors';
 import { printJson } from './format';
+import { artifactJson } from './json';
 
 export interface ArtifactsOptions {
   readonly attempt?: number;
@@ -24,7 +25,7 @@ export async function artifactsCommand(ctx: CliContext, taskId: string, o: Artif
   const error = attempt === record.attempt ? record.artifacts_error : undefined;
   const files = o.download ? await downloadArtifacts(ctx.client.clients.s3, bucket, entries, o.download) : undefined;
   if (o.json) {
-    printJson({ task_id: taskId, attempt, bucket, prefix: `s3://${bucket}/artifacts/${taskId}/${attempt}/`, summary, artifacts_error: error, artifacts: entries, ...(files ? { downloaded: files } : {}) });
+    printJson({ task_id: taskId, attempt, bucket, prefix: `s3://${bucket}/artifacts/${taskId}/${attempt}/`, summary, artifacts_error: error, artifacts: entries.map(artifactJson), ...(files ? { downloaded: files } : {}) });
     return EXIT.ok;
   }
   process.stderr.write(`fleet: artifacts of ${taskId} attempt ${attempt} in s3://${bucket}/artifacts/${taskId}/${attempt}/\n`);

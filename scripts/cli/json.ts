@@ -7,6 +7,7 @@
  * walks every command's output and fails on a camelCase key.
  */
 import type { TaskRecord } from '../../daemon/src/contract';
+import type { ArtifactEntry } from '../lib/artifacts';
 import type { CancelDelivery, CancelResult, DeadLetter, InstanceList, InstanceView, RedriveOutcome, TaskPage } from '../lib/client';
 
 /** `fleet list --json`: a page of records; `skipped` counts items that were not valid task records. */
@@ -75,4 +76,9 @@ export function redriveJson(dryRun: boolean, outcomes: RedriveOutcome[]): { dry_
       ...(x.error !== undefined ? { error: x.error } : {}),
     })),
   };
+}
+
+/** One artifact as `fleet artifacts --json` prints it. */
+export function artifactJson(e: ArtifactEntry): Record<string, unknown> {
+  return { key: e.key, path: e.path, size: e.size, last_modified: e.lastModified ?? null };
 }

@@ -7,6 +7,7 @@
  */
 import { Command } from 'commander';
 import { EventType, TaskStatus, type TaskEvent, type TaskRecord } from '../../daemon/src/contract';
+import { artifactsCommand } from '../../scripts/cli/artifacts';
 import { cancelCommand } from '../../scripts/cli/cancel';
 import type { CliContext } from '../../scripts/cli/config';
 import { instancesCommand, dlqListCommand, dlqRedriveCommand } from '../../scripts/cli/instances';
@@ -95,6 +96,12 @@ const REDRIVE: RedriveOutcome[] = [
 
 /** A client that answers every read with the fixtures above. */
 const fakeClient = {
+  names: {},
+  clients: {
+    region: 'us-east-1',
+    // One artifact listed (ListObjectsV2), for `fleet artifacts --json`.
+    s3: { send: async () => ({ Contents: [{ Key: `artifacts/${ID}/1/reports/summary.md`, Size: 56, LastModified: new Date(T) }] }) },
+  },
   getTask: async () => RECORD,
   waitForTerminal: async () => RECORD,
   listTasks: async () => ({ tasks: [RECORD], nextCursor: 'c', skipped: 1 }),
@@ -107,7 +114,7 @@ const fakeClient = {
     yield { kind: 'record', record: RECORD };
   },
 } as unknown as FleetClient;
-const ctx = { client: fakeClient, names: {} } as unknown as CliContext;
+const ctx = { client: fakeClient, names: { payloadBucket: 'b' } } as unknown as CliContext;
 
 /** Runs `fn` and returns what it wrote to stdout, parsed: one JSON document, or JSON lines. */
 async function jsonOut(fn: () => Promise<unknown>): Promise<unknown[]> {
@@ -138,6 +145,7 @@ const OUTPUTS: Record<string, () => Promise<unknown[]>> = {
   list: () => jsonOut(() => listCommand(ctx, { limit: 1, json: true })),
   watch: () => jsonOut(() => watchTask(fakeClient, ID, { json: true, logDir, intervalMs: 1 })),
   logs: () => jsonOut(() => logsCommand(ctx, ID, { json: true, logDir })),
+  artifacts: () => jsonOut(() => artifactsCommand(ctx, ID, { json: true })),
   cancel: async () => {
     const docs: unknown[] = [];
     // One at a time: each run captures stdout.
