@@ -14,8 +14,11 @@
  *                   then a traced dispatch profile
  *   (none)  -       submit with and without the seal (KMS GenerateMac) on the fleet's own
  *                   queue, which no daemon polls (bench/submit-seal.ts; also runs alone)
+ *   logs   1 slot   one extra instance and queue: fleetd CPU per MB of task log shipped to
+ *                   CloudWatch Logs, paced 8 MB, ship vs file only (bench/log-shipping.ts;
+ *                   alone it adds the 100 MB flood)
  * Order: setup → cancel targets started → dispatch ‖ cancels → throughput → idle window
- * closes → submit-seal → traced profile → teardown. Budget: BENCH_BUDGET_S (default 270 s);
+ * closes → submit-seal → traced profile → log shipping → teardown. Budget: BENCH_BUDGET_S (default 270 s);
  * phases shorten themselves (never below their minimum samples) to stay inside it.
  */
 import '../../daemon/src/quiet-sdk-warning';
@@ -40,6 +43,7 @@ import { formatLoad, loadAverage, machineInfo } from './bench/machine';
 import { profilePhase } from './bench/profile';
 import { AwsProxy, DockerTraceProxy } from './bench/proxy';
 import { renderProfile, renderSegments, renderTable, targets, type BenchFigures } from './bench/report';
+import { logShippingPhase, renderLogShipping } from './bench/log-shipping';
 import { renderSubmitSeal, submitSealPhase } from './bench/submit-seal';
 import { throughputPhase, type ThroughputResult } from './bench/throughput';
 
@@ -105,9 +109,10 @@ async function main(): Promise<void> {
   const clients = createAwsClients();
   const [bundle, shared] = await Promise.all([
     buildFleetdBundle(),
-    provisionFleet(clients, run, { instances: PLAN.length, minSize: PLAN.length, maxSize: PLAN.length }),
+    // One more instance than daemons: the log-shipping phase's own.
+    provisionFleet(clients, run, { instances: PLAN.length + 1, minSize: PLAN.length + 1, maxSize: PLAN.length + 1 }),
   ]);
-  if (shared.instanceIds.length < PLAN.length) throw new Error(`fleet ${run}: expected ${PLAN.length} instances, moto launched ${shared.instanceIds.length}`);
+  if (shared.instanceIds.length < PLAN.length + 1) throw new Error(`fleet ${run}: expected ${PLAN.length + 1} instances, moto launched ${shared.instanceIds.length}`);
   const queues = await Promise.all(PLAN.map((p) => daemonQueue(clients, shared, p.key)));
   const resources = Object.fromEntries(PLAN.map((p, i) => [p.key, { ...shared, queueUrl: queues[i] }])) as Record<DaemonPlan['key'], FleetResources>;
   const instanceOf = Object.fromEntries(PLAN.map((p, i) => [p.key, shared.instanceIds[i]])) as Record<DaemonPlan['key'], string>;
@@ -207,6 +212,12 @@ async function main(): Promise<void> {
 
     const profile = dockerTrace ? await phase('profile', () => profilePhase(ctx, fleet('idle'), aws, dockerTrace, 3)) : undefined;
 
+    // fleetd's CPU per MB of task log shipped to CloudWatch Logs (paced, 8 MB; the flood case
+    // runs with bench/log-shipping.ts alone), on its own instance and queue.
+    const logShipping = await phase('log-shipping', async () =>
+      logShippingPhase({ fleet: { ...shared, queueUrl: await daemonQueue(clients, shared, 'logs'), instanceIds: [shared.instanceIds[PLAN.length]] }, stackEnv, bundlePath: bundle.path, mb: 8 }),
+    );
+
     const figures: BenchFigures = {
       machine,
       load: { start: loadStart, end: loadAverage() },
@@ -221,6 +232,7 @@ async function main(): Promise<void> {
       throughput,
       profile,
       submitSeal,
+      logShipping,
     };
     const table = renderTable(figures);
     const checks = targets(figures);
@@ -233,6 +245,8 @@ async function main(): Promise<void> {
     }
     console.log('');
     console.log(renderSubmitSeal(submitSeal));
+    console.log('');
+    console.log(renderLogShipping(logShipping));
     console.log('');
     console.log(`load average (1 min) per phase: ${Object.entries(loads).map(([name, l]) => `${name} ${l.start.split(' ')[0]}→${l.end?.split(' ')[0]}`).join(', ')}`);
     console.log('');

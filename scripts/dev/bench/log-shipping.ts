@@ -76,46 +76,68 @@ async function runOnce(variant: string, fleet: FleetResources, ship: boolean, sc
   }
 }
 
+export interface LogShippingResult {
+  readonly runs: readonly RunFigures[];
+  /** fleetd CPU seconds per MB shipped: (ship − file only) over MB shipped, paced. */
+  readonly cpuSecondsPerShippedMB?: number;
+}
+
+/**
+ * The paced pair (file only, then shipping) and, with `floodMb`, the flood pair, one daemon at a
+ * time on `fleet` (which must have a task log group and one instance no other daemon uses).
+ */
+export async function logShippingPhase(args: { fleet: FleetResources; stackEnv: Record<string, string>; bundlePath: string; mb: number; floodMb?: number }): Promise<LogShippingResult> {
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleet-logbench-'));
+  const plan: Array<readonly [string, boolean, string, number]> = [
+    ['file only, paced', false, paced(args.mb), args.mb],
+    ['ship, paced', true, paced(args.mb), args.mb],
+    ...(args.floodMb ? ([['file only, flood', false, flood(args.floodMb), args.floodMb], ['ship, flood', true, flood(args.floodMb), args.floodMb]] as const) : []),
+  ];
+  const runs: RunFigures[] = [];
+  try {
+    for (const [variant, ship, script, printed] of plan) {
+      console.error(`log shipping: running ${variant}`);
+      runs.push(await runOnce(variant, args.fleet, ship, script, printed, args.stackEnv, args.bundlePath, runDir));
+    }
+  } finally {
+    fs.rmSync(runDir, { recursive: true, force: true });
+  }
+  const [filePaced, shipPaced] = runs;
+  return { runs, ...(shipPaced.shippedMB ? { cpuSecondsPerShippedMB: (shipPaced.cpuSeconds - filePaced.cpuSeconds) / shipPaced.shippedMB } : {}) };
+}
+
+export function renderLogShipping(r: LogShippingResult): string {
+  const lines = [`fleetd CPU for task output (load average ${formatLoad(loadAverage())})`];
+  lines.push(`  ${'variant'.padEnd(20)} ${'printed'.padStart(8)} ${'shipped'.padStart(8)} ${'dropped'.padStart(8)} ${'cpu s'.padStart(7)} ${'cpu s/MB'.padStart(9)} ${'task s'.padStart(7)} ${'max RSS'.padStart(8)}`);
+  for (const x of r.runs) {
+    lines.push(`  ${x.variant.padEnd(20)} ${x.printedMB.toFixed(1).padStart(8)} ${(x.shippedMB ?? 0).toFixed(1).padStart(8)} ${(x.droppedMB ?? 0).toFixed(1).padStart(8)} ${x.cpuSeconds.toFixed(2).padStart(7)} ${(x.cpuSeconds / x.printedMB).toFixed(3).padStart(9)} ${x.taskSeconds.toFixed(1).padStart(7)} ${`${x.maxRssMiB.toFixed(0)} MiB`.padStart(8)}`);
+  }
+  const [, , fileFlood, shipFlood] = r.runs;
+  lines.push(`  shipping costs ${r.cpuSecondsPerShippedMB === undefined ? 'n/a' : r.cpuSecondsPerShippedMB.toFixed(3)} fleetd CPU seconds per MB shipped (paced: ship minus file-only, over MB shipped)${shipFlood ? `; flood: ${(shipFlood.cpuSeconds - fileFlood.cpuSeconds).toFixed(2)} s more CPU for ${(shipFlood.shippedMB ?? 0).toFixed(1)} MB shipped, ${(shipFlood.droppedMB ?? 0).toFixed(1)} MB dropped` : ''}`);
+  return lines.join('\n');
+}
+
 async function main(): Promise<void> {
   const stackEnv = readEnvFile();
   if (!stackEnv) throw new Error('the local stack is not running: start it with "npm run local -- up"');
   Object.assign(process.env, stackEnv);
   const mb = Number(process.env.LOG_BENCH_MB ?? 16);
   const floodMb = Number(process.env.LOG_BENCH_FLOOD_MB ?? 100);
-  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleet-logbench-'));
   const fleet = await provisionFleet(createAwsClients(), `logb${Date.now().toString(36)}`, { instances: 1, minSize: 1, maxSize: 1 });
   const bundle = await buildFleetdBundle();
   console.error(`load average ${formatLoad(loadAverage())}; bundle ${bundle.cached ? 'cached' : `built in ${bundle.seconds.toFixed(1)} s`}`);
-  const runs: RunFigures[] = [];
-  try {
-    for (const [variant, ship, script, printed] of [
-      ['file only, paced', false, paced(mb), mb],
-      ['ship, paced', true, paced(mb), mb],
-      ['file only, flood', false, flood(floodMb), floodMb],
-      ['ship, flood', true, flood(floodMb), floodMb],
-    ] as const) {
-      console.error(`running: ${variant}`);
-      runs.push(await runOnce(variant, fleet, ship, script, printed, stackEnv, bundle.path, runDir));
-    }
-  } finally {
-    fs.rmSync(runDir, { recursive: true, force: true });
-  }
-  const [filePaced, shipPaced, fileFlood, shipFlood] = runs;
-  const perShippedMB = shipPaced.shippedMB ? (shipPaced.cpuSeconds - filePaced.cpuSeconds) / shipPaced.shippedMB : undefined;
-  console.log(`fleetd CPU for task output (load average ${formatLoad(loadAverage())})`);
-  console.log(`  ${'variant'.padEnd(20)} ${'printed'.padStart(8)} ${'shipped'.padStart(8)} ${'dropped'.padStart(8)} ${'cpu s'.padStart(7)} ${'cpu s/MB'.padStart(9)} ${'task s'.padStart(7)} ${'max RSS'.padStart(8)}`);
-  for (const r of runs) {
-    console.log(`  ${r.variant.padEnd(20)} ${r.printedMB.toFixed(1).padStart(8)} ${(r.shippedMB ?? 0).toFixed(1).padStart(8)} ${(r.droppedMB ?? 0).toFixed(1).padStart(8)} ${r.cpuSeconds.toFixed(2).padStart(7)} ${(r.cpuSeconds / r.printedMB).toFixed(3).padStart(9)} ${r.taskSeconds.toFixed(1).padStart(7)} ${`${r.maxRssMiB.toFixed(0)} MiB`.padStart(8)}`);
-  }
-  console.log(`  shipping costs ${perShippedMB === undefined ? 'n/a' : perShippedMB.toFixed(3)} fleetd CPU seconds per MB shipped (paced: ship minus file-only, over MB shipped); flood: ${(shipFlood.cpuSeconds - fileFlood.cpuSeconds).toFixed(2)} s more CPU for ${(shipFlood.shippedMB ?? 0).toFixed(1)} MB shipped, ${(shipFlood.droppedMB ?? 0).toFixed(1)} MB dropped`);
+  const result = await logShippingPhase({ fleet, stackEnv, bundlePath: bundle.path, mb, floodMb });
+  console.log(renderLogShipping(result));
   fs.mkdirSync(path.dirname(RESULTS), { recursive: true });
-  fs.writeFileSync(RESULTS, `${JSON.stringify({ at: new Date().toISOString(), load: loadAverage(), cpuSecondsPerShippedMB: perShippedMB, runs }, null, 2)}\n`);
+  fs.writeFileSync(RESULTS, `${JSON.stringify({ at: new Date().toISOString(), load: loadAverage(), ...result }, null, 2)}\n`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exit(1);
-  },
-);
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err instanceof Error ? err.message : err);
+      process.exit(1);
+    },
+  );
+}

@@ -10,6 +10,7 @@ import { formatLoad } from './machine';
 import type { ProfileResult } from './profile';
 import type { Summary } from './stats';
 import type { ThroughputResult } from './throughput';
+import type { LogShippingResult } from './log-shipping';
 import type { SubmitSealResult } from './submit-seal';
 
 export interface Row {
@@ -44,6 +45,8 @@ export interface BenchFigures {
   readonly profile?: ProfileResult;
   /** Submit with and without the seal (one KMS GenerateMac), submit-seal.ts. */
   readonly submitSeal?: SubmitSealResult;
+  /** fleetd CPU per MB of task log shipped, log-shipping.ts. */
+  readonly logShipping?: LogShippingResult;
 }
 
 const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : '–');
