@@ -82,3 +82,13 @@ export class RolloutRefusedError extends FleetClientError {
 export class RolloutAwsError extends FleetClientError {
   override readonly name = 'RolloutAwsError';
 }
+
+/** Runs one AWS call; anything but our own errors becomes a FleetRequestError naming the step. */
+export async function call<T>(during: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof FleetClientError) throw err;
+    throw new FleetRequestError(during, err);
+  }
+}
