@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseEnv } from 'node:util';
-import { FLEET_ENV } from '../../daemon/src/contract';
+import { FLEET_ENV } from '../../daemon/src/contract/environment';
 import type { FleetNames } from '../lib/client';
 import { isCheckout, localStackEnvFile } from '../lib/local-env-file';
 import { UsageError } from './errors';

@@ -7,7 +7,7 @@
  * error (issue #18; figures in docs/benchmarks.md).
  */
 import { Command, type OptionValues } from 'commander';
-import { ALL_STATUSES, type TaskStatus } from '../../daemon/src/contract';
+import { ALL_STATUSES, type TaskStatus } from '../../daemon/src/contract/states';
 import type { CliContext } from './config';
 import type { ReadContext } from './read-context';
 import { EXIT, describeError } from './errors';

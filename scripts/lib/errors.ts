@@ -2,7 +2,8 @@
  * Typed errors of the client library (Powertools style: a `name` to branch on, the AWS error
  * as `cause`). Each message says what happened and what to do next; the CLI prints it as is.
  */
-import { TASK_ID_PATTERN_SOURCE, quote } from '../../daemon/src/contract';
+import { TASK_ID_PATTERN_SOURCE } from '../../daemon/src/contract/ids';
+import { quote } from '../../daemon/src/contract/validation';
 
 export class FleetClientError extends Error {
   override readonly name: string = 'FleetClientError';

@@ -6,7 +6,10 @@
  * contract and this folder's small modules.
  */
 import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { ALL_STATUSES, TASKS_TABLE, isTaskId, parseTaskRecord, type TaskRecord, type TaskStatus } from '../../daemon/src/contract';
+import { isTaskId } from '../../daemon/src/contract/ids';
+import { parseTaskRecord, type TaskRecord } from '../../daemon/src/contract/record';
+import { ALL_STATUSES, type TaskStatus } from '../../daemon/src/contract/states';
+import { TASKS_TABLE } from '../../daemon/src/contract/tables';
 import { FleetClientError, InvalidTaskIdError, TaskNotFoundError, call } from './errors';
 import { decodeCursor, encodeCursor, hasMore, mergeNewestFirst, nextPositions, startKey, type PartitionHead, type Positions } from './task-pages';
 
