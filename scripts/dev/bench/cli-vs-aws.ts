@@ -17,7 +17,7 @@
  *   npx tsx scripts/dev/bench/cli-vs-aws.ts [rounds]      (default 20; needs `npm run local -- up`)
  */
 import '../../../daemon/src/quiet-sdk-warning';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -98,9 +98,21 @@ export async function buildCliBundle(): Promise<{ dir: string; seconds: number }
   return { dir, seconds };
 }
 
+/**
+ * The AWS CLI to time: $CLI_BENCH_AWS, else `aws` on PATH; a pyenv shim (a bash script that runs
+ * `pyenv exec`, ~0.1 s more) is resolved to the interpreter's own `aws`, so the shim is not
+ * counted against the AWS CLI.
+ */
+export function awsExecutable(env: NodeJS.ProcessEnv): string {
+  if (env.CLI_BENCH_AWS) return env.CLI_BENCH_AWS;
+  const which = spawnSync('pyenv', ['which', 'aws'], { env, encoding: 'utf8' });
+  const real = which.status === 0 ? which.stdout.trim() : '';
+  return real && fs.existsSync(real) ? real : 'aws';
+}
+
 function awsVersion(env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve) => {
-    const child = spawn('aws', ['--version'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(awsExecutable(env), ['--version'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -130,12 +142,14 @@ export async function cliVsAwsPhase(options: { clients: AwsClients; names: Fleet
     [FLEET_ENV.payloadBucket]: names.payloadBucket,
     AWS_PAGER: '',
   };
+  // The AWS CLI v1 reads its region from AWS_DEFAULT_REGION only.
+  env.AWS_DEFAULT_REGION ??= env.AWS_REGION;
   delete env.NODE_OPTIONS;
   const fleet = path.join(built.dir, 'fleet.mjs');
   const commands: Array<{ key: CliCommandKey; argv: string[] }> = [
     { key: 'fleet status', argv: [process.execPath, fleet, 'status', taskId] },
     { key: 'fleet list', argv: [process.execPath, fleet, 'list'] },
-    { key: 'aws get-item', argv: ['aws', 'dynamodb', 'get-item', '--table-name', names.tasksTable, '--key', JSON.stringify({ task_id: { S: taskId } }), '--consistent-read', '--output', 'json'] },
+    { key: 'aws get-item', argv: [awsExecutable(env), 'dynamodb', 'get-item', '--table-name', names.tasksTable, '--key', JSON.stringify({ task_id: { S: taskId } }), '--consistent-read', '--output', 'json'] },
   ];
   const runs = new Map<CliCommandKey, Run[]>(commands.map((c) => [c.key, []]));
   const loadStart = formatLoad(loadAverage());
@@ -154,7 +168,7 @@ export async function cliVsAwsPhase(options: { clients: AwsClients; names: Fleet
     const cpu = r.flatMap((x) => (x.cpuS === undefined ? [] : [x.cpuS]));
     return {
       key: c.key,
-      argv: c.argv.map((a) => (a === process.execPath ? 'node' : a === fleet ? 'fleet.mjs' : a)),
+      argv: c.argv.map((a) => (a === process.execPath ? 'node' : a === fleet ? 'fleet.mjs' : a.includes('/') ? path.basename(a) : a)),
       wallMs: summarize(walls),
       p90Ms: percentile([...walls].sort((a, b) => a - b), 90),
       ...(rss.length ? { maxRssMiB: summarize(rss) } : {}),
