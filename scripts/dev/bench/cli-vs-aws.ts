@@ -15,6 +15,10 @@
  * fleet in moto, ~10 s, then ~2 s per round at load 2):
  *
  *   npx tsx scripts/dev/bench/cli-vs-aws.ts [rounds]      (default 20; needs `npm run local -- up`)
+ *
+ * CLI_BENCH_BUNDLE_DIR=dir times an existing build instead of building one;
+ * CLI_BENCH_BASELINE_DIR=dir adds another build's status and list to the same rounds (before/after);
+ * CLI_BENCH_AWS=path names the AWS CLI.
  */
 import '../../../daemon/src/quiet-sdk-warning';
 import { spawn, spawnSync } from 'node:child_process';
@@ -34,7 +38,7 @@ export const CLI_TARGET_MS = 400;
 export const CLI_TARGET_RATIO = 1 / 3;
 const GNU_TIME = '/usr/bin/time';
 
-export type CliCommandKey = 'fleet status' | 'fleet list' | 'aws get-item';
+export type CliCommandKey = 'fleet status' | 'fleet list' | 'aws get-item' | 'baseline status' | 'baseline list';
 
 export interface CliCommandFigures {
   readonly key: CliCommandKey;
@@ -50,6 +54,7 @@ export interface CliCommandFigures {
 export interface CliVsAwsResult {
   readonly rounds: number;
   readonly bundleDir: string;
+  readonly baselineDir?: string;
   readonly bundleSeconds: number;
   readonly awsVersion: string;
   readonly commands: CliCommandFigures[];
@@ -126,7 +131,16 @@ function awsVersion(env: NodeJS.ProcessEnv): Promise<string> {
  * local stack's environment (AWS endpoint, region, credentials); the CLI gets the fleet's names
  * as FLEET_* variables, so it never looks for a local env file.
  */
-export async function cliVsAwsPhase(options: { clients: AwsClients; names: FleetNames; stackEnv: Record<string, string>; rounds: number; bundleDir?: string }): Promise<CliVsAwsResult> {
+export async function cliVsAwsPhase(options: {
+  clients: AwsClients;
+  names: FleetNames;
+  stackEnv: Record<string, string>;
+  rounds: number;
+  /** A built CLI bundle to time instead of building one. */
+  bundleDir?: string;
+  /** Another build (an older commit's) timed in the same rounds, as `baseline status` / `baseline list`. */
+  baselineDir?: string;
+}): Promise<CliVsAwsResult> {
   const { clients, names, stackEnv, rounds } = options;
   const built = options.bundleDir ? { dir: options.bundleDir, seconds: 0 } : await buildCliBundle();
   const client = new FleetClient(clients, names);
@@ -151,6 +165,10 @@ export async function cliVsAwsPhase(options: { clients: AwsClients; names: Fleet
     { key: 'fleet list', argv: [process.execPath, fleet, 'list'] },
     { key: 'aws get-item', argv: [awsExecutable(env), 'dynamodb', 'get-item', '--table-name', names.tasksTable, '--key', JSON.stringify({ task_id: { S: taskId } }), '--consistent-read', '--output', 'json'] },
   ];
+  const baseline = options.baselineDir ? path.join(options.baselineDir, 'fleet.mjs') : undefined;
+  if (baseline) {
+    commands.push({ key: 'baseline status', argv: [process.execPath, baseline, 'status', taskId] }, { key: 'baseline list', argv: [process.execPath, baseline, 'list'] });
+  }
   const runs = new Map<CliCommandKey, Run[]>(commands.map((c) => [c.key, []]));
   const loadStart = formatLoad(loadAverage());
   for (let round = -2; round < rounds; round++) {
@@ -168,7 +186,7 @@ export async function cliVsAwsPhase(options: { clients: AwsClients; names: Fleet
     const cpu = r.flatMap((x) => (x.cpuS === undefined ? [] : [x.cpuS]));
     return {
       key: c.key,
-      argv: c.argv.map((a) => (a === process.execPath ? 'node' : a === fleet ? 'fleet.mjs' : a.includes('/') ? path.basename(a) : a)),
+      argv: c.argv.map((a) => (a === process.execPath ? 'node' : a === fleet || a === baseline ? 'fleet.mjs' : a.includes('/') ? path.basename(a) : a)),
       wallMs: summarize(walls),
       p90Ms: percentile([...walls].sort((a, b) => a - b), 90),
       ...(rss.length ? { maxRssMiB: summarize(rss) } : {}),
@@ -176,7 +194,7 @@ export async function cliVsAwsPhase(options: { clients: AwsClients; names: Fleet
     };
   });
   const aws = figures.find((f) => f.key === 'aws get-item')!;
-  const verdicts = figures.filter((f) => f.key !== 'aws get-item').flatMap((f) => [
+  const verdicts = figures.filter((f) => f.key.startsWith('fleet ')).flatMap((f) => [
     { target: `${f.key}: median ≤ ${CLI_TARGET_MS} ms`, met: f.wallMs.median <= CLI_TARGET_MS, measured: `${f.wallMs.median.toFixed(0)} ms` },
     {
       target: `${f.key}: median ≤ 1/3 of aws get-item's`,
@@ -184,18 +202,18 @@ export async function cliVsAwsPhase(options: { clients: AwsClients; names: Fleet
       measured: `${f.wallMs.median.toFixed(0)} ms vs ${(aws.wallMs.median * CLI_TARGET_RATIO).toFixed(0)} ms (aws ${aws.wallMs.median.toFixed(0)} ms, ratio ${(f.wallMs.median / aws.wallMs.median).toFixed(2)})`,
     },
   ]);
-  return { rounds, bundleDir: built.dir, bundleSeconds: built.seconds, awsVersion: await awsVersion(env), commands: figures, load: { start: loadStart, end: formatLoad(loadAverage()) }, verdicts };
+  return { rounds, bundleDir: built.dir, ...(options.baselineDir ? { baselineDir: options.baselineDir } : {}), bundleSeconds: built.seconds, awsVersion: await awsVersion(env), commands: figures, load: { start: loadStart, end: formatLoad(loadAverage()) }, verdicts };
 }
 
 export function renderCliVsAws(r: CliVsAwsResult): string {
   const ms = (v: number) => `${v.toFixed(0)} ms`.padStart(8);
   const lines = [
     `CLI start-up vs the AWS CLI (${r.rounds} rounds, rotating order; ${r.awsVersion}; load average ${r.load.start} → ${r.load.end})`,
-    `${'command'.padEnd(14)} ${'median'.padStart(8)} ${'p90'.padStart(8)} ${'min'.padStart(8)} ${'max'.padStart(8)}  ${'peak RSS (median / max)'.padEnd(24)} CPU s (median)`,
+    `${'command'.padEnd(15)} ${'median'.padStart(8)} ${'p90'.padStart(8)} ${'min'.padStart(8)} ${'max'.padStart(8)}  ${'peak RSS (median / max)'.padEnd(24)} CPU s (median)`,
   ];
   for (const f of r.commands) {
     const rss = f.maxRssMiB ? `${f.maxRssMiB.median.toFixed(0)} / ${f.maxRssMiB.max.toFixed(0)} MiB` : 'n/a (no /usr/bin/time)';
-    lines.push(`${f.key.padEnd(14)} ${ms(f.wallMs.median)} ${ms(f.p90Ms)} ${ms(f.wallMs.min)} ${ms(f.wallMs.max)}  ${rss.padEnd(24)} ${f.cpuS ? f.cpuS.median.toFixed(2) : 'n/a'}`);
+    lines.push(`${f.key.padEnd(15)} ${ms(f.wallMs.median)} ${ms(f.p90Ms)} ${ms(f.wallMs.min)} ${ms(f.wallMs.max)}  ${rss.padEnd(24)} ${f.cpuS ? f.cpuS.median.toFixed(2) : 'n/a'}`);
   }
   for (const v of r.verdicts) lines.push(`  ${v.met ? 'met   ' : 'MISSED'}  ${v.target}: ${v.measured}`);
   return lines.join('\n');
@@ -209,7 +227,7 @@ async function main(): Promise<void> {
   Object.assign(process.env, stackEnv);
   const clients = createAwsClients();
   const fleet = await provisionFleet(clients, `clibench${Date.now().toString(36)}`, { instances: 1, minSize: 1, maxSize: 1 });
-  const result = await cliVsAwsPhase({ clients, names: fleet, stackEnv, rounds, bundleDir: process.env.CLI_BENCH_BUNDLE_DIR });
+  const result = await cliVsAwsPhase({ clients, names: fleet, stackEnv, rounds, bundleDir: process.env.CLI_BENCH_BUNDLE_DIR, baselineDir: process.env.CLI_BENCH_BASELINE_DIR });
   console.log(renderCliVsAws(result));
   if (!process.env.CLI_BENCH_BUNDLE_DIR) fs.rmSync(result.bundleDir, { recursive: true, force: true });
 }
