@@ -22,7 +22,7 @@
  *   copied to dist/bundle/proto/.
  * Anything else the build would leave unresolved is a build error, and the script fails.
  */
-import { build, type BuildOptions, type Metafile } from 'esbuild';
+import { build, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { builtinModules } from 'node:module';
 import * as fs from 'node:fs';
@@ -55,6 +55,21 @@ const ESM_BANNER = [
   'const __filename = __fleetFileURLToPath(import.meta.url);',
   'const __dirname = __fleetDirname(__filename);',
 ].join('\n');
+
+/**
+ * The CLI bundle: zod's error-message locales but English (`z.locales` is 364 KB of 40 languages
+ * that every command would read and compile at start-up; the contract's messages are English and
+ * nothing calls `z.locales`): `fleet status` −30 ms CPU (docs/benchmarks.md, "CLI start-up").
+ */
+const ZOD_ENGLISH_ONLY: Plugin = {
+  name: 'zod-english-only',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]zod[\\/]/.test(args.importer) ? { path: path.join(path.dirname(args.importer), '..', 'locales', 'index.js'), namespace: 'zod-english-only' } : undefined);
+    b.onLoad({ filter: /.*/, namespace: 'zod-english-only' }, (args) =>
+      ({ contents: `export { default as en } from ${JSON.stringify(path.join(path.dirname(args.path), 'en.js'))};`, resolveDir: path.dirname(args.path) }));
+  },
+};
 
 /** Optional native modules left out of the bundle (see the header). */
 export const OPTIONAL_NATIVE_EXTERNALS: readonly string[] = ['cpu-features', '*.node'];
@@ -90,6 +105,10 @@ export function bundleOptions(entries: readonly BundleEntry[], outdir: string, c
     target: 'node20',
     format: esm ? 'esm' : 'cjs',
     ...(esm ? { splitting: true, outExtension: { '.js': '.mjs' }, chunkNames: 'fleet-[name]-[hash]', banner: { js: ESM_BANNER } } : {}),
+    // The CLI: the AWS SDK's ES module builds (dist-es, `module`), as AWS advises for bundling:
+    // they tree-shake, and the credential chain's providers stay behind their `import()`s (own
+    // chunks, read only when used). `fleet status`: 2.3 → 1.9 MB of chunks read (docs/benchmarks.md).
+    ...(esm ? { mainFields: ['module', 'main'], plugins: [ZOD_ENGLISH_ONLY] } : {}),
     sourcemap: 'linked',
     // Typed error classes and log lines rely on constructor names.
     keepNames: true,

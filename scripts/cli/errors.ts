@@ -3,7 +3,7 @@
  * stderr, never a stack trace (FLEET_DEBUG=1 adds the trace for a bug report).
  */
 import { CommanderError } from 'commander';
-import { oneLine } from '../../daemon/src/contract';
+import { oneLine } from '../../daemon/src/contract/validation';
 import {
   EnqueueFailedError,
   FleetClientError,

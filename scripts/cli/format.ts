@@ -2,7 +2,8 @@
  * Human output of the CLI: ages, durations, times, tables, a task's outcome. Machine output is
  * `--json` (printJson); nothing here is meant to be parsed.
  */
-import { isTerminal, type TaskEvent, type TaskRecord } from '../../daemon/src/contract';
+import { isTerminal } from '../../daemon/src/contract/states';
+import type { TaskEvent, TaskRecord } from '../../daemon/src/contract';
 
 /** `850ms`, `42s`, `3m 05s`, `2h 10m`, `3d 4h`. */
 export function formatDuration(ms: number): string {

@@ -3,7 +3,7 @@
  * text and the reconciler's flags, checked. No AWS client here: `fleet --help` and a usage
  * error load none (program.ts imports each command's module only when it runs).
  */
-import { DEFAULT_TIMINGS, validateTimings, type Timings } from '../../daemon/src/contract';
+import { DEFAULT_TIMINGS, validateTimings, type Timings } from '../../daemon/src/contract/timings';
 import { ReconcilerOptionsError, resolveReconcileOptions, type ReconcileOptions } from '../../infra/handlers/reconcile/decide';
 import { UsageError } from './errors';
 import { parseDuration } from './parse';

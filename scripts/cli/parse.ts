@@ -3,15 +3,12 @@
  * K=V pairs, task ids, statuses, counts. Each parser throws a UsageError whose message quotes
  * the value safely (truncated, one line) and says which forms are accepted.
  */
-import {
-  ALL_STATUSES,
-  ENV_NAME_PATTERN,
-  TASK_ID_PATTERN,
-  TASK_ID_PATTERN_SOURCE,
-  isReservedEnvName,
-  quote,
-  type TaskStatus,
-} from '../../daemon/src/contract';
+// The contract's modules one by one, not its index: this file is in every command's start-up
+// (program.ts), and the index would build every schema of the contract (docs/benchmarks.md, "CLI start-up").
+import { TASK_ID_PATTERN, TASK_ID_PATTERN_SOURCE } from '../../daemon/src/contract/ids';
+import { ENV_NAME_PATTERN, isReservedEnvName } from '../../daemon/src/contract/spec';
+import { ALL_STATUSES, type TaskStatus } from '../../daemon/src/contract/states';
+import { quote } from '../../daemon/src/contract/validation';
 import { UsageError } from './errors';
 
 const DURATION_UNITS: Record<string, number> = { d: 86400, h: 3600, m: 60, s: 1 };

@@ -7,8 +7,9 @@
  * error (issue #18; figures in docs/benchmarks.md).
  */
 import { Command, type OptionValues } from 'commander';
-import { ALL_STATUSES, type TaskStatus } from '../../daemon/src/contract';
+import { ALL_STATUSES, type TaskStatus } from '../../daemon/src/contract/states';
 import type { CliContext } from './config';
+import type { ReadContext } from './read-context';
 import { EXIT, describeError } from './errors';
 import { RECONCILE_HELP, SCALE_HELP, reconcileOptionsFromFlags, type ReconcileFlags } from './operate-options';
 import { ROLLOUT_HELP, parseLaunchTemplateVersion } from './rollout-options';
@@ -91,6 +92,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
     return body(createContext({ envFile: opts.envFile as string | undefined }), opts).then(setExit);
   };
 
+  /** `fleet status` and `fleet list`: the DynamoDB client alone (read-context.ts), not every AWS client. */
+  const runRead = async (cmd: Command, body: (ctx: ReadContext) => Promise<number>) => {
+    const opts = cmd.optsWithGlobals();
+    const { createReadContext } = await import('./read-context');
+    return body(createReadContext({ envFile: opts.envFile as string | undefined })).then(setExit);
+  };
+
   /** A command on one task: `<id>` checked before anything else, then `body`. */
   const taskCommand = (name: string, description: string, ...example: string[]) => command(name, description, ...example).argument('<id>', 'task id');
   const onTask = <O>(body: (ctx: CliContext, taskId: string, o: O) => Promise<number>) => (id: string, o: O, cmd: Command) => {
@@ -118,7 +126,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   taskCommand('status', 'show one task: status, where it runs, heartbeat, outcome and result', `fleet status ${EXAMPLE_ID}`, `fleet status ${EXAMPLE_ID} --json | jq .result`)
     .option('--json', 'print the task record as JSON')
-    .action(onTask(async (ctx, taskId, o: { json?: boolean }) => (await import('./tasks')).statusCommand(ctx, taskId, o)));
+    .action((id: string, o: { json?: boolean }, cmd: Command) => {
+      const taskId = parseTaskId(id);
+      return runRead(cmd, async (ctx) => (await import('./tasks')).statusCommand(ctx, taskId, o));
+    });
 
   command('list', 'list tasks, newest first', 'fleet list --status running,queued --limit 50', 'fleet list --status failed --json')
     .option('--status <statuses>', `only these statuses, comma-separated (${ALL_STATUSES.join(', ').toLowerCase()})`)
@@ -128,7 +139,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action((o: { status?: string; limit: string; cursor?: string; json?: boolean }, cmd: Command) => {
       const statuses: TaskStatus[] | undefined = o.status !== undefined ? parseStatuses(o.status) : undefined;
       const limit = parseCount(o.limit, '--limit');
-      return run(cmd, async (ctx) => (await import('./tasks')).listCommand(ctx, { statuses, limit, cursor: o.cursor, json: o.json, statusText: o.status }));
+      return runRead(cmd, async (ctx) => (await import('./tasks')).listCommand(ctx, { statuses, limit, cursor: o.cursor, json: o.json, statusText: o.status }));
     });
 
   taskCommand('watch', 'follow a task until it ends: events, live status with heartbeat age, output, then the result', `fleet watch ${EXAMPLE_ID}`, `fleet watch ${EXAMPLE_ID} --json`)

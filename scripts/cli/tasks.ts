@@ -1,18 +1,18 @@
 /** `fleet status ID` and `fleet list`: reads of task records. */
 import type { TaskStatus } from '../../daemon/src/contract';
-import type { CliContext } from './config';
+import type { ReadContext } from './read-context';
 import { EXIT } from './errors';
 import { formatAge, formatRecord, printJson, table } from './format';
 import { listJson } from './json';
 
-export async function statusCommand(ctx: CliContext, taskId: string, o: { json?: boolean }): Promise<number> {
+export async function statusCommand(ctx: ReadContext, taskId: string, o: { json?: boolean }): Promise<number> {
   const record = await ctx.client.getTask(taskId);
   if (o.json) printJson(record);
   else process.stdout.write(`${formatRecord(record)}\n`);
   return EXIT.ok;
 }
 
-export async function listCommand(ctx: CliContext, o: { statuses?: TaskStatus[]; limit: number; cursor?: string; json?: boolean; statusText?: string }): Promise<number> {
+export async function listCommand(ctx: ReadContext, o: { statuses?: TaskStatus[]; limit: number; cursor?: string; json?: boolean; statusText?: string }): Promise<number> {
   const page = await ctx.client.listTasks({ statuses: o.statuses, limit: o.limit, cursor: o.cursor });
   if (o.json) {
     printJson(listJson(page));

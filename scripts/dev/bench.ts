@@ -17,8 +17,10 @@
  *   logs   1 slot   one extra instance and queue: fleetd CPU per MB of task log shipped to
  *                   CloudWatch Logs, paced 8 MB, ship vs file only (bench/log-shipping.ts;
  *                   alone it adds the 100 MB flood)
+ *   (none)  -       fleet status / fleet list from the CLI bundle vs aws dynamodb get-item on
+ *                   one record (bench/cli-vs-aws.ts; also runs alone)
  * Order: setup → cancel targets started → dispatch ‖ cancels → throughput → idle window
- * closes → submit-seal → traced profile → log shipping → teardown. Budget: BENCH_BUDGET_S (default 270 s);
+ * closes → submit-seal → cli → traced profile → log shipping → teardown. Budget: BENCH_BUDGET_S (default 270 s);
  * phases shorten themselves (never below their minimum samples) to stay inside it.
  */
 import '../../daemon/src/quiet-sdk-warning';
@@ -45,6 +47,7 @@ import { AwsProxy, DockerTraceProxy } from './bench/proxy';
 import { renderProfile, renderSegments, renderTable, targets, type BenchFigures } from './bench/report';
 import { logShippingPhase, renderLogShipping } from './bench/log-shipping';
 import { renderSubmitSeal, submitSealPhase } from './bench/submit-seal';
+import { cliVsAwsPhase, renderCliVsAws } from './bench/cli-vs-aws';
 import { throughputPhase, type ThroughputResult } from './bench/throughput';
 
 const RESULTS = path.join(__dirname, '..', '..', 'bench', 'results.json');
@@ -210,6 +213,17 @@ async function main(): Promise<void> {
     const submitSeal = await phase('submit-seal', () => submitSealPhase(clients, shared, 30));
     say(`submit-seal: the seal adds p50 ${submitSeal.addedMs.median.toFixed(1)} ms per submit`);
 
+    // fleet status / fleet list from the CLI bundle vs aws dynamodb get-item, one record (issue #18).
+    // A failure here (a CLI run that exits non-zero) is reported, not fatal to the other phases.
+    const cli = await phase('cli', () => cliVsAwsPhase({ clients, names: shared, stackEnv, rounds: 10 })).catch((err: unknown) => {
+      say(`cli phase failed: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    });
+    if (cli) {
+      fs.rmSync(cli.bundleDir, { recursive: true, force: true });
+      say(`cli: ${cli.commands.map((c) => `${c.key} p50 ${c.wallMs.median.toFixed(0)} ms`).join(', ')}`);
+    }
+
     const profile = dockerTrace ? await phase('profile', () => profilePhase(ctx, fleet('idle'), aws, dockerTrace, 3)) : undefined;
 
     // fleetd's CPU per MB of task log shipped to CloudWatch Logs (paced, 8 MB; the flood case
@@ -248,12 +262,16 @@ async function main(): Promise<void> {
     console.log('');
     console.log(renderLogShipping(logShipping));
     console.log('');
+    if (cli) {
+      console.log(renderCliVsAws(cli));
+      console.log('');
+    }
     console.log(`load average (1 min) per phase: ${Object.entries(loads).map(([name, l]) => `${name} ${l.start.split(' ')[0]}→${l.end?.split(' ')[0]}`).join(', ')}`);
     console.log('');
     console.log('targets (issue 10):');
     for (const c of checks) console.log(`  ${c.met ? 'met   ' : 'MISSED'}  ${c.target}: ${c.measured}`);
     fs.mkdirSync(path.dirname(RESULTS), { recursive: true });
-    fs.writeFileSync(RESULTS, `${JSON.stringify({ ...figures, loadPerPhase: loads, targets: checks, table }, null, 2)}\n`);
+    fs.writeFileSync(RESULTS, `${JSON.stringify({ ...figures, cli, loadPerPhase: loads, targets: checks, table }, null, 2)}\n`);
     console.log(`\nwritten: ${path.relative(process.cwd(), RESULTS)} · runtime ${((Date.now() - T0) / 1000).toFixed(0)} s · load average now ${formatLoad(loadAverage())}`);
   } finally {
     await teardown();

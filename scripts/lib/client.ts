@@ -12,14 +12,13 @@
  */
 import type { Instance } from '@aws-sdk/client-ec2';
 import { ChangeMessageVisibilityBatchCommand, DeleteMessageCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
-import { GetCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../../daemon/src/aws';
 import { awsErrorName } from '../../daemon/src/aws';
 import { SpecSealer } from '../../daemon/src/seal';
 import { TaskStore, type ResendOutcome } from '../../daemon/src/store';
 import { sleep } from '../../daemon/src/retry';
 import {
-  ALL_STATUSES,
   CANCEL_DOCUMENT_PARAMETER,
   DEFAULT_TAG_PREFIX,
   LAUNCH_TEMPLATE_TAGS,
@@ -29,14 +28,11 @@ import {
   EventType,
   InstanceStatus,
   LEASED_STATUSES,
-  TASKS_TABLE,
   TaskStatus,
-  isTaskId,
   isTerminal,
   newTaskId,
   parseInstanceRecord,
   parseTaskEvent,
-  parseTaskRecord,
   parseTaskSpec,
   tagKeys,
   type TaskEvent,
@@ -46,15 +42,13 @@ import {
 import { deadLetterTaskId, decideRedrive, type RedriveDecision } from './dead-letters';
 import { call, newTaskRecord, submitSpec, type SubmitContext, type SubmitResult } from './submit';
 import {
-  FleetClientError,
   FleetRequestError,
   InvalidSpecError,
-  InvalidTaskIdError,
   TaskContendedError,
   TaskNotFoundError,
   WaitTimeoutError,
 } from './errors';
-import { decodeCursor, encodeCursor, hasMore, mergeNewestFirst, nextPositions, startKey, type PartitionHead, type Positions } from './task-pages';
+import { TaskReader, assertTaskId, type ListTasksOptions, type TaskPage } from './task-reads';
 
 
 /**
@@ -90,22 +84,7 @@ export interface FleetNames {
   readonly sealKeyId?: string;
 }
 
-export interface ListTasksOptions {
-  /** Statuses to list. @default every status */
-  readonly statuses?: readonly TaskStatus[];
-  /** Tasks per page, 1..1000. @default 20 */
-  readonly limit?: number;
-  /** `nextCursor` of the previous page (for the same statuses). */
-  readonly cursor?: string;
-}
-
-export interface TaskPage {
-  readonly tasks: TaskRecord[];
-  /** Present when more tasks follow: pass it back as `cursor`. */
-  readonly nextCursor?: string;
-  /** Items of the page that were not valid task records (written by another tool). */
-  readonly skipped: number;
-}
+export type { ListTasksOptions, TaskPage, TaskReads } from './task-reads';
 
 export type WatchUpdate = { readonly kind: 'event'; readonly event: TaskEvent } | { readonly kind: 'record'; readonly record: TaskRecord };
 
@@ -193,25 +172,25 @@ interface ClientTransition {
   readonly detail: Record<string, string>;
 }
 
-const MAX_LIST_LIMIT = 1000;
 /** How long listDeadLetters hides the messages it reads before handing them back. */
 const DLQ_PEEK_SECONDS = 30;
 
-export function assertTaskId(taskId: string): void {
-  if (!isTaskId(taskId)) throw new InvalidTaskIdError(String(taskId));
-}
+export { assertTaskId };
 
 export class FleetClient {
   /** Every write to the fleet's tables goes through the store (docs/architecture.md). */
   private readonly store: TaskStore;
   /** Seals what a submitted task runs (docs/security.md); absent when no key is configured. */
   private readonly sealer?: SpecSealer;
+  /** getTask and listTasks (task-reads.ts, which `fleet status` and `fleet list` use alone). */
+  private readonly reads: TaskReader;
 
   constructor(
     readonly clients: AwsClients,
     readonly names: FleetNames,
   ) {
     this.sealer = names.sealKeyId ? new SpecSealer(clients.kms, names.sealKeyId) : undefined;
+    this.reads = new TaskReader(clients.ddb, names.tasksTable);
     this.store = new TaskStore({ ddb: clients.ddb, tasksTable: names.tasksTable, eventsTable: names.eventsTable, queue: { sqs: clients.sqs, queueUrl: names.queueUrl } });
   }
 
@@ -251,13 +230,7 @@ export class FleetClient {
   }
 
   async getTask(taskId: string): Promise<TaskRecord> {
-    assertTaskId(taskId);
-    const res = await call(`reading task ${taskId}`, () =>
-      this.clients.ddb.send(new GetCommand({ TableName: this.names.tasksTable, Key: { task_id: taskId }, ConsistentRead: true })));
-    if (!res.Item) throw new TaskNotFoundError(taskId);
-    const parsed = parseTaskRecord(res.Item);
-    if (!parsed.ok) throw new FleetClientError(`task ${taskId} has an invalid record: ${parsed.problems.join('; ')}`);
-    return parsed.value;
+    return this.reads.getTask(taskId);
   }
 
   /** The task's events, oldest first; `after` (an event id) returns only later ones. */
@@ -288,43 +261,7 @@ export class FleetClient {
    * merge across the by-status index's partitions and why pages are exact).
    */
   async listTasks(options: ListTasksOptions = {}): Promise<TaskPage> {
-    const limit = options.limit ?? 20;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) throw new FleetClientError(`limit: got ${limit}, expected an integer from 1 to ${MAX_LIST_LIMIT}`);
-    const statuses = options.statuses?.length ? ALL_STATUSES.filter((s) => options.statuses!.includes(s)) : [...ALL_STATUSES];
-    const positions: Positions = options.cursor ? decodeCursor(options.cursor, statuses) : {};
-    const heads = await Promise.all(statuses.filter((s) => positions[s] !== 'done').map((s) => this.statusHead(s, limit, positions)));
-    const { page, consumed } = mergeNewestFirst(heads, limit);
-    const next = nextPositions(positions, heads, consumed);
-    const tasks: TaskRecord[] = [];
-    let skipped = 0;
-    for (const { item } of page) {
-      const parsed = parseTaskRecord(item);
-      if (parsed.ok) tasks.push(parsed.value);
-      else skipped++;
-    }
-    return { tasks, skipped, ...(hasMore(statuses, next) ? { nextCursor: encodeCursor(statuses, next) } : {}) };
-  }
-
-  /** Up to `limit` newest items of one status after its position (reads on past short pages). */
-  private async statusHead(status: TaskStatus, limit: number, positions: Positions): Promise<PartitionHead> {
-    const si = TASKS_TABLE.statusIndex;
-    const items: Record<string, unknown>[] = [];
-    let start = startKey(status, positions[status]);
-    do {
-      const res = await call(`listing ${status} tasks`, () => this.clients.ddb.send(new QueryCommand({
-        TableName: this.names.tasksTable,
-        IndexName: si.name,
-        KeyConditionExpression: '#s = :s',
-        ExpressionAttributeNames: { '#s': si.partitionKey },
-        ExpressionAttributeValues: { ':s': status },
-        ScanIndexForward: false,
-        Limit: limit - items.length,
-        ExclusiveStartKey: start,
-      })));
-      items.push(...(res.Items ?? []));
-      start = res.LastEvaluatedKey;
-    } while (start && items.length < limit);
-    return { status, items, more: start !== undefined };
+    return this.reads.listTasks(options);
   }
 
   /**

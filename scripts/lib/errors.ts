@@ -2,7 +2,8 @@
  * Typed errors of the client library (Powertools style: a `name` to branch on, the AWS error
  * as `cause`). Each message says what happened and what to do next; the CLI prints it as is.
  */
-import { TASK_ID_PATTERN_SOURCE, quote } from '../../daemon/src/contract';
+import { TASK_ID_PATTERN_SOURCE } from '../../daemon/src/contract/ids';
+import { quote } from '../../daemon/src/contract/validation';
 
 export class FleetClientError extends Error {
   override readonly name: string = 'FleetClientError';
@@ -81,4 +82,14 @@ export class RolloutRefusedError extends FleetClientError {
 /** An AWS call of a rollout failed; `cause` is the AWS error. */
 export class RolloutAwsError extends FleetClientError {
   override readonly name = 'RolloutAwsError';
+}
+
+/** Runs one AWS call; anything but our own errors becomes a FleetRequestError naming the step. */
+export async function call<T>(during: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof FleetClientError) throw err;
+    throw new FleetRequestError(during, err);
+  }
 }

@@ -24,17 +24,10 @@ import {
   taskIdForIdempotencyKey,
   type TaskRecord,
 } from '../../daemon/src/contract';
-import { EnqueueFailedError, FleetClientError, FleetRequestError, InvalidSpecError, TaskNotFoundError } from './errors';
+import { EnqueueFailedError, FleetClientError, InvalidSpecError, TaskNotFoundError, call } from './errors';
 
-/** Runs one AWS call; anything but our own errors becomes a FleetRequestError naming the step. */
-export async function call<T>(during: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof FleetClientError) throw err;
-    throw new FleetRequestError(during, err);
-  }
-}
+/** Runs one AWS call (errors.ts; here too for the importers of the submit path). */
+export { call };
 
 export interface SubmitContext {
   /** Built with the task queue (`queue`): the first message goes through store.resend. */

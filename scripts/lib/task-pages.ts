@@ -8,7 +8,8 @@
  * item of the global newest-`limit` is among its own partition's newest `limit`. The merge takes
  * items in each partition's own order, so what a page consumed is always a prefix of it.
  */
-import { TASKS_TABLE, type TaskStatus } from '../../daemon/src/contract';
+import type { TaskStatus } from '../../daemon/src/contract';
+import { TASKS_TABLE } from '../../daemon/src/contract/tables';
 import { InvalidCursorError } from './errors';
 
 type Item = Record<string, unknown>;

@@ -14,15 +14,12 @@
  *   names the takeovers or the attempts and the last instance;
  * - **cancel**: CANCEL_REQUESTED with no live lease (no daemon is left to run the cancel ladder).
  */
-import {
-  DEFAULT_TIMINGS,
-  LEASED_STATUSES,
-  TaskStatus,
-  isTerminal,
-  takeoverVerdict,
-  type TaskRecord,
-  type Timings,
-} from '../../../daemon/src/contract';
+// The contract's modules one by one (not its index): the fleet CLI's start-up imports this file
+// for `fleet reconcile`'s flag checks, and the index would build every schema of the contract.
+import type { TaskRecord } from '../../../daemon/src/contract/record';
+import { LEASED_STATUSES, TaskStatus, isTerminal } from '../../../daemon/src/contract/states';
+import { takeoverVerdict } from '../../../daemon/src/contract/takeover';
+import { DEFAULT_TIMINGS, type Timings } from '../../../daemon/src/contract/timings';
 
 // ---------------------------------------------------------------------------------------------
 // Options
