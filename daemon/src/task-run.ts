@@ -191,7 +191,6 @@ export class TaskRun {
   private async runToOutcome(): Promise<TaskRunResult> {
     const { runner, config, store } = this.deps;
     let files: TaskFiles | undefined;
-    let output: TaskOutput | undefined;
     let spec: TaskSpec;
     let env: string[];
     try {
@@ -227,7 +226,7 @@ export class TaskRun {
     // Before the start: the lease guard kills a running container that has no local lease.
     this.recordLease(sentAt);
 
-    output = this.output = this.outputs.open(files);
+    const output = (this.output = this.outputs.open(files));
     const { done: streamDone } = await runner.attach(this.container, output);
     const startedAt = Date.now();
     try {
