@@ -22,7 +22,7 @@ export interface IdleResult {
   readonly awsCalls: number;
   readonly awsCallsPerHour: number;
   readonly byOperation: Record<string, { count: number; perHour: number }>;
-  /** What the loops should cost by design: slots × 3600 / long poll + 3600 / heartbeat. */
+  /** What the loops should cost by design: 3600 / long poll (one receive loop, any slot count) + 2 × 3600 / instance heartbeat (row, rollout marker). */
   readonly expectedCallsPerHour: number;
   /** Calls made from spawn to "ready" (boot preflight, tags, instance row). */
   readonly bootCalls: Record<string, number>;
@@ -71,7 +71,7 @@ export class IdleWindow {
       awsCalls: total,
       awsCallsPerHour: perHour(total),
       byOperation: Object.fromEntries(Object.entries(ops).map(([op, n]) => [op, { count: n, perHour: Math.round(perHour(n)) }])),
-      expectedCallsPerHour: slots * (3600 / DEFAULT_TIMINGS.longPollSeconds) + 3600 / DEFAULT_TIMINGS.heartbeatSeconds,
+      expectedCallsPerHour: 3600 / DEFAULT_TIMINGS.longPollSeconds + 2 * (3600 / DEFAULT_TIMINGS.instanceHeartbeatSeconds),
       bootCalls: countCalls(this.proxy.calls, this.spawnedAt, this.readyAt + 1),
       counting: 'every HTTP request fleetd sent to AWS, counted at a loopback proxy in front of moto (SDK retries included; IMDS not counted)',
     };
