@@ -6,7 +6,7 @@
  * order (fleet first, then raw first) so slow drift of the shared machine hits both sides.
  *
  * Alone, to compare two fleetd builds on the same machine at the same time (a change's A/B):
- *   BENCH_BASE_BUNDLE=/path/to/fleetd.js npx tsx scripts/dev/bench/throughput.ts [slot counts, default 1,4] [reps, default 3]
+ *   BENCH_BASE_BUNDLE=/path/to/fleetd.js npx tsx scripts/dev/bench/throughput.ts [slot counts, default 1,4] [reps, default 3] [batch multiplier, default 1]
  * runs, per slot count and rep, a batch through this checkout's fleetd, one through the base
  * bundle (order alternating; each daemon on a fleet and queue of its own) and the raw engine.
  */
@@ -106,8 +106,11 @@ function batchFor(slots: number): number {
 async function main(): Promise<void> {
   const slotCounts = (process.argv[2] ?? '1,4').split(',').map(Number);
   const reps = Number(process.argv[3] ?? 3);
+  const batchMultiplier = Number(process.argv[4] ?? 1);
   const basePath = process.env.BENCH_BASE_BUNDLE;
-  if (slotCounts.some((n) => !Number.isInteger(n) || n < 1) || !Number.isInteger(reps) || reps < 1) throw new Error('usage: throughput.ts [slot counts, e.g. 1,4] [reps]');
+  if (slotCounts.some((n) => !Number.isInteger(n) || n < 1) || !Number.isInteger(reps) || reps < 1 || !Number.isInteger(batchMultiplier) || batchMultiplier < 1) {
+    throw new Error('usage: throughput.ts [slot counts, e.g. 1,4] [reps] [batch multiplier]');
+  }
   if (basePath && !fs.existsSync(basePath)) throw new Error(`BENCH_BASE_BUNDLE: ${basePath} does not exist`);
   const stackEnv = readEnvFile();
   if (!stackEnv) throw new Error('the local stack is not running: start it with "npm run local -- up"');
@@ -133,7 +136,7 @@ async function main(): Promise<void> {
         await daemon.boot();
         fleets.push({ label: b.label, fleet: { resources, daemon, client: new FleetClient(clients, resources) } });
       }
-      const tasks = batchFor(slots);
+      const tasks = batchFor(slots) * batchMultiplier;
       const perMin: Record<string, number[]> = Object.fromEntries([...builds.map((b) => [b.label, []]), ['raw', []]]);
       for (let r = 0; r < reps; r++) {
         const order = r % 2 === 0 ? fleets : [...fleets].reverse();
