@@ -21,7 +21,7 @@ import { FleetClient } from '../../lib/client';
 import { provisionFleet } from '../local/provision';
 import { readEnvFile } from '../local/stack';
 import { EngineEvents, RawEngine } from './engine';
-import { followToEnd, submit, trivialSpec, type BenchContext, type BenchFleet } from './fleet-task';
+import { followToEnd, submit, trivialSpec, type BenchContext, type BenchFleet, type TaskTimeline } from './fleet-task';
 import { BenchDaemon, buildFleetdBundle } from './fleetd-process';
 import { formatLoad, loadAverage } from './machine';
 import { summarize, type Summary } from './stats';
@@ -45,13 +45,22 @@ export interface ThroughputResult {
   readonly ratio: Summary;
 }
 
-async function fleetBatch(ctx: BenchContext, fleet: BenchFleet, count: number): Promise<{ wallMs: number; failed: number }> {
+async function fleetBatch(ctx: BenchContext, fleet: BenchFleet, count: number): Promise<{ wallMs: number; failed: number; ends: TaskTimeline[] }> {
   const spec = trivialSpec(ctx.demoImage);
   const submitted = await Promise.all(Array.from({ length: count }, () => submit(fleet, spec)));
   const ends = await Promise.all(submitted.map((s) => followToEnd(ctx, fleet, s.taskId)));
   const first = Math.min(...submitted.map((s) => s.createdAt));
   const last = Math.max(...ends.map((e) => e.engine.destroy ?? Number.NaN));
-  return { wallMs: last - first, failed: ends.filter((e) => e.status !== 'COMPLETED').length };
+  return { wallMs: last - first, failed: ends.filter((e) => e.status !== 'COMPLETED').length, ends };
+}
+
+/**
+ * One slot, a backlog: per task, its terminal write → the next task's claim (the slot's serial
+ * work between two tasks: what is left of the cleanup, the next receive, the claim's read).
+ */
+function slotTurnaroundsMs(ends: readonly TaskTimeline[]): number[] {
+  const byClaim = [...ends].filter((e) => e.claimedAt !== undefined && e.finishedAt !== undefined).sort((a, b) => a.claimedAt! - b.claimedAt!);
+  return byClaim.slice(1).map((e, i) => e.claimedAt! - byClaim[i].finishedAt!);
 }
 
 export async function throughputPhase(ctx: BenchContext, fleet: BenchFleet, options: { tasks: number; reps: number; until: number }): Promise<ThroughputResult> {
@@ -138,11 +147,13 @@ async function main(): Promise<void> {
       }
       const tasks = batchFor(slots) * batchMultiplier;
       const perMin: Record<string, number[]> = Object.fromEntries([...builds.map((b) => [b.label, []]), ['raw', []]]);
+      const turnarounds: Record<string, number[]> = Object.fromEntries(builds.map((b) => [b.label, []]));
       for (let r = 0; r < reps; r++) {
         const order = r % 2 === 0 ? fleets : [...fleets].reverse();
         for (const f of order) {
           const batch = await fleetBatch(ctx, f.fleet, tasks);
           perMin[f.label].push((tasks / batch.wallMs) * 60_000);
+          if (slots === 1) turnarounds[f.label].push(...slotTurnaroundsMs(batch.ends));
           if (batch.failed) say(`${f.label}: ${batch.failed} task(s) did not complete`);
           await sleep(500);
         }
@@ -153,6 +164,10 @@ async function main(): Promise<void> {
       }
       const line = Object.entries(perMin).map(([k, v]) => `${k} ${summarize(v).median.toFixed(1)}/min (reps ${v.map((x) => x.toFixed(1)).join(' ')})`).join('; ');
       console.log(`${slots} slot(s), ${tasks} tasks per batch, ${reps} reps, median: ${line}`);
+      if (slots === 1) {
+        const turn = Object.entries(turnarounds).map(([k, v]) => { const t = summarize(v); return `${k} p50 ${t.median.toFixed(0)} ms, p95 ${t.p95.toFixed(0)} ms (n ${t.n})`; }).join('; ');
+        console.log(`1 slot: terminal write → next claim: ${turn}`);
+      }
     }
     console.log(`load average at end ${formatLoad(loadAverage())}`);
   } finally {
