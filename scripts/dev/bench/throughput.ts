@@ -148,12 +148,14 @@ async function main(): Promise<void> {
       const tasks = batchFor(slots) * batchMultiplier;
       const perMin: Record<string, number[]> = Object.fromEntries([...builds.map((b) => [b.label, []]), ['raw', []]]);
       const turnarounds: Record<string, number[]> = Object.fromEntries(builds.map((b) => [b.label, []]));
+      const removals: Record<string, number[]> = Object.fromEntries(builds.map((b) => [b.label, []]));
       for (let r = 0; r < reps; r++) {
         const order = r % 2 === 0 ? fleets : [...fleets].reverse();
         for (const f of order) {
           const batch = await fleetBatch(ctx, f.fleet, tasks);
           perMin[f.label].push((tasks / batch.wallMs) * 60_000);
           if (slots === 1) turnarounds[f.label].push(...slotTurnaroundsMs(batch.ends));
+          removals[f.label].push(...batch.ends.filter((e) => e.finishedAt !== undefined && e.engine.destroy !== undefined).map((e) => e.engine.destroy! - e.finishedAt!));
           if (batch.failed) say(`${f.label}: ${batch.failed} task(s) did not complete`);
           await sleep(500);
         }
@@ -168,6 +170,8 @@ async function main(): Promise<void> {
         const turn = Object.entries(turnarounds).map(([k, v]) => { const t = summarize(v); return `${k} p50 ${t.median.toFixed(0)} ms, p95 ${t.p95.toFixed(0)} ms (n ${t.n})`; }).join('; ');
         console.log(`1 slot: terminal write → next claim: ${turn}`);
       }
+      const removed = Object.entries(removals).map(([k, v]) => { const t = summarize(v); return `${k} p50 ${t.median.toFixed(0)} ms, p95 ${t.p95.toFixed(0)} ms`; }).join('; ');
+      console.log(`${slots} slot(s): terminal write → container removed (engine destroy): ${removed}`);
     }
     console.log(`load average at end ${formatLoad(loadAverage())}`);
   } finally {
