@@ -145,7 +145,7 @@ export class Receiver {
       } catch (err) {
         const delay = backoffDelayMs(errors++, 500, 30_000);
         this.d.log.warn('receive failed', { error: err, retry_in_ms: delay });
-        await sleep(delay);
+        await sleep(delay, state.receiveEnded);
         continue;
       } finally {
         activity.inFlight--;
