@@ -131,7 +131,7 @@ export class FleetMonitoring extends Construct {
       .fleetMetric(FleetMetric.STALE_INSTANCES, { period: fiveMinutes, statistic: cloudwatch.Stats.MAXIMUM })
       .createAlarm(this, 'StaleInstances', {
         alarmDescription: describe(
-          "an instance row has had a stale heartbeat for 15 minutes (fleetd dead on a live instance?). The reconciler's log and fleet instances (stale) name it.",
+          "an instance row has been stale (no instance heartbeat for 15 minutes, 2.5 heartbeats) in three reconciler runs (fleetd dead on a live instance?). The reconciler's log and fleet instances (stale) name it.",
           RUNBOOK_SECTIONS.staleInstances,
         ),
         threshold: 1,

@@ -6,7 +6,7 @@
  * - preflight.ts: the boot checks; recovery.ts: re-adopting or removing containers found at
  *   boot, the sweep after an engine outage, the removal after a failed boot (all through
  *   containers.ts);
- * - receiver.ts: one receive loop per slot, claim, dispatch; receive-gates.ts: disk and engine;
+ * - receiver.ts: one receive loop for all slots, claim, dispatch; receive-gates.ts: disk and engine;
  * - instance-lifecycle.ts: drain, spot notice, termination hook, idle self-termination;
  * - readiness.ts + warm-pool.ts + prepull.ts: the launch (readiness) hook, the warm pool, the prepull images;
  * - fleetd-types.ts (deps, events, stop options), fleetd-status.ts (`fleetd status`);
@@ -16,7 +16,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { abcaMirrorFor, type AbcaHeartbeatMirror } from './abca-mirror';
-import { InstanceStatus, type CancelResponse, type ControlError, type FleetdStatus, type TaskRecord } from './contract';
+import { InstanceStatus, instanceHeartbeatDelayMs, type CancelResponse, type ControlError, type FleetdStatus, type TaskRecord } from './contract';
 import { advertisedStatus, drainOf, FleetdStateHolder, leavingReason, type FleetdState } from './fleetd-state';
 import type { InstanceIdentity } from './imds';
 import { InstanceState, readInstanceBuild } from './instance';
@@ -62,9 +62,10 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   private readonly state = new FleetdStateHolder();
   private sealer?: SpecSealer;
   private readonly runs = new Map<string, TaskRun>();
-  /** Supervisions of containers re-adopted after a restart (not inside a slot loop). */
+  /** Supervisions of containers re-adopted after a restart (not in a receiver's slot). */
   private readonly adopted: Promise<unknown>[] = [];
-  private slotLoops: Promise<void>[] = [];
+  /** The receive loop, its messages' tasks and their background tails (Receiver.start). */
+  private receiving?: Promise<void>;
   private idleLoopDone?: Promise<void>;
   private heartbeatTimer?: NodeJS.Timeout;
   private finalizing?: Promise<void>;
@@ -94,7 +95,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       state: this.state,
       runs: this.runs,
       activity: this.activity,
-      loops: () => [...this.slotLoops, ...this.adopted],
+      loops: () => [...(this.receiving ? [this.receiving] : []), ...this.adopted],
       log: this.log,
       interrupted: (i) => this.emit('interrupted', i),
       idleChecked: (outcome) => this.emit('idle-check', outcome),
@@ -214,11 +215,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     if (this.state.current.kind !== 'booting') return;
     const target = this.watcher.targetState;
     await this.readiness!.complete(target, 'CONTINUE');
-    // Instance heartbeat: every heartbeatSeconds, no jitter, the instance row (fleet instances, reconciler).
-    this.heartbeatTimer = setInterval(() => {
-      void this.instance?.heartbeat().catch((err) => this.log.warn('instance heartbeat failed', { error: err }));
-    }, config.timings.heartbeatSeconds * 1000);
-    this.heartbeatTimer.unref();
+    this.scheduleInstanceHeartbeat();
     this.prepull.start();
     if (targetPhase(target) === 'warmed' && this.runs.size === 0) {
       this.state.to({ kind: 'warm', target: target! });
@@ -228,6 +225,21 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       return;
     }
     await this.enterService();
+  }
+
+  /**
+   * Instance heartbeat: the instance row (fleet instances, the reconciler's stale-instance
+   * report) every instanceHeartbeatSeconds (360 s by default) +0–10 % jitter
+   * (contract/timings.ts `instanceHeartbeatDelayMs`): 10 writes an idle hour. A status change
+   * writes the row at once besides (InstanceState.set); readers call a row stale after 2.5
+   * heartbeats (`instanceStaleAfterMs`).
+   */
+  private scheduleInstanceHeartbeat(): void {
+    this.heartbeatTimer = setTimeout(() => {
+      void this.instance?.heartbeat().catch((err) => this.log.warn('instance heartbeat failed', { error: err }));
+      if (!this.finalizing) this.scheduleInstanceHeartbeat();
+    }, instanceHeartbeatDelayMs(this.deps.config.timings));
+    this.heartbeatTimer.unref();
   }
 
   /** The slots start polling: from booting, or when the instance leaves the warm pool. */
@@ -255,7 +267,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       taskError: (msg, extra) => this.taskError(msg, extra),
       abcaMirror: this.abcaMirror,
     });
-    this.slotLoops = receiver.start(config.slots);
+    this.receiving = receiver.start();
     this.idleLoopDone = this.lifecycle.idleLoop();
     this.pruner!.start(config.prune.intervalSeconds);
     this.log.info('fleetd ready: polling for tasks', { instance_id: id.instanceId, queue: config.queueUrl, credentials_endpoint: this.booted.credentials?.endpoint });
@@ -372,7 +384,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     this.finalizing ??= (async () => {
       const s = this.state.current;
       if (s.kind === 'draining') this.state.to({ kind: 'stopped', drain: { reason: s.reason, since: s.since, releasing: s.releasing } });
-      if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
       await Promise.all([this.watcher?.stop(), this.rollout?.stop(), this.pruner?.stop(), this.prepull?.stop(), this.idleLoopDone, this.warmPool?.leaving]);
       await this.closeServers();
       await this.instance?.flush();

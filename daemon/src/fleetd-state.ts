@@ -16,12 +16,12 @@
  *   prepared (preflight passed, prepull images pulled, readiness hook completed), the slots not
  *   started. It ends in serving when the target becomes InService, in stopped when the instance
  *   is stopped in the pool (SIGTERM: nothing to drain), in draining when it is terminated.
- * - serving: the slots poll the queue.
- * - paused: the slots are parked; the only reason today is the idle check (docs/lifecycle.md
+ * - serving: the receive loop polls the queue for the free slots.
+ * - paused: the receive loop is parked; the only reason today is the idle check (docs/lifecycle.md
  *   "Idle self-termination"), which waits for the long polls in flight before asking to be
  *   terminated. It ends back in serving, or in draining when the instance terminates itself.
  * - retiring: a rollout to another launch template version is under way (contract/rollout.ts,
- *   rollout-watch.ts): the slots are parked like a pause and claim nothing new; running tasks
+ *   rollout-watch.ts): the receive loop is parked like a pause and claim nothing new; running tasks
  *   go on with no deadline but their own timeouts, heartbeats included. It ends in draining
  *   once nothing runs (the instance then terminates itself), in serving when the rollout is
  *   aborted, or in draining on a signal, spot notice or termination hook (their own rules).
@@ -31,7 +31,7 @@
  * - stopped: drained, servers closed (or the boot failed). Terminal.
  *
  * Decision: a short disk and an unanswering Docker engine are not states but receive gates
- * (`ReceiveGates`, kept beside the state). Each slot re-checks them before every receive and
+ * (`ReceiveGates`, kept beside the state). The receive loop re-checks them before every receive and
  * they clear themselves; they can hold together, and together with an idle-check pause (an
  * instance idle on a short disk still terminates itself); a drain overrides them without a
  * transition. Making them states would need a pause stack and priorities between pauses.
@@ -39,7 +39,7 @@
  * Decision: the warm pool is a state, not a gate. It is not re-checked per receive and does not
  * clear itself: Auto Scaling moves the instance out of the pool, the IMDS watcher sees it, and
  * the slots start then (readiness.ts). It only ever precedes serving, so it needs no pause
- * stack; and with no slot loop running there is no long poll in flight to wait for, nor a
+ * stack; and with no receive loop running there is no long poll in flight to wait for, nor a
  * message a warm instance could receive and strand.
  */
 import { InstanceStatus } from './contract';
@@ -97,12 +97,12 @@ export interface ReceiveGates {
   readonly engine?: string;
 }
 
-/** True while the slots run their loops (serving, or parked by a pause or a retirement). */
+/** True while the receive loop runs (serving, or parked by a pause or a retirement). */
 export function isReceiving(s: FleetdState): boolean {
   return s.kind === 'serving' || s.kind === 'paused' || s.kind === 'retiring';
 }
 
-/** The slots run their loops but are parked: no long poll starts (idle check, retiring). */
+/** The receive loop runs but is parked: no long poll starts (idle check, retiring). */
 export function isParked(s: FleetdState): boolean {
   return s.kind === 'paused' || s.kind === 'retiring';
 }
@@ -128,7 +128,7 @@ export function advertisedStatus(s: FleetdState, running: number, claimed = fals
   return running ? InstanceStatus.BUSY : leaving ? InstanceStatus.DRAINING : InstanceStatus.IDLE;
 }
 
-/** Why no message is being received right now, or null when the slots are polling. */
+/** Why no message is being received right now, or null when the receive loop polls for free slots. */
 export function notClaimingReason(s: FleetdState, gates: ReceiveGates, slots: { running: number; total: number }): string | null {
   switch (s.kind) {
     case 'booting':
@@ -152,8 +152,8 @@ export function notClaimingReason(s: FleetdState, gates: ReceiveGates, slots: { 
 
 /**
  * The one mutable holder. Transitions go through `to()`; `receiveEnded` aborts when receiving
- * ends for good (ends the sleeps of the slots and the idle loop); `unpaused()` resolves when a
- * pause or a retirement ends (parked slots resume, or see that receiving ended).
+ * ends for good (ends the sleeps of the receive loop and the idle loop); `unpaused()` resolves when a
+ * pause or a retirement ends (the parked receive loop resumes, or sees that receiving ended).
  */
 export class FleetdStateHolder {
   private s: FleetdState = { kind: 'booting' };

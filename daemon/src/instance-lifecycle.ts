@@ -38,7 +38,7 @@ export interface InstanceLifecycleDeps {
   readonly state: FleetdStateHolder;
   readonly runs: ReadonlyMap<string, TaskRun>;
   readonly activity: ReceiveActivity;
-  /** What a drain waits for: the slot loops and the supervisions of re-adopted containers. */
+  /** What a drain waits for: the receive loop (with its tasks and their tails) and the supervisions of re-adopted containers. */
   readonly loops: () => Promise<unknown>[];
   readonly log: Logger;
   readonly interrupted: (i: Interruption) => void;
@@ -76,8 +76,9 @@ export class InstanceLifecycle {
     this.drainDone = (async () => {
       log.info('draining', { reason: o.reason, running: [...runs.keys()], abort: Boolean(o.abort), budget_s: budgetMs / 1000 });
       await this.d.instance()?.set(InstanceStatus.DRAINING, [...runs.keys()], o.reason);
-      // Slot loops end once their task is done and their long poll returned (a message that
-      // poll brings is handed back at once); re-adopted containers are supervised apart.
+      // The receive loop ends once its long poll returned (a message that poll brings is handed
+      // back at once), its tasks are done and their background tails (message deletion,
+      // container removal) finished; re-adopted containers are supervised apart.
       const allDone = Promise.all(this.d.loops());
       if (!this.releasing) {
         const wake = new AbortController();

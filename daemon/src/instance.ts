@@ -107,7 +107,7 @@ export class InstanceState {
     if (!s.running.length) await this.o.ec2.send(new DeleteTagsCommand({ Resources: resources, Tags: [{ Key: this.keys.taskId }] }));
   }
 
-  /** The instance row; also written on its own every heartbeat interval. */
+  /** The instance row; also written on its own every instance heartbeat (timings.instanceHeartbeatSeconds, daemon.ts). */
   async heartbeat(s: { status: InstanceStatus; running: string[]; reason?: string } = { status: this.status, running: this.running, reason: this.reason }): Promise<void> {
     if (!this.rows) return;
     const now = Date.now();

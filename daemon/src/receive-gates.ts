@@ -1,5 +1,5 @@
 /**
- * The receive gates: conditions each slot checks before every receive, kept beside fleetd's
+ * The receive gates: conditions the receive loop checks before every receive, kept beside fleetd's
  * state (fleetd-state.ts says why they are not states). docs/lifecycle.md "Disk" and "Docker
  * engine outages".
  * - Disk: free bytes and inodes of the work dir and Docker's data root. Short: nothing is
@@ -38,13 +38,13 @@ export class ReceiveGateChecks implements ReceiveGates {
   constructor(private readonly o: ReceiveGateOptions) {}
 
   /** Re-checks the disk; on a shortage, logs and prunes (at most every 5 min). */
-  checkDisk(slot: number): string | undefined {
+  checkDisk(): string | undefined {
     this.disk = diskShortage(this.diskPaths, this.o.minFreeDiskBytes, this.o.minFreeInodes);
     if (this.disk) {
       const now = Date.now();
       if (now - this.lastDiskPrune >= DISK_PRUNE_EVERY_MS) {
         this.lastDiskPrune = now;
-        this.o.log.warn('not claiming: disk short; pruning now', { slot, problem: this.disk });
+        this.o.log.warn('not claiming: disk short; pruning now', { problem: this.disk });
         void this.o.prune().catch((err) => this.o.log.warn('prune failed', { error: err }));
       }
     }

@@ -1,9 +1,12 @@
 /**
- * Receiving: one long poll per free slot (README.md "Where things are": receive). Each slot
- * receives at most one message, claims its task in DynamoDB (lease.ts `TaskStore.claim`) and
- * runs it to the end (task-run.ts) before it polls again, so fleetd never receives more than it
- * can run. A message is then deleted (stale), dead-lettered with its reason (malformed, no or
- * an invalid record), or left hidden until a live lease could expire (README.md "The guarantees").
+ * Receiving: one receive loop for all the slots (README.md "Where things are": receive). Each
+ * long poll asks for as many messages as there are free slots (SQS's cap: 10), and each message
+ * received takes a free slot at once: it is claimed in DynamoDB (store `TaskStore.claim`) and
+ * its task run to the end (task-run.ts) before the slot is free again, so fleetd never holds
+ * more messages than it can run. An idle instance makes one long poll per 20 s whatever its
+ * slot count (docs/benchmarks.md "Idle API calls"). A message is then deleted (stale),
+ * dead-lettered with its reason (malformed, no or an invalid record), or left hidden until a
+ * live lease could expire (README.md "The guarantees").
  */
 import { abcaTaskIdOf, type AbcaHeartbeatMirror } from './abca-mirror';
 import {
@@ -24,11 +27,14 @@ import { backoffDelayMs, sleep } from './retry';
 import type { TaskRun, TaskRunResult } from './task-run';
 import type { ClaimTiming } from './dispatch-timing';
 
+/** SQS returns at most this many messages per ReceiveMessage. */
+export const SQS_MAX_MESSAGES_PER_RECEIVE = 10;
+
 /** What the idle check reads: nothing in flight, nothing handled, nothing received meanwhile. */
 export class ReceiveActivity {
-  /** Long polls waiting for SQS's answer. */
+  /** Long polls waiting for SQS's answer (0 or 1: there is one receive loop). */
   inFlight = 0;
-  /** Messages received and not yet handled to the end. */
+  /** Messages received and not yet handled to the end (each holds a slot). */
   handling = 0;
   /** Messages received since start. */
   received = 0;
@@ -40,16 +46,19 @@ export class ReceiveActivity {
   }
 }
 
+/** What a receive needs from the task run it starts: the run, then its background tail. */
+export type ReceivedRun = Pick<TaskRun, 'execute' | 'tail'>;
+
 export interface ReceiverDeps {
   readonly sqs: SQSClient;
-  readonly config: FleetdConfig;
-  readonly store: TaskStore;
+  readonly config: Pick<FleetdConfig, 'queueUrl' | 'dlqUrl' | 'slots' | 'timings'>;
+  readonly store: Pick<TaskStore, 'claim'>;
   readonly instanceId: string;
   readonly state: FleetdStateHolder;
-  readonly gates: ReceiveGateChecks;
+  readonly gates: Pick<ReceiveGateChecks, 'checkDisk' | 'engineAnswers'>;
   readonly activity: ReceiveActivity;
   readonly log: Logger;
-  readonly newRun: (lease: Lease, record: TaskRecord, receiptHandle: string | undefined, claim?: ClaimTiming) => TaskRun;
+  readonly newRun: (lease: Lease, record: TaskRecord, receiptHandle: string | undefined, claim?: ClaimTiming) => ReceivedRun;
   readonly taskEnded: (result: TaskRunResult) => void;
   readonly messageRejected: (reason: string) => void;
   /** A message could not be handled (logged; counted as a failed release while releasing). */
@@ -59,11 +68,29 @@ export interface ReceiverDeps {
 }
 
 export class Receiver {
+  /** Slots holding a message: from its receive to the end of its handling. */
+  private occupied = 0;
+  /** Wakes the loop waiting for a free slot. */
+  private slotFreed?: () => void;
+  /** Messages being handled (each holds a slot). */
+  private readonly handlers = new Set<Promise<void>>();
+  /** Background tails of finished tasks (message deletion, container removal; task-run.ts). */
+  private readonly tails = new Set<Promise<void>>();
+
   constructor(private readonly d: ReceiverDeps) {}
 
-  /** One loop per slot; each resolves once receiving has ended and its task is done. */
-  start(slots: number): Promise<void>[] {
-    return Array.from({ length: slots }, (_, i) => this.slotLoop(i));
+  /**
+   * Starts the receive loop. Resolves once receiving has ended, every message in hand has been
+   * handled to the end, and every background tail has finished (a drain waits for this).
+   */
+  async start(): Promise<void> {
+    await this.receiveLoop();
+    while (this.handlers.size > 0 || this.tails.size > 0) await Promise.all([...this.handlers, ...this.tails]);
+  }
+
+  /** Slots not holding a message. */
+  get freeSlots(): number {
+    return this.d.config.slots - this.occupied;
   }
 
   private get receiving(): boolean {
@@ -71,15 +98,16 @@ export class Receiver {
   }
 
   /**
-   * One slot. Intervals:
-   * - long poll: WaitTimeSeconds = longPollSeconds (20 s), at most one message, no jitter (SQS
-   *   holds the request; an empty answer is polled again at once);
+   * The one receive loop. Intervals:
+   * - long poll: WaitTimeSeconds = longPollSeconds (20 s), MaxNumberOfMessages = free slots (at
+   *   most 10), no jitter (SQS holds the request; an empty answer is polled again at once);
+   * - every slot busy: no poll; the loop waits until a slot frees (or receiving ends);
    * - after a receive error: backoff with full jitter (0.5 s doubling, 30 s cap);
    * - disk short: re-check every 5 s, no jitter (a local statfs);
    * - engine not answering: re-check every 2 s, no jitter (a local socket);
    * - paused (idle check) or retiring (a rollout): parked until the state changes.
    */
-  private async slotLoop(slot: number): Promise<void> {
+  private async receiveLoop(): Promise<void> {
     const { sqs, config, state, gates, activity } = this.d;
     let errors = 0;
     while (this.receiving) {
@@ -87,7 +115,7 @@ export class Receiver {
         await state.unpaused();
         continue;
       }
-      if (gates.checkDisk(slot)) {
+      if (gates.checkDisk()) {
         await sleep(5000, state.receiveEnded);
         continue;
       }
@@ -95,12 +123,19 @@ export class Receiver {
         await sleep(2000, state.receiveEnded);
         continue;
       }
+      if (this.freeSlots <= 0) {
+        await this.untilSlotFreed(state.receiveEnded);
+        continue;
+      }
+      // Free slots only grow while the poll is out (only this loop takes them), so every
+      // message it brings has a slot.
+      const asked = Math.min(this.freeSlots, SQS_MAX_MESSAGES_PER_RECEIVE);
       let messages: Message[];
       activity.inFlight++;
       try {
         const res = await sqs.send(new ReceiveMessageCommand({
           QueueUrl: config.queueUrl,
-          MaxNumberOfMessages: 1,
+          MaxNumberOfMessages: asked,
           WaitTimeSeconds: config.timings.longPollSeconds,
           VisibilityTimeout: config.timings.leaseSeconds,
           MessageSystemAttributeNames: ['ApproximateReceiveCount'],
@@ -109,32 +144,70 @@ export class Receiver {
         errors = 0;
       } catch (err) {
         const delay = backoffDelayMs(errors++, 500, 30_000);
-        this.d.log.warn('receive failed', { slot, error: err, retry_in_ms: delay });
-        await sleep(delay);
+        this.d.log.warn('receive failed', { error: err, retry_in_ms: delay });
+        await sleep(delay, state.receiveEnded);
         continue;
       } finally {
         activity.inFlight--;
       }
-      // No await between the end of the receive and `handling++`: the idle check never sees
-      // a received message that is neither in flight nor handled.
+      // No await between the end of the receive and the last message's `handling++`
+      // (dispatch): the idle check never sees a received message that is neither in flight
+      // nor handled.
       activity.received += messages.length;
+      const handBack: Message[] = [];
       for (const message of messages) {
-        if (!this.receiving || state.current.kind === 'retiring') {
-          // Received while a drain or a retirement began: hand it straight back rather than strand it for a lease.
-          await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: config.queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: 0 })).catch(() => undefined);
-          continue;
-        }
-        activity.handling++;
-        try {
-          await this.handleMessage(message);
-        } catch (err) {
-          this.d.taskError('handling a message failed; it will be received again', { slot, error: err, message_id: message.MessageId });
-        } finally {
-          activity.handling--;
-          activity.markBusy();
-        }
+        // Received while a drain or a retirement began (or, defensively, more than the free
+        // slots): hand it straight back rather than strand it for a lease.
+        if (!this.receiving || state.current.kind === 'retiring' || this.freeSlots <= 0) handBack.push(message);
+        else this.dispatch(message);
       }
+      await Promise.all(handBack.map((m) => this.handBack(m)));
     }
+  }
+
+  /** Makes a message visible again at once (best effort: else it reappears after its visibility). */
+  private async handBack(message: Message): Promise<void> {
+    const { sqs, config } = this.d;
+    await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: config.queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: 0 })).catch(() => undefined);
+  }
+
+  /** The message takes a free slot now (synchronously) and is handled in the background. */
+  private dispatch(message: Message): void {
+    const { activity } = this.d;
+    this.occupied++;
+    activity.handling++;
+    const handled = this.handleMessage(message)
+      .catch((err: unknown) => this.d.taskError('handling a message failed; it will be received again', { error: err, message_id: message.MessageId }))
+      .finally(() => {
+        this.occupied--;
+        activity.handling--;
+        activity.markBusy();
+        this.handlers.delete(handled);
+        this.slotFreed?.();
+      });
+    this.handlers.add(handled);
+  }
+
+  /** Resolves when a slot frees or the signal aborts. */
+  private untilSlotFreed(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        this.slotFreed = undefined;
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.slotFreed = done;
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** A finished task's tail (task-run.ts `tail`) runs on; the drain waits for it. */
+  private track(tail: Promise<void>): void {
+    const tracked: Promise<void> = tail
+      .catch((err: unknown) => this.d.log.warn('cleaning up after a task failed', { error: err }))
+      .finally(() => this.tails.delete(tracked));
+    this.tails.add(tracked);
   }
 
   /** Decode, claim, and dispatch on the claim's outcome. */
@@ -156,7 +229,10 @@ export class Receiver {
       case 'claimed': {
         log.info(outcome.takeover ? 'took over a task whose lease expired' : 'claimed task', { attempt: outcome.lease.attempt, receive_count: message.Attributes?.ApproximateReceiveCount });
         const run = this.d.newRun(outcome.lease, outcome.record, message.ReceiptHandle, { startedAt: claimStartedAt, endedAt: Date.now() });
-        this.d.taskEnded(await run.execute());
+        const result = await run.execute();
+        // The slot frees now; deleting the message and removing the container go on behind it.
+        this.track(run.tail);
+        this.d.taskEnded(result);
         return;
       }
       case 'terminal':

@@ -7,11 +7,17 @@
  * the shutdown stops fleetd, as after an idle self-termination.
  *
  * Intervals:
- * - the group read (DescribeAutoScalingGroups): every 2 × heartbeatSeconds (60 s by default;
- *   never under 5 s, for fleets with test timings), ±20 % jitter. A rollout lasts as long as the longest task, so a minute's lag costs nothing,
- *   and a hundred instances make fewer than two calls a second on an API whose rate is shared
- *   by the account; the jitter keeps instances booted together from reading in step. A failed
- *   read keeps the current state (logged the first time, then every 10th).
+ * - the group read (DescribeAutoScalingGroups): on the instance heartbeat's cadence,
+ *   every instanceHeartbeatSeconds (360 s by default) +0–10 % jitter (contract/timings.ts
+ *   `instanceHeartbeatDelayMs`): 10 reads an idle hour, which with the one receive loop's 180
+ *   long polls and the 10 instance-row writes keeps an idle instance at 200 AWS calls an hour.
+ *   The lag this costs: an idle instance of the old version retires up to ~6.6 min after
+ *   `fleet rollout start` (a busy one waits for its tasks anyway, which is what a rollout
+ *   lasts), and an abort reaches a retiring instance as late. A rollout replaces instances
+ *   over minutes to hours, so minutes of lag are acceptable (docs/operations.md); a hundred
+ *   instances make one call every 3.6 s on an API whose rate the account shares. The jitter
+ *   keeps instances booted together from reading in step. A failed read keeps the current
+ *   state (logged the first time, then every 10th).
  * - the local check (is anything still running?): every 2 s while retiring, no jitter (memory
  *   only), so a retiring instance leaves within seconds of its last task's end.
  */
@@ -21,7 +27,7 @@ import {
   type AutoScalingClient,
   type AutoScalingGroup,
 } from '@aws-sdk/client-auto-scaling';
-import { ROLLOUT_TAG_KEY, decideRollout, decodeRolloutMarker, type RolloutDecision, type RolloutMarker } from './contract';
+import { ROLLOUT_TAG_KEY, decideRollout, instanceHeartbeatDelayMs, decodeRolloutMarker, type RolloutDecision, type RolloutMarker } from './contract';
 import type { FleetdConfig } from './config';
 import type { FleetdStateHolder } from './fleetd-state';
 import type { InstanceBuild } from './instance';
@@ -32,9 +38,9 @@ import { sleep } from './retry';
 
 export const ROLLOUT_LOCAL_CHECK_MS = 2000;
 
-/** The group read's delay: 2 × heartbeat (at least 5 s), ±20 % jitter. */
-export function rolloutReadDelayMs(heartbeatSeconds: number, random: () => number = Math.random): number {
-  return Math.round(Math.max(2 * heartbeatSeconds, 5) * 1000 * (0.8 + random() * 0.4));
+/** The group read's delay: one instance heartbeat, +0–10 % jitter (contract/timings.ts). */
+export function rolloutReadDelayMs(instanceHeartbeatSeconds: number, random: () => number = Math.random): number {
+  return instanceHeartbeatDelayMs({ instanceHeartbeatSeconds }, random);
 }
 
 /** What the group says: the marker (undefined when none or malformed) and min / desired. */
@@ -72,7 +78,7 @@ export interface RolloutWatchDeps {
   readonly asgName: string;
   readonly instanceId: string;
   readonly build?: InstanceBuild;
-  readonly heartbeatSeconds: number;
+  readonly instanceHeartbeatSeconds: number;
   readonly state: FleetdStateHolder;
   readonly running: () => number;
   readonly activity: ReceiveActivity;
@@ -106,14 +112,14 @@ export class RolloutWatch {
   }
 
   private async run(): Promise<void> {
-    let nextRead = Date.now() + rolloutReadDelayMs(this.d.heartbeatSeconds);
+    let nextRead = Date.now() + rolloutReadDelayMs(this.d.instanceHeartbeatSeconds);
     while (!this.stopping.signal.aborted) {
       const s = this.d.state.current.kind;
       if (s !== 'serving' && s !== 'paused' && s !== 'retiring') return;
       await sleep(s === 'retiring' ? Math.min(ROLLOUT_LOCAL_CHECK_MS, Math.max(0, nextRead - Date.now())) : Math.max(0, nextRead - Date.now()), this.stopping.signal);
       if (this.stopping.signal.aborted) return;
       if (Date.now() >= nextRead) {
-        nextRead = Date.now() + rolloutReadDelayMs(this.d.heartbeatSeconds);
+        nextRead = Date.now() + rolloutReadDelayMs(this.d.instanceHeartbeatSeconds);
         await this.check();
       } else {
         await this.leaveIfDone();
@@ -185,10 +191,10 @@ export class RolloutWatch {
 export async function startRolloutWatch(
   config: Pick<FleetdConfig, 'asgName' | 'timings'>,
   autoscaling: AutoScalingClient,
-  d: Omit<RolloutWatchDeps, 'autoscaling' | 'asgName' | 'heartbeatSeconds'>,
+  d: Omit<RolloutWatchDeps, 'autoscaling' | 'asgName' | 'instanceHeartbeatSeconds'>,
 ): Promise<RolloutWatch | undefined> {
   if (!config.asgName) return undefined;
-  const watch = new RolloutWatch({ ...d, autoscaling, asgName: config.asgName, heartbeatSeconds: config.timings.heartbeatSeconds });
+  const watch = new RolloutWatch({ ...d, autoscaling, asgName: config.asgName, instanceHeartbeatSeconds: config.timings.instanceHeartbeatSeconds });
   await watch.start();
   return watch;
 }

@@ -3,6 +3,11 @@
  * write ends FAILED in a minimal second write; an unreachable one releases), the release, and
  * the task's SQS message (deleted after the terminal write, made visible again after a
  * release, kept hidden while the lease is renewed). docs/architecture.md, "One retry policy".
+ *
+ * After a terminal write, the message's deletion (and ABCA's record) are begun, not awaited:
+ * `afterWrite`, which the run's background tail waits for (task-run.ts), so the slot frees at
+ * the write. A crash before the deletion is safe: the message comes back after its visibility
+ * timeout, its claim finds the terminal record, and the message is deleted then.
  */
 import { ChangeMessageVisibilityCommand, DeleteMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { FleetEnd } from './abca-mirror';
@@ -35,6 +40,9 @@ export interface TaskOutcomeOptions {
 }
 
 export class TaskOutcome {
+  /** The steps that follow a terminal write (ABCA's record, deleting the message), begun by `finish`; never rejects. */
+  afterWrite: Promise<void> = Promise.resolve();
+
   constructor(
     private readonly o: TaskOutcomeOptions,
     private readonly lease: Lease,
@@ -113,8 +121,11 @@ export class TaskOutcome {
     }
     if (!ok) return this.fenced(`terminal write (${status}) fenced out`);
     this.o.log.info('task finished', { status, exit_code: fields.exit_code, reason: fields.reason });
-    await this.o.onEnd?.({ status, reason: fields.reason, exitCode: fields.exit_code });
-    await this.deleteMessage();
+    const end = { status, reason: fields.reason, exitCode: fields.exit_code };
+    this.afterWrite = Promise.all([this.o.onEnd?.(end), this.deleteMessage()]).then(
+      () => undefined,
+      (err: unknown) => this.o.log.warn('a step after the terminal write failed', { error: err }),
+    );
     return { taskId: this.taskId, status };
   }
 

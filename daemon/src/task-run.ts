@@ -2,7 +2,8 @@
  * One claimed task, from claim to cleanup (docs/architecture.md, "Where each step lives"):
  *   prepare (spec, payload, secrets, image, container) → first heartbeat RUNNING → start →
  *   heartbeat every `heartbeatSeconds` (lease + message visibility on the same tick) while
- *   waiting → one fenced terminal write → delete the message → remove container and files.
+ *   waiting → one fenced terminal write; the slot frees there, and deleting the message and
+ *   removing the container and files go on in the background (`tail`).
  * Stops come from three places and the first reason wins: a cancel (record or control
  * socket), the task timeout, or a release (drain / spot). A fenced-out heartbeat or a lease
  * that could not be renewed stops the container and writes nothing more.
@@ -12,7 +13,7 @@ import { abcaAtMostOnce, abcaTaskIdOf } from './abca-mirror';
 import { DispatchClock, type ClaimTiming } from './dispatch-timing';
 import { RETRY_POLICIES, retry, sleep } from './retry';
 import { heartbeatLoop } from './task-heartbeat';
-import { TaskStatus, type TaskRecord, type TaskSpec } from './contract';
+import { TERMINAL_STATUSES, TaskStatus, type TaskRecord, type TaskSpec } from './contract';
 import type { Lease } from './store';
 import type { Logger } from './log';
 import { isEngineServerError, isEngineUnreachable, isSignalExit, type ExitFacts, type TaskFiles } from './runner';
@@ -46,6 +47,17 @@ export class TaskRun {
   phase: 'preparing' | 'running' | 'stopping' | 'finishing' = 'preparing';
   /** Per-phase dispatch timings (a claimed task; not an adopted one). */
   private readonly dispatch?: DispatchClock;
+  /** The task's output, once opened (closed at the cleanup). */
+  private output?: TaskOutput;
+  /**
+   * What is left after a terminal write, run in the background once `execute` resolved: the
+   * message's deletion (and ABCA's record), the container's removal and the task's files.
+   * Resolved at once for any other end (a release, a fence, an error: the run cleans up before
+   * it resolves). Never rejects. Crash-safe: a message not yet deleted comes back and its
+   * claim finds the terminal record (then deletes it); a container not yet removed is removed
+   * by the next boot's recovery (recovery.ts). The receiver waits for it before a drain ends.
+   */
+  tail: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly deps: TaskRunDeps,
@@ -132,7 +144,7 @@ export class TaskRun {
       } finally {
         output?.close();
         await this.outputs.closeLog();
-        await runner.remove(container);
+        await Promise.all([this.outcome.afterWrite, runner.remove(container)]);
         runner.removeFiles(this.taskId);
       }
     });
@@ -151,77 +163,94 @@ export class TaskRun {
     }
   }
 
+  /**
+   * The attempt to its outcome, then the cleanup: in the background after a terminal write
+   * (`tail`: the slot frees at the write), awaited after any other end.
+   */
   private async run(): Promise<TaskRunResult> {
+    let result: TaskRunResult | undefined;
+    try {
+      result = await this.runToOutcome();
+      return result;
+    } finally {
+      const terminal = result !== undefined && (TERMINAL_STATUSES as readonly string[]).includes(result.status);
+      if (terminal) this.tail = this.cleanUp().catch((err: unknown) => this.log.warn('cleaning up after the task failed', { error: err }));
+      else await this.cleanUp();
+    }
+  }
+
+  /** The message's deletion (terminal writes) beside the container's removal, then the files. */
+  private async cleanUp(): Promise<void> {
+    const { runner } = this.deps;
+    this.output?.close();
+    await this.outputs.closeLog();
+    await Promise.all([this.outcome.afterWrite, this.container ? runner.remove(this.container) : undefined]);
+    runner.removeFiles(this.taskId);
+  }
+
+  private async runToOutcome(): Promise<TaskRunResult> {
     const { runner, config, store } = this.deps;
     let files: TaskFiles | undefined;
-    let output: TaskOutput | undefined;
+    let spec: TaskSpec;
+    let env: string[];
     try {
-      let spec: TaskSpec;
-      let env: string[];
-      try {
-        spec = this.inputs.spec();
-        // Before anything is pulled, read or run: a record rewritten after submit never runs.
-        await this.inputs.checkSeal();
-        const payload = await this.inputs.payloadJson(spec);
-        env = [...this.inputs.baseEnv(payload, spec), ...(await this.inputs.secretEnv(spec)), ...(this.deps.extraEnv ? await this.deps.extraEnv(this.lease) : [])];
-        const image = await this.timed('image_pull_ms', () => runner.ensureImage(spec.image));
-        this.dispatch?.pulled(image === 'pulled');
-        const taskFiles = await runner.prepareFiles(this.taskId, payload, spec.disk_mb);
-        files = taskFiles;
-        this.container = await this.timed('container_create_ms', () => runner.create({ taskId: this.taskId, attempt: this.lease.attempt, spec, env, files: taskFiles, graceSeconds: config.timings.cancelGraceSeconds }));
-      } catch (err) {
-        if (this.stopReason) return await this.endWithoutStart();
-        if (err instanceof SealUnverifiedError) return await this.engineInterrupted(err.message, false, true);
-        if (isEngineUnreachable(err)) return await this.engineInterrupted(`the Docker engine did not answer while preparing the task: ${(err as Error).message}`, true);
-        if (isEngineServerError(err)) return await this.engineInterrupted(`the Docker engine failed while preparing the task (this attempt counts): ${(err as Error).message}`, false, false);
-        const reason = err instanceof PrepareError || /Image(Policy|Pull)Error/.test((err as Error).name) ? (err as Error).message : `preparing the task failed: ${(err as Error).message}`;
-        this.log.warn('task failed before start', { reason });
-        return await this.outcome.finish(TaskStatus.FAILED, { reason: this.deps.log.secrets.redact(reason) });
-      }
+      spec = this.inputs.spec();
+      // Before anything is pulled, read or run: a record rewritten after submit never runs.
+      await this.inputs.checkSeal();
+      const payload = await this.inputs.payloadJson(spec);
+      env = [...this.inputs.baseEnv(payload, spec), ...(await this.inputs.secretEnv(spec)), ...(this.deps.extraEnv ? await this.deps.extraEnv(this.lease) : [])];
+      const image = await this.timed('image_pull_ms', () => runner.ensureImage(spec.image));
+      this.dispatch?.pulled(image === 'pulled');
+      const taskFiles = await runner.prepareFiles(this.taskId, payload, spec.disk_mb);
+      files = taskFiles;
+      this.container = await this.timed('container_create_ms', () => runner.create({ taskId: this.taskId, attempt: this.lease.attempt, spec, env, files: taskFiles, graceSeconds: config.timings.cancelGraceSeconds }));
+    } catch (err) {
       if (this.stopReason) return await this.endWithoutStart();
-
-      // The first heartbeat must succeed before the container starts.
-      const sentAt = Date.now();
-      const running = await store.markRunning(this.lease, this.container.id, this.dispatch?.timings);
-      if (running === 'fenced') return this.outcome.fenced('first heartbeat fenced out');
-      if (running === 'cancel-requested' || this.stopReason) {
-        this.stopReason ??= 'cancel';
-        return await this.endWithoutStart();
-      }
-      // Before the start: the lease guard kills a running container that has no local lease.
-      this.recordLease(sentAt);
-
-      output = this.outputs.open(files);
-      const { done: streamDone } = await runner.attach(this.container, output);
-      const startedAt = Date.now();
-      try {
-        await this.timed('container_start_ms', () => this.container!.start());
-      } catch (err) {
-        if (isEngineUnreachable(err)) return await this.engineInterrupted(`the Docker engine did not answer when starting the container: ${(err as Error).message}`, true);
-        // A 5xx is the engine's own trouble (seen right after a dockerd restart: "failed to update
-        // store for object type *libnetwork.endpoint"): another attempt, which counts, so a
-        // failure that repeats everywhere still ends at the attempt cap.
-        if (isEngineServerError(err)) return await this.engineInterrupted(`the Docker engine failed to start the container (this attempt counts): ${(err as Error).message}`, false, false);
-        // A 4xx: the engine refused this container (e.g. the command's executable does not exist
-        // in the image): the task's own fault, and every attempt would fail the same way.
-        const reason = this.deps.log.secrets.redact(`the container could not start: ${(err as Error).message}`);
-        this.log.warn('task failed at container start', { reason });
-        return await this.outcome.finish(TaskStatus.FAILED, { reason });
-      }
-      this.started = true;
-      this.phase = 'running';
-      this.log.info('container started', { container_id: this.container.id, image: spec.image, dispatch: this.dispatch?.timings });
-      // Best effort and never awaited: the timings must not delay the task.
-      if (this.dispatch) void store.recordDispatch(this.lease, this.dispatch.timings).catch((err) => this.log.warn('recording the dispatch timings failed', { error: err }));
-      // A stop requested between markRunning and start applies now.
-      if (this.stopReason) runner.stop(this.container, config.timings.cancelGraceSeconds).catch(() => undefined);
-      return await this.supervise(spec, files, output, streamDone, startedAt);
-    } finally {
-      output?.close();
-      await this.outputs.closeLog();
-      if (this.container) await runner.remove(this.container);
-      runner.removeFiles(this.taskId);
+      if (err instanceof SealUnverifiedError) return await this.engineInterrupted(err.message, false, true);
+      if (isEngineUnreachable(err)) return await this.engineInterrupted(`the Docker engine did not answer while preparing the task: ${(err as Error).message}`, true);
+      if (isEngineServerError(err)) return await this.engineInterrupted(`the Docker engine failed while preparing the task (this attempt counts): ${(err as Error).message}`, false, false);
+      const reason = err instanceof PrepareError || /Image(Policy|Pull)Error/.test((err as Error).name) ? (err as Error).message : `preparing the task failed: ${(err as Error).message}`;
+      this.log.warn('task failed before start', { reason });
+      return await this.outcome.finish(TaskStatus.FAILED, { reason: this.deps.log.secrets.redact(reason) });
     }
+    if (this.stopReason) return await this.endWithoutStart();
+
+    // The first heartbeat must succeed before the container starts.
+    const sentAt = Date.now();
+    const running = await store.markRunning(this.lease, this.container.id, this.dispatch?.timings);
+    if (running === 'fenced') return this.outcome.fenced('first heartbeat fenced out');
+    if (running === 'cancel-requested' || this.stopReason) {
+      this.stopReason ??= 'cancel';
+      return await this.endWithoutStart();
+    }
+    // Before the start: the lease guard kills a running container that has no local lease.
+    this.recordLease(sentAt);
+
+    const output = (this.output = this.outputs.open(files));
+    const { done: streamDone } = await runner.attach(this.container, output);
+    const startedAt = Date.now();
+    try {
+      await this.timed('container_start_ms', () => this.container!.start());
+    } catch (err) {
+      if (isEngineUnreachable(err)) return await this.engineInterrupted(`the Docker engine did not answer when starting the container: ${(err as Error).message}`, true);
+      // A 5xx is the engine's own trouble (seen right after a dockerd restart: "failed to update
+      // store for object type *libnetwork.endpoint"): another attempt, which counts, so a
+      // failure that repeats everywhere still ends at the attempt cap.
+      if (isEngineServerError(err)) return await this.engineInterrupted(`the Docker engine failed to start the container (this attempt counts): ${(err as Error).message}`, false, false);
+      // A 4xx: the engine refused this container (e.g. the command's executable does not exist
+      // in the image): the task's own fault, and every attempt would fail the same way.
+      const reason = this.deps.log.secrets.redact(`the container could not start: ${(err as Error).message}`);
+      this.log.warn('task failed at container start', { reason });
+      return await this.outcome.finish(TaskStatus.FAILED, { reason });
+    }
+    this.started = true;
+    this.phase = 'running';
+    this.log.info('container started', { container_id: this.container.id, image: spec.image, dispatch: this.dispatch?.timings });
+    // Best effort and never awaited: the timings must not delay the task.
+    if (this.dispatch) void store.recordDispatch(this.lease, this.dispatch.timings).catch((err) => this.log.warn('recording the dispatch timings failed', { error: err }));
+    // A stop requested between markRunning and start applies now.
+    if (this.stopReason) runner.stop(this.container, config.timings.cancelGraceSeconds).catch(() => undefined);
+    return await this.supervise(spec, files, output, streamDone, startedAt);
   }
 
   /** Waits for the container under heartbeats and the timeout, then the one terminal write. */

@@ -1,4 +1,5 @@
 /** `fleet instances` and `fleet dlq list|redrive`: the fleet's machines and its dead letters. */
+import { DEFAULT_TIMINGS, instanceStaleAfterMs } from '../../daemon/src/contract';
 import type { InstanceView } from '../lib/client';
 import type { CliContext } from './config';
 import { EXIT } from './errors';
@@ -18,7 +19,7 @@ export async function instancesCommand(ctx: CliContext, o: { json?: boolean }): 
     return EXIT.ok;
   }
   process.stdout.write(`${formatInstances(instances, now)}\n`);
-  if (instances.some((i) => i.stale)) process.stderr.write('stale: no heartbeat for longer than a lease; its fleetd may be dead (the reconciler reports it too)\n');
+  if (instances.some((i) => i.stale)) process.stderr.write(`stale: no instance heartbeat for ${formatDuration(instanceStaleAfterMs(DEFAULT_TIMINGS))} (2.5 instance heartbeats); its fleetd may be dead (the reconciler reports it too)\n`);
   return EXIT.ok;
 }
 

@@ -23,6 +23,7 @@ import {
   DEFAULT_TAG_PREFIX,
   LAUNCH_TEMPLATE_TAGS,
   DEFAULT_TIMINGS,
+  instanceStaleAfterMs,
   DLQ_REASON_ATTRIBUTE,
   EVENTS_TABLE,
   EventType,
@@ -125,7 +126,7 @@ export interface InstanceView {
   /** EC2 launch time, else fleetd's boot time. */
   readonly launchedAt?: number;
   readonly ec2State?: string;
-  /** No heartbeat for longer than staleAfterMs: its fleetd may be dead. */
+  /** No heartbeat for longer than staleAfterMs (2.5 instance heartbeats, 15 min by default): its fleetd may be dead. */
   readonly stale: boolean;
   readonly slots?: number;
   readonly availabilityZone?: string;
@@ -399,7 +400,7 @@ export class FleetClient {
    */
   async listInstances(options: { now?: number; staleAfterMs?: number } = {}): Promise<InstanceList> {
     const now = options.now ?? Date.now();
-    const staleAfterMs = options.staleAfterMs ?? DEFAULT_TIMINGS.leaseSeconds * 1000;
+    const staleAfterMs = options.staleAfterMs ?? instanceStaleAfterMs(DEFAULT_TIMINGS);
     const keys = tagKeys(this.names.tagPrefix ?? DEFAULT_TAG_PREFIX);
     const rows = new Map<string, ReturnType<typeof parseInstanceRecord> & { ok: true }>();
     const warnings: string[] = [];

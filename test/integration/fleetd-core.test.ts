@@ -4,7 +4,7 @@
  */
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { DescribeTagsCommand } from '@aws-sdk/client-ec2';
-import { EventType, TaskStatus, encodeEnvelope, tagKeys, type TaskSpecInput } from '../../daemon/src/contract';
+import { CONTAINER_LABELS, EventType, TaskStatus, encodeEnvelope, tagKeys, type TaskSpecInput } from '../../daemon/src/contract';
 import { FleetClient } from '../../scripts/lib/client';
 import { TestDaemon } from '../../scripts/dev/harness/daemon';
 import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
@@ -67,6 +67,43 @@ test('happy path: submit → claimed → RUNNING → COMPLETED with result, even
   const left = await fleet.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: fleet.resources.queueUrl, WaitTimeSeconds: 0, VisibilityTimeout: 0 }));
   expect(left.Messages ?? []).toHaveLength(0);
   expect(await runningContainers(taskId)).toBe(0);
+});
+
+test('three slots, one receive loop: five tasks submitted at once each run once, and never more than three containers run at a time', async () => {
+  // Prepare: a daemon with three slots, and the engine's start / die events of its containers.
+  const d = daemon(0, { slots: 3 });
+  await d.ready();
+  const events = (await fleet.docker.getEvents({ filters: { type: ['container'], event: ['start', 'die'], label: [`${CONTAINER_LABELS.instanceId}=${d.instanceId}`] } })) as NodeJS.ReadableStream & { destroy(): void };
+  let running = 0;
+  let mostRunning = 0;
+  const startsByTask = new Map<string, number>();
+  let partial = '';
+  events.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines.filter(Boolean)) {
+      const e = JSON.parse(line) as { Action?: string; Actor?: { Attributes?: Record<string, string> } };
+      const taskId = e.Actor?.Attributes?.[CONTAINER_LABELS.taskId] ?? '?';
+      if (e.Action === 'start') {
+        running++;
+        mostRunning = Math.max(mostRunning, running);
+        startsByTask.set(taskId, (startsByTask.get(taskId) ?? 0) + 1);
+      } else if (e.Action === 'die') running--;
+    }
+  });
+  try {
+    // Act
+    const submitted = await Promise.all(Array.from({ length: 5 }, () => client.submitTask(demoSpec({ DEMO_SLEEP_S: '2' }))));
+    const records = await Promise.all(submitted.map(({ taskId }) => client.waitForTerminal(taskId, { timeoutMs: 120_000 })));
+    // Assess: each completed in its first attempt, started once; the slots bound the containers.
+    expect(records.map((r) => [r.status, r.attempt])).toEqual(submitted.map(() => [TaskStatus.COMPLETED, 1]));
+    expect(submitted.map(({ taskId }) => startsByTask.get(taskId))).toEqual([1, 1, 1, 1, 1]);
+    expect(mostRunning).toBeLessThanOrEqual(3);
+    expect(mostRunning).toBeGreaterThanOrEqual(2);
+    expect(d.lines.filter((l) => /"claimed task"/.test(l))).toHaveLength(5);
+  } finally {
+    events.destroy();
+  }
 });
 
 test('a non-zero exit ends FAILED with the exit code and the reason', async () => {

@@ -257,7 +257,7 @@ test('instances whose heartbeat stopped are reported', async () => {
   // Prepare
   const now = Date.now();
   const row = (id: string, heartbeatAgo: number): InstanceRecord => ({ instance_id: id, status: 'busy', updated_at: now - heartbeatAgo, heartbeat_at: now - heartbeatAgo, running: ['t-x'] });
-  for (const r of [row('i-0silent000000001', 10 * MIN), row('i-0healthy00000001', 10_000)]) {
+  for (const r of [row('i-0silent000000001', 20 * MIN), row('i-0healthy00000001', 10_000)]) {
     await fleet.clients.ddb.send(new PutCommand({ TableName: fleet.resources.instancesTable, Item: r }));
   }
   // Act

@@ -106,6 +106,8 @@ async function runTask(h: Harness, spec: Record<string, unknown>): Promise<{ res
     undefined,
   );
   const result = await run.execute();
+  // The slot frees at the terminal write; the container's removal is the run's background tail.
+  await run.tail;
   return { result, record: await client.getTask(taskId) };
 }
 
@@ -120,7 +122,7 @@ function deepResultCommand(depth: number): string[] {
   return ['sh', '-c', `s='"x"'; i=0; while [ $i -lt ${depth} ]; do s="{\\"a\\":$s}"; i=$((i+1)); done; printf '%s' "$s" > "$FLEET_OUTPUT_DIR/result.json"`];
 }
 
-test('a task run from claim to cleanup: RUNNING, COMPLETED with its result, events, the slot freed, no container left', async () => {
+test('a task run from claim to cleanup: RUNNING, COMPLETED with its result, events, the slot freed, no container left after its tail', async () => {
   // Prepare
   const h = harness();
   // Act

@@ -5,6 +5,8 @@
 import {
   DEFAULT_TIMINGS,
   LIMITS,
+  instanceHeartbeatDelayMs,
+  instanceStaleAfterMs,
   SQS_MAX_TOTAL_VISIBILITY_SECONDS,
   SQS_MAX_WAIT_SECONDS,
   validateTimings,
@@ -21,6 +23,7 @@ describe('Contract: timings', () => {
     it.each([
       ['longPollSeconds', 20],
       ['heartbeatSeconds', 30],
+      ['instanceHeartbeatSeconds', 360],
       ['leaseSeconds', 120],
       ['cancelGraceSeconds', 30],
       ['maxAttempts', 3],
@@ -54,9 +57,31 @@ describe('Contract: timings', () => {
     });
   });
 
+  describe('the instance heartbeat (instance row, rollout marker read)', () => {
+    it('waits the interval plus 0–10 % jitter, never less: at most 10 writes and 10 reads an idle hour', () => {
+      // Assess
+      expect(instanceHeartbeatDelayMs(DEFAULT_TIMINGS, () => 0)).toBe(360_000);
+      expect(instanceHeartbeatDelayMs(DEFAULT_TIMINGS, () => 0.999)).toBeLessThan(396_000);
+      expect(3600 / DEFAULT_TIMINGS.instanceHeartbeatSeconds).toBe(10);
+    });
+
+    it('a row is stale after 2.5 instance heartbeats (15 min by default), never under a lease', () => {
+      // Assess
+      expect(instanceStaleAfterMs(DEFAULT_TIMINGS)).toBe(15 * 60_000);
+      expect(instanceStaleAfterMs(makeTimings({ instanceHeartbeatSeconds: 3 }))).toBe(DEFAULT_TIMINGS.leaseSeconds * 1000);
+    });
+
+    it('idle AWS calls by design stay within 200 an hour at any slot count: 180 long polls + 10 row writes + 10 marker reads', () => {
+      // Assess
+      const t = DEFAULT_TIMINGS;
+      expect(3600 / t.longPollSeconds + 2 * (3600 / t.instanceHeartbeatSeconds)).toBeLessThanOrEqual(200);
+    });
+  });
+
   describe('single-field problems', () => {
     it.each([
       'heartbeatSeconds',
+      'instanceHeartbeatSeconds',
       'leaseSeconds',
       'cancelGraceSeconds',
       'maxAttempts',

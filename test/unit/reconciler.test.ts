@@ -142,14 +142,18 @@ describe('resolveReconcileOptions', () => {
     // Act
     const resolved = resolveReconcileOptions({ resendAfterMs: undefined });
     // Assess
-    expect(resolved).toMatchObject({ resendAfterMs: 5 * MIN, staleInstanceAfterMs: LEASE_MS, concurrency: 8, limitResendsToQueueDeficit: true, timings: DEFAULT_TIMINGS });
+    expect(resolved).toMatchObject({ resendAfterMs: 5 * MIN, staleInstanceAfterMs: 15 * MIN, concurrency: 8, limitResendsToQueueDeficit: true, timings: DEFAULT_TIMINGS });
   });
 
   it("checks against the fleet's own timings", () => {
-    // Prepare: a fleet with a 10-minute lease.
+    // Prepare: a fleet with a 10-minute lease, and one whose instances write their row every 10 minutes.
     const timings = { ...DEFAULT_TIMINGS, leaseSeconds: 600 };
-    // Act / Assess
-    expect(resolveReconcileOptions({ timings })).toMatchObject({ staleInstanceAfterMs: 10 * MIN, resendAfterMs: 25 * MIN });
+    const slowRows = { ...DEFAULT_TIMINGS, instanceHeartbeatSeconds: 600 };
+    // Act / Assess: stale after 2.5 instance heartbeats (never under a lease)
+    expect(resolveReconcileOptions({ timings })).toMatchObject({ staleInstanceAfterMs: 15 * MIN, resendAfterMs: 25 * MIN });
+    expect(resolveReconcileOptions({ timings: slowRows })).toMatchObject({ staleInstanceAfterMs: 25 * MIN });
+    expect(resolveReconcileOptions({ timings: { ...DEFAULT_TIMINGS, instanceHeartbeatSeconds: 10 } })).toMatchObject({ staleInstanceAfterMs: LEASE_MS });
+    expect(() => resolveReconcileOptions({ timings: slowRows, staleInstanceAfterMs: 20 * MIN })).toThrow(/staleInstanceAfterMs: got 1200000, expected at least two instance heartbeats/);
     expect(() => resolveReconcileOptions({ timings, resendAfterMs: 5 * MIN })).toThrow(/resendAfterMs: got 300000, expected more than the lease \(600000 ms\)/);
   });
 });

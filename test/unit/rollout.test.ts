@@ -117,11 +117,11 @@ describe('rollout watch: the group reading', () => {
     expect(shouldDecrement({ minSize, desiredCapacity })).toBe(expected);
   });
 
-  it('reads every 2 heartbeats, never under 5 s, ±20 %', () => {
+  it('reads once per instance heartbeat, +0–10 % jitter and never less (at most 10 reads an hour by default)', () => {
     // Assess
-    expect(rolloutReadDelayMs(1, () => 0.5)).toBe(5_000);
-    expect(rolloutReadDelayMs(30, () => 0)).toBe(48_000);
-    expect(rolloutReadDelayMs(30, () => 0.5)).toBe(60_000);
-    expect(rolloutReadDelayMs(30, () => 1)).toBe(72_000);
+    expect(rolloutReadDelayMs(360, () => 0)).toBe(360_000);
+    expect(rolloutReadDelayMs(360, () => 0.5)).toBe(378_000);
+    expect(rolloutReadDelayMs(360, () => 0.999)).toBe(395_964);
+    expect(rolloutReadDelayMs(3, () => 0)).toBe(3_000);
   });
 });

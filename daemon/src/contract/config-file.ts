@@ -57,6 +57,7 @@ export const FleetdConfigFileSchema = z.strictObject({
     .strictObject({
       longPollSeconds: z.number().optional(),
       heartbeatSeconds: z.number().optional(),
+      instanceHeartbeatSeconds: z.number().optional(),
       leaseSeconds: z.number().optional(),
       cancelGraceSeconds: z.number().optional(),
       maxAttempts: z.int().optional(),

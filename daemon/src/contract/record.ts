@@ -111,7 +111,7 @@ export const InstanceRecordSchema = z.object({
   instance_id: z.string(),
   status: z.enum(Object.values(InstanceStatus) as [InstanceStatus, ...InstanceStatus[]]),
   updated_at: epochMs,
-  /** Written by fleetd's instance heartbeat (every heartbeat interval, running or idle). */
+  /** Written by fleetd's instance heartbeat (every instanceHeartbeatSeconds, running or idle) and on every status change. */
   heartbeat_at: epochMs.optional(),
   booted_at: epochMs.optional(),
   slots: z.number().int().optional(),

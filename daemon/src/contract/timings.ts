@@ -8,6 +8,14 @@ export interface Timings {
   readonly longPollSeconds: number;
   /** Interval between fenced heartbeats of a running task. */
   readonly heartbeatSeconds: number;
+  /**
+   * The instance's own heartbeat: fleetd rewrites its instance row, and reads the group's
+   * rollout marker, each once per this interval (+0–10 % jitter, never less: instanceHeartbeatDelayMs).
+   * A status change (busy, idle, draining, retiring) writes the row at once, whatever this is.
+   * Idle cost: 3600 / 360 = 10 row writes + 10 marker reads an hour, beside the one receive
+   * loop's 180 long polls: 200 AWS calls per idle hour at any slot count (docs/benchmarks.md).
+   */
+  readonly instanceHeartbeatSeconds: number;
   /** Lease length written on claim and each heartbeat; the message visibility is kept equal. */
   readonly leaseSeconds: number;
   /** SIGTERM → SIGKILL grace in the cancel / timeout ladder. */
@@ -27,6 +35,7 @@ export interface Timings {
 export const DEFAULT_TIMINGS: Timings = Object.freeze({
   longPollSeconds: 20,
   heartbeatSeconds: 30,
+  instanceHeartbeatSeconds: 360,
   leaseSeconds: 120,
   cancelGraceSeconds: 30,
   maxAttempts: 3,
@@ -35,6 +44,29 @@ export const DEFAULT_TIMINGS: Timings = Object.freeze({
   maxTaskTimeoutSeconds: 11 * 3600,
   scalerTickSeconds: 10,
 });
+
+/** The instance heartbeat's jitter: each wait is the interval times 1 + U[0, this). */
+export const INSTANCE_HEARTBEAT_JITTER = 0.1;
+
+/**
+ * The wait before the next instance heartbeat (row write, or rollout marker read):
+ * instanceHeartbeatSeconds × (1 + U[0, 0.1)). The jitter only lengthens the wait, so the
+ * hourly count stays at most 3600 / instanceHeartbeatSeconds; it keeps instances booted
+ * together from writing and reading in step.
+ */
+export function instanceHeartbeatDelayMs(t: Pick<Timings, 'instanceHeartbeatSeconds'>, random: () => number = Math.random): number {
+  return Math.round(t.instanceHeartbeatSeconds * 1000 * (1 + random() * INSTANCE_HEARTBEAT_JITTER));
+}
+
+/**
+ * An instance row not rewritten for this long is stale (its fleetd may be dead): 2.5 instance
+ * heartbeats (15 min by default), so one missed write plus the jitter is not reported, and never
+ * less than a lease. The one threshold of every reader: the reconciler's stale-instance report
+ * (and its alarm), `fleet instances`.
+ */
+export function instanceStaleAfterMs(t: Pick<Timings, 'instanceHeartbeatSeconds' | 'leaseSeconds'>): number {
+  return Math.max(t.leaseSeconds * 1000, Math.round(2.5 * t.instanceHeartbeatSeconds * 1000));
+}
 
 /** SQS: a message may stay invisible for at most 12 hours in total. */
 export const SQS_MAX_TOTAL_VISIBILITY_SECONDS = 12 * 3600;
@@ -81,6 +113,7 @@ export function validateTimings(t: Timings): string[] {
   const problems: string[] = [];
   const positive: (keyof Timings)[] = [
     'heartbeatSeconds',
+    'instanceHeartbeatSeconds',
     'leaseSeconds',
     'cancelGraceSeconds',
     'maxAttempts',

@@ -19,7 +19,7 @@
 import type { TaskRecord } from '../../../daemon/src/contract/record';
 import { LEASED_STATUSES, TaskStatus, isTerminal } from '../../../daemon/src/contract/states';
 import { takeoverVerdict } from '../../../daemon/src/contract/takeover';
-import { DEFAULT_TIMINGS, type Timings } from '../../../daemon/src/contract/timings';
+import { DEFAULT_TIMINGS, INSTANCE_HEARTBEAT_JITTER, instanceStaleAfterMs, type Timings } from '../../../daemon/src/contract/timings';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -38,7 +38,8 @@ export interface DecideOptions {
 export interface ReconcileOptions extends DecideOptions {
   /**
    * An instance whose `heartbeat_at` is older than this is reported stale.
-   * @default the lease, 120_000 ms (four missed instance heartbeats)
+   * @default instanceStaleAfterMs(timings): 2.5 instance heartbeats, 900_000 ms (15 min) with
+   * the default 360 s heartbeat (contract/timings.ts)
    */
   readonly staleInstanceAfterMs?: number;
   /**
@@ -65,7 +66,7 @@ export interface ReconcileOptions extends DecideOptions {
 
 export const RECONCILE_DEFAULTS = Object.freeze({
   resendAfterMs: 5 * 60_000,
-  staleInstanceAfterMs: DEFAULT_TIMINGS.leaseSeconds * 1000,
+  staleInstanceAfterMs: instanceStaleAfterMs(DEFAULT_TIMINGS),
   limitResendsToQueueDeficit: true,
   concurrency: 8,
   timings: DEFAULT_TIMINGS,
@@ -89,7 +90,7 @@ export function resolveReconcileOptions(options: ReconcileOptions = {}): Resolve
   const defaults = {
     ...RECONCILE_DEFAULTS,
     resendAfterMs: Math.max(RECONCILE_DEFAULTS.resendAfterMs, 2.5 * leaseMs),
-    staleInstanceAfterMs: leaseMs,
+    staleInstanceAfterMs: instanceStaleAfterMs(timings),
   };
   const o: ResolvedReconcileOptions = { ...defaults, ...given, timings };
   const problems: string[] = [];
@@ -98,10 +99,11 @@ export function resolveReconcileOptions(options: ReconcileOptions = {}): Resolve
       `resendAfterMs: got ${o.resendAfterMs}, expected more than the lease (${leaseMs} ms), or a message a daemon holds invisibly would be duplicated; raise it (default ${defaults.resendAfterMs})`,
     );
   }
-  const heartbeatMs = timings.heartbeatSeconds * 1000;
-  if (!Number.isFinite(o.staleInstanceAfterMs) || o.staleInstanceAfterMs < 2 * heartbeatMs) {
+  // The longest gap between two row writes of a live fleetd: the interval plus its jitter.
+  const longestGapMs = timings.instanceHeartbeatSeconds * 1000 * (1 + INSTANCE_HEARTBEAT_JITTER);
+  if (!Number.isFinite(o.staleInstanceAfterMs) || o.staleInstanceAfterMs < 2 * longestGapMs) {
     problems.push(
-      `staleInstanceAfterMs: got ${o.staleInstanceAfterMs}, expected at least two instance heartbeats (${2 * heartbeatMs} ms) so one late heartbeat is not reported; raise it`,
+      `staleInstanceAfterMs: got ${o.staleInstanceAfterMs}, expected at least two instance heartbeats with their jitter (${2 * longestGapMs} ms) so one late heartbeat is not reported; raise it`,
     );
   }
   if (!Number.isInteger(o.concurrency) || o.concurrency < 1 || o.concurrency > 64) {

@@ -16,7 +16,7 @@ import type { TestFleet } from './fleet';
 const FLEETD = path.join(__dirname, '..', '..', '..', 'bin', 'fleetd.js');
 
 /** Short timings so lease expiry and takeover happen within a test. */
-export const FAST_TIMINGS = { longPollSeconds: 1, heartbeatSeconds: 1, leaseSeconds: 6, cancelGraceSeconds: 2 };
+export const FAST_TIMINGS = { longPollSeconds: 1, heartbeatSeconds: 1, instanceHeartbeatSeconds: 3, leaseSeconds: 6, cancelGraceSeconds: 2 };
 
 /**
  * This test file's daemons. A test that kills fleetd mid-task (kill9, no restart) leaves that

@@ -1,0 +1,230 @@
+/**
+ * The one receive loop (daemon/src/receiver.ts): each long poll asks for as many messages as
+ * there are free slots, every message takes a slot at once, and fleetd never holds more
+ * messages than free slots. SQS and the store are fakes; each long poll is answered by the test,
+ * so nothing here depends on time.
+ */
+import { ChangeMessageVisibilityCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import { mockClient } from 'aws-sdk-client-mock';
+import { DEFAULT_TIMINGS, encodeEnvelope, newTaskId, type TaskRecord } from '../../daemon/src/contract';
+import { FleetdStateHolder } from '../../daemon/src/fleetd-state';
+import { Logger, Redactor } from '../../daemon/src/log';
+import { ReceiveActivity, Receiver } from '../../daemon/src/receiver';
+import type { TaskRunResult } from '../../daemon/src/task-run';
+
+const sqsMock = mockClient(SQSClient);
+const quiet = new Logger({}, new Redactor(), 'error', () => undefined);
+
+interface Poll {
+  readonly asked: number;
+  /** Answers the long poll with one message per task id. */
+  answer(taskIds: string[]): void;
+}
+
+interface FakeRun {
+  readonly taskId: string;
+  /** The run ended (`finish` was called). */
+  readonly ended: boolean;
+  /** Ends the run (the terminal write is done: the slot frees). */
+  finish(): void;
+  /** Ends the run's background tail (message deletion, container removal). */
+  finishTail(): void;
+}
+
+function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Lets the event loop run until `done()` holds (bounded by iterations, not by time). */
+async function settle(done: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if (done()) return;
+    await new Promise((r) => setImmediate(r));
+  }
+  throw new Error(`never happened: ${what}`);
+}
+
+function harness(slots: number) {
+  const polls: Poll[] = [];
+  const runs: FakeRun[] = [];
+  const handedBack: string[] = [];
+  let running = 0;
+  let mostInHand = 0;
+  const activity = new ReceiveActivity();
+  sqsMock.on(ReceiveMessageCommand).callsFake((input: { MaxNumberOfMessages?: number }) => {
+    return new Promise((resolve) => {
+      polls.push({
+        asked: input.MaxNumberOfMessages ?? 1,
+        answer: (taskIds) => resolve({ Messages: taskIds.map((id): Message => ({ MessageId: `m-${id}`, ReceiptHandle: `r-${id}`, Body: encodeEnvelope(id) })) }),
+      });
+    });
+  });
+  sqsMock.on(ChangeMessageVisibilityCommand).callsFake((input: { ReceiptHandle?: string; VisibilityTimeout?: number }) => {
+    if (input.VisibilityTimeout === 0) handedBack.push(input.ReceiptHandle ?? '');
+    return Promise.resolve({});
+  });
+  const state = new FleetdStateHolder();
+  state.to({ kind: 'serving' });
+  const receiver = new Receiver({
+    sqs: new SQSClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
+    config: { queueUrl: 'https://sqs.local/q', dlqUrl: 'https://sqs.local/dlq', slots, timings: DEFAULT_TIMINGS },
+    store: {
+      claim: (taskId: string, instanceId: string) =>
+        Promise.resolve({ kind: 'claimed' as const, takeover: false, lease: { taskId, instanceId, attempt: 1 }, record: { task_id: taskId, spec: {} } as unknown as TaskRecord }),
+    },
+    instanceId: 'i-0receiver0000001',
+    state,
+    gates: { checkDisk: () => undefined, engineAnswers: () => Promise.resolve(true) },
+    activity,
+    log: quiet,
+    newRun: (lease) => {
+      const ended = deferred<TaskRunResult>();
+      const tail = deferred();
+      let tailDone = false;
+      running++;
+      mostInHand = Math.max(mostInHand, activity.handling);
+      const run = {
+        taskId: lease.taskId,
+        ended: false,
+        finish: () => {
+          if (run.ended) return;
+          run.ended = true;
+          running--;
+          ended.resolve({ taskId: lease.taskId, status: 'COMPLETED' as TaskRunResult['status'] });
+        },
+        finishTail: () => {
+          tailDone = true;
+          tail.resolve();
+        },
+      };
+      runs.push(run);
+      return {
+        execute: () => ended.promise,
+        get tail() {
+          return tailDone ? Promise.resolve() : tail.promise;
+        },
+      };
+    },
+    taskEnded: () => undefined,
+    messageRejected: () => undefined,
+    taskError: (msg, extra) => {
+      throw new Error(`unexpected task error: ${msg} ${JSON.stringify(extra)}`);
+    },
+  });
+  return {
+    receiver,
+    state,
+    activity,
+    polls,
+    runs,
+    handedBack,
+    get running() {
+      return running;
+    },
+    get mostInHand() {
+      return mostInHand;
+    },
+    /** The next long poll, once the loop sent it. */
+    async nextPoll(): Promise<Poll> {
+      const seen = polls.length;
+      await settle(() => polls.length > seen, 'a long poll');
+      return polls[seen];
+    },
+  };
+}
+
+beforeEach(() => sqsMock.reset());
+
+describe('one receive loop for all slots', () => {
+  it('asks for as many messages as there are free slots: 3 of 3, then 2 with one busy, then none while all are busy', async () => {
+    // Prepare
+    const h = harness(3);
+    const done = h.receiver.start();
+    // Act / Assess: an idle instance asks for 3 in one long poll.
+    const first = await h.nextPoll();
+    expect(first.asked).toBe(3);
+    const one = newTaskId();
+    first.answer([one]);
+    // One slot busy of 3: the next long poll asks for 2.
+    const second = await h.nextPoll();
+    expect(h.running).toBe(1);
+    expect(second.asked).toBe(2);
+    second.answer([newTaskId(), newTaskId()]);
+    await settle(() => h.running === 3, 'three runs');
+    // Every slot busy: no long poll is out.
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+    expect(h.polls).toHaveLength(2);
+    expect(h.activity.inFlight).toBe(0);
+    // A slot frees: the loop polls again for exactly 1.
+    h.runs[0].finish();
+    const third = await h.nextPoll();
+    expect(third.asked).toBe(1);
+    expect(h.receiver.freeSlots).toBe(1);
+    // Assess the invariant over the whole run: never more messages in hand than slots.
+    expect(h.mostInHand).toBeLessThanOrEqual(3);
+    // Cleanup: a drain ends the loop once its poll returned and its tasks are done.
+    h.state.to({ kind: 'draining', reason: 'test', since: Date.now() });
+    third.answer([]);
+    for (const r of h.runs) {
+      r.finish();
+      r.finishTail();
+    }
+    await done;
+  });
+
+  it('never holds more messages than free slots, whatever each poll brings', async () => {
+    // Prepare
+    const h = harness(4);
+    const done = h.receiver.start();
+    // Act: each poll is answered with as many messages as it asked for; runs end one by one.
+    for (let round = 0; round < 6; round++) {
+      const poll = await h.nextPoll();
+      // Assess: a poll asks for exactly the free slots.
+      expect(poll.asked).toBe(4 - h.running);
+      expect(poll.asked).toBeGreaterThan(0);
+      poll.answer(Array.from({ length: poll.asked }, () => newTaskId()));
+      await settle(() => h.running === 4, 'every slot busy');
+      h.runs.find((r) => !r.ended)!.finish();
+      expect(h.activity.handling).toBeLessThanOrEqual(4);
+    }
+    expect(h.mostInHand).toBeLessThanOrEqual(4);
+    // Cleanup
+    await settle(() => h.polls.length === 7, 'the poll for the slot the last round freed');
+    h.state.to({ kind: 'draining', reason: 'test', since: Date.now() });
+    h.polls[6].answer([]);
+    for (const r of h.runs) {
+      r.finish();
+      r.finishTail();
+    }
+    await done;
+  });
+
+  it('hands back at once a message that arrives after a drain began, and ends only after the running tasks and their background tails', async () => {
+    // Prepare: one task running on 2 slots, the next poll out.
+    const h = harness(2);
+    const done = h.receiver.start();
+    (await h.nextPoll()).answer([newTaskId()]);
+    const out = await h.nextPoll();
+    expect(out.asked).toBe(1);
+    let ended = false;
+    void done.then(() => (ended = true));
+    // Act: a drain begins while the poll is out; the poll then brings a message.
+    h.state.to({ kind: 'draining', reason: 'test', since: Date.now() });
+    const late = newTaskId();
+    out.answer([late]);
+    // Assess: handed back (visibility 0), never run.
+    await settle(() => h.handedBack.length === 1, 'the hand-back');
+    expect(h.handedBack).toEqual([`r-${late}`]);
+    expect(h.runs).toHaveLength(1);
+    // The task ends: its slot frees, but the drain still waits for its tail.
+    h.runs[0].finish();
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+    expect(h.receiver.freeSlots).toBe(2);
+    expect(ended).toBe(false);
+    h.runs[0].finishTail();
+    await done;
+    expect(ended).toBe(true);
+  });
+});
