@@ -17,12 +17,15 @@
  *   ssh:// DOCKER_HOST); ssh2 loads `cpu-features` and its own `sshcrypto.node` inside
  *   try/catch and falls back to pure JS. Bundling them is impossible (native code), and
  *   leaving them out only loses that optional speed-up.
- * - dockerode's `lib/proto/*.proto`, read at run time from `__dirname/proto` (BuildKit session
- *   and BuildKit progress decoding). In the bundle `__dirname` is dist/bundle, so they are
- *   copied to dist/bundle/proto/.
+ * - Three transport modules of dockerode / docker-modem that fleetd never reaches, replaced by
+ *   stubs that throw when called (OMITTED_MODULES): BuildKit sessions and BuildKit progress
+ *   decoding (`buildImage` with `version: '2'`: @grpc/grpc-js, protobufjs and the .proto files)
+ *   and ssh:// engines (ssh2, its crypto). fleetd builds no images and reaches dockerd over a
+ *   Unix socket or tcp:// (daemon/src/docker.ts). Each costs heap at start-up when bundled
+ *   (docker-modem and dockerode require them at load time): issue #18, docs/benchmarks.md.
  * Anything else the build would leave unresolved is a build error, and the script fails.
  */
-import { build, type BuildOptions, type Metafile } from 'esbuild';
+import { build, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { builtinModules } from 'node:module';
 import * as fs from 'node:fs';
@@ -59,10 +62,32 @@ const ESM_BANNER = [
 /** Optional native modules left out of the bundle (see the header). */
 export const OPTIONAL_NATIVE_EXTERNALS: readonly string[] = ['cpu-features', '*.node'];
 
-/** Data files a bundled dependency reads relative to its own `__dirname`. */
-const RUNTIME_ASSETS: readonly { from: string; to: string }[] = [
-  { from: 'node_modules/dockerode/lib/proto', to: 'proto' },
+/**
+ * Modules replaced by a stub in the bundles (see the header): `importer` is the requiring
+ * file's path inside node_modules, `request` the path it requires. The stub has the module's
+ * shape and throws BundleOmittedError naming what is missing, so a future caller fails loudly.
+ */
+export const OMITTED_MODULES: readonly { importer: string; request: string; shape: 'function' | 'followProgress'; what: string }[] = [
+  { importer: 'dockerode/lib/docker.js', request: './session', shape: 'function', what: 'BuildKit sessions (dockerode buildImage with version 2)' },
+  { importer: 'dockerode/lib/docker.js', request: './buildkit', shape: 'followProgress', what: 'BuildKit progress decoding' },
+  { importer: 'docker-modem/lib/modem.js', request: './ssh', shape: 'function', what: 'ssh:// Docker engines (ssh2)' },
 ];
+
+function omittedModuleSource(m: (typeof OMITTED_MODULES)[number]): string {
+  const thrower = `function () { const e = new Error(${JSON.stringify(`${m.what}: left out of this bundle (scripts/bundle.ts OMITTED_MODULES)`)}); e.name = 'BundleOmittedError'; throw e; }`;
+  return m.shape === 'function' ? `module.exports = ${thrower};` : `module.exports = { followProgress: ${thrower} };`;
+}
+
+const omitModules: Plugin = {
+  name: 'omit-unused-transports',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/(session|buildkit|ssh)$/ }, (args) => {
+      const m = OMITTED_MODULES.find((o) => args.path === o.request && args.importer.replace(/\\/g, '/').endsWith(`node_modules/${o.importer}`));
+      return m ? { path: `${m.importer}:${m.request}`, namespace: 'omitted', pluginData: m } : undefined;
+    });
+    b.onLoad({ filter: /.*/, namespace: 'omitted' }, (args) => ({ contents: omittedModuleSource(args.pluginData as (typeof OMITTED_MODULES)[number]), loader: 'js' }));
+  },
+};
 
 /**
  * The commit the bundle is built from, for `--version` and the instance row (daemon/src/version.ts):
@@ -94,6 +119,7 @@ export function bundleOptions(entries: readonly BundleEntry[], outdir: string, c
     // Typed error classes and log lines rely on constructor names.
     keepNames: true,
     external: [...OPTIONAL_NATIVE_EXTERNALS],
+    plugins: [omitModules],
     // The build's commit, fixed in the bundle (daemon/src/version.ts); left to the environment when unknown.
     ...(commit ? { define: { 'process.env.FLEET_BUILD_COMMIT': JSON.stringify(commit) } } : {}),
     metafile: true,
@@ -140,9 +166,6 @@ export async function bundle(entries: readonly BundleEntry[] = BUNDLE_ENTRIES, o
       throw new Error(`bundle: imports left external that the instance would not have: ${unexpected.join(', ')}`);
     }
     outputs.push(...Object.keys(result.metafile!.outputs));
-  }
-  for (const asset of RUNTIME_ASSETS) {
-    fs.cpSync(path.join(ROOT, asset.from), path.join(outdir, asset.to), { recursive: true });
   }
   const files = outputs.map((f) => path.relative(ROOT, path.resolve(ROOT, f)));
   return { files, seconds: (Date.now() - started) / 1000 };

@@ -4,7 +4,8 @@
  * slots finishing together cannot leave a stale tag behind (EC2 tags are last-writer-wins).
  */
 import { SetInstanceHealthCommand, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import { CreateTagsCommand, DeleteTagsCommand, DescribeTagsCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import { sdk } from './aws';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { InstanceStatus, LAUNCH_TEMPLATE_TAGS, tagKeys, type TagKeys } from './contract';
 import type { ImdsClient } from './imds';
@@ -35,7 +36,7 @@ export async function readInstanceBuild(o: { imds: ImdsClient; ec2: EC2Client; i
   if (lt[0] === undefined) {
     // Instance metadata tags are off (the default): ask EC2 about our own instance.
     lt = await o.ec2
-      .send(new DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [o.instanceId] }, { Name: 'key', Values: [LAUNCH_TEMPLATE_TAGS.id, LAUNCH_TEMPLATE_TAGS.version] }] }))
+      .send(new (sdk.ec2().DescribeTagsCommand)({ Filters: [{ Name: 'resource-id', Values: [o.instanceId] }, { Name: 'key', Values: [LAUNCH_TEMPLATE_TAGS.id, LAUNCH_TEMPLATE_TAGS.version] }] }))
       .then((res): Pair => [LAUNCH_TEMPLATE_TAGS.id, LAUNCH_TEMPLATE_TAGS.version].map((k) => res.Tags?.find((t) => t.Key === k)?.Value))
       .catch((err: unknown) => {
         o.log.warn('the launch template could not be read (instance metadata tags are off and ec2:DescribeTags failed); the instance row leaves it out', { error: err });
@@ -97,14 +98,14 @@ export class InstanceState {
 
   private async writeTags(s: { status: InstanceStatus; running: string[] }): Promise<void> {
     const resources = [this.o.instanceId];
-    await this.o.ec2.send(new CreateTagsCommand({
+    await this.o.ec2.send(new (sdk.ec2().CreateTagsCommand)({
       Resources: resources,
       Tags: [
         { Key: this.keys.status, Value: s.status },
         ...(s.running.length ? [{ Key: this.keys.taskId, Value: s.running.join(',').slice(0, 256) }] : []),
       ],
     }));
-    if (!s.running.length) await this.o.ec2.send(new DeleteTagsCommand({ Resources: resources, Tags: [{ Key: this.keys.taskId }] }));
+    if (!s.running.length) await this.o.ec2.send(new (sdk.ec2().DeleteTagsCommand)({ Resources: resources, Tags: [{ Key: this.keys.taskId }] }));
   }
 
   /** The instance row; also written on its own every heartbeat interval. */

@@ -19,11 +19,8 @@ install -m 0644 "$bundle/fleetd.js" /opt/fleetd/fleetd.js
 if [[ -f $bundle/fleetd.js.map ]]; then
   install -m 0644 "$bundle/fleetd.js.map" /opt/fleetd/fleetd.js.map
 fi
-# dockerode reads these at run time relative to the bundle (see scripts/bundle.ts).
-if [[ -d $bundle/proto ]]; then
-  rm -rf /opt/fleetd/proto
-  cp -r "$bundle/proto" /opt/fleetd/proto
-fi
+# No proto/ any more: the bundle leaves dockerode's BuildKit (gRPC) code out (scripts/bundle.ts).
+rm -rf /opt/fleetd/proto
 install -m 0755 "$files/bin/fleetd" /usr/local/bin/fleetd
 install -d -m 0755 /usr/local/libexec/fleetd
 install -m 0755 "$files/mark-unhealthy.sh" /usr/local/libexec/fleetd/mark-unhealthy
