@@ -3,6 +3,8 @@
  * needs no `npm install` (packer/ copies dist/bundle/ to /opt/fleetd).
  *
  *   daemon/src/main.ts → dist/bundle/fleetd.js (+ .map): one CommonJS file (the AMI's)
+ *   daemon/src/instance-tags-child.ts → dist/bundle/fleetd-ec2.js: fleetd's EC2 tag helper
+ *                        process (the only holder of @aws-sdk/client-ec2; issue #18), beside it
  *   scripts/fleet.ts   → dist/bundle/fleet.mjs (+ fleet-*-<hash>.mjs chunks, + .maps): ES modules split
  *                        at each command's `await import` (scripts/cli/program.ts), so `fleet
  *                        --help` reads and compiles only the small entry chunk and a command loads
@@ -42,10 +44,32 @@ export interface BundleEntry {
   readonly source: string;
   /** 'cjs': one file. 'esm-split': ES modules split at dynamic imports (lazy commands). @default 'cjs' */
   readonly format?: 'cjs' | 'esm-split';
+  /**
+   * Packages this entry must never load, replaced by a stub that throws BundleOmittedError on
+   * use: what another entry does instead (fleetd's EC2 calls are its helper's). cjs only.
+   */
+  readonly omitPackages?: readonly string[];
 }
 
+/**
+ * What goes onto an instance: fleetd, and its EC2 tag helper (daemon/src/instance-tags.ts), which
+ * fleetd forks from its own directory, so the two always sit side by side.
+ */
+export const FLEETD_ENTRIES: readonly BundleEntry[] = [
+  { name: 'fleetd', source: 'daemon/src/main.ts', omitPackages: ['@aws-sdk/client-ec2'] },
+  {
+    name: 'fleetd-ec2',
+    source: 'daemon/src/instance-tags-child.ts',
+    // Reachable through aws.ts's lazy `sdk` table, never called by the helper: 3 MB less to read.
+    omitPackages: [
+      '@aws-sdk/client-sqs', '@aws-sdk/client-dynamodb', '@aws-sdk/lib-dynamodb', '@aws-sdk/client-s3', '@aws-sdk/client-auto-scaling',
+      '@aws-sdk/client-secrets-manager', '@aws-sdk/client-ssm', '@aws-sdk/client-sts', '@aws-sdk/client-ecr', '@aws-sdk/client-cloudwatch', '@aws-sdk/client-kms',
+    ],
+  },
+];
+
 export const BUNDLE_ENTRIES: readonly BundleEntry[] = [
-  { name: 'fleetd', source: 'daemon/src/main.ts' },
+  ...FLEETD_ENTRIES,
   { name: 'fleet', source: 'scripts/fleet.ts', format: 'esm-split' },
 ];
 
@@ -78,16 +102,28 @@ function omittedModuleSource(m: (typeof OMITTED_MODULES)[number]): string {
   return m.shape === 'function' ? `module.exports = ${thrower};` : `module.exports = { followProgress: ${thrower} };`;
 }
 
-const omitModules: Plugin = {
-  name: 'omit-unused-transports',
-  setup(b) {
-    b.onResolve({ filter: /^\.\/(session|buildkit|ssh)$/ }, (args) => {
-      const m = OMITTED_MODULES.find((o) => args.path === o.request && args.importer.replace(/\\/g, '/').endsWith(`node_modules/${o.importer}`));
-      return m ? { path: `${m.importer}:${m.request}`, namespace: 'omitted', pluginData: m } : undefined;
-    });
-    b.onLoad({ filter: /.*/, namespace: 'omitted' }, (args) => ({ contents: omittedModuleSource(args.pluginData as (typeof OMITTED_MODULES)[number]), loader: 'js' }));
-  },
-};
+/** A whole package left out of one entry: any property read throws (interop probes excepted). */
+function omittedPackageSource(pkg: string): string {
+  const message = JSON.stringify(`${pkg}: left out of this bundle entry (scripts/bundle.ts omitPackages)`);
+  return `module.exports = new Proxy({}, { get(_, key) { if (typeof key !== 'string' || key === '__esModule' || key === 'then') return undefined; const e = new Error(${message}); e.name = 'BundleOmittedError'; throw e; } });`;
+}
+
+function omitModules(omitPackages: readonly string[] = []): Plugin {
+  const escape = (p: string) => p.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+  return {
+    name: 'omit-modules',
+    setup(b) {
+      b.onResolve({ filter: /^\.\/(session|buildkit|ssh)$/ }, (args) => {
+        const m = OMITTED_MODULES.find((o) => args.path === o.request && args.importer.replace(/\\/g, '/').endsWith(`node_modules/${o.importer}`));
+        return m ? { path: `${m.importer}:${m.request}`, namespace: 'omitted', pluginData: omittedModuleSource(m) } : undefined;
+      });
+      if (omitPackages.length) {
+        b.onResolve({ filter: new RegExp(`^(${omitPackages.map(escape).join('|')})$`) }, (args) => ({ path: args.path, namespace: 'omitted', pluginData: omittedPackageSource(args.path) }));
+      }
+      b.onLoad({ filter: /.*/, namespace: 'omitted' }, (args) => ({ contents: args.pluginData as string, loader: 'js' }));
+    },
+  };
+}
 
 /**
  * The commit the bundle is built from, for `--version` and the instance row (daemon/src/version.ts):
@@ -106,6 +142,7 @@ export function buildCommit(env: NodeJS.ProcessEnv = process.env): string | unde
 export function bundleOptions(entries: readonly BundleEntry[], outdir: string, commit = buildCommit()): BuildOptions {
   const esm = entries.some((e) => e.format === 'esm-split');
   if (esm && entries.some((e) => e.format !== 'esm-split')) throw new Error('bundle: cjs and esm-split entries are built separately (bundle() groups them)');
+  if (entries.some((e) => e.omitPackages?.length) && entries.length > 1) throw new Error('bundle: an entry with omitPackages is built on its own (bundle() groups them)');
   return {
     absWorkingDir: ROOT,
     entryPoints: Object.fromEntries(entries.map((e) => [e.name, path.resolve(ROOT, e.source)])),
@@ -119,7 +156,7 @@ export function bundleOptions(entries: readonly BundleEntry[], outdir: string, c
     // Typed error classes and log lines rely on constructor names.
     keepNames: true,
     external: [...OPTIONAL_NATIVE_EXTERNALS],
-    plugins: [omitModules],
+    plugins: [omitModules(entries[0]?.omitPackages)],
     // The build's commit, fixed in the bundle (daemon/src/version.ts); left to the environment when unknown.
     ...(commit ? { define: { 'process.env.FLEET_BUILD_COMMIT': JSON.stringify(commit) } } : {}),
     metafile: true,
@@ -157,7 +194,8 @@ export async function bundle(entries: readonly BundleEntry[] = BUNDLE_ENTRIES, o
   }
   const started = Date.now();
   fs.rmSync(outdir, { recursive: true, force: true });
-  const groups = [entries.filter((e) => e.format !== 'esm-split'), entries.filter((e) => e.format === 'esm-split')].filter((g) => g.length > 0);
+  // Each cjs entry on its own (its own omitted packages); the esm-split entries together (shared chunks).
+  const groups = [...entries.filter((e) => e.format !== 'esm-split').map((e) => [e]), entries.filter((e) => e.format === 'esm-split')].filter((g) => g.length > 0);
   const outputs: string[] = [];
   for (const group of groups) {
     const result = await build(bundleOptions(group, outdir));

@@ -20,6 +20,7 @@ import { InstanceStatus, type CancelResponse, type ControlError, type FleetdStat
 import { advertisedStatus, drainOf, FleetdStateHolder, leavingReason, type FleetdState } from './fleetd-state';
 import type { InstanceIdentity } from './imds';
 import { InstanceState, readInstanceBuild } from './instance';
+import { sdkInstanceTags, type InstanceTags } from './instance-tags';
 import { BUILD_COMMIT, PACKAGE_VERSION } from './version';
 import { InstanceLifecycle } from './instance-lifecycle';
 import { TaskStore, type Lease } from './store';
@@ -73,10 +74,12 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   private readonly lifecycle: InstanceLifecycle;
   private readonly leaseFiles: LeaseFiles;
   private readonly log: Logger;
+  private readonly tags: InstanceTags;
 
   constructor(private readonly deps: FleetdDeps) {
     super();
     this.log = deps.log;
+    this.tags = deps.tags ?? sdkInstanceTags(deps.clients.ec2);
     this.leaseFiles = new LeaseFiles(deps.config.workDir);
     this.gates = new ReceiveGateChecks({
       docker: deps.docker,
@@ -137,7 +140,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     const id = this.identity;
     this.log.info('fleetd booting', { instance_id: id.instanceId, region: id.region, az: id.availabilityZone, slots: config.slots, config: config.source, version: PACKAGE_VERSION, commit: BUILD_COMMIT });
     this.instance = new InstanceState({
-      ec2: clients.ec2,
+      tags: this.tags,
       ddb: clients.ddb,
       instancesTable: config.instancesTable,
       instanceId: id.instanceId,
@@ -145,7 +148,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       slots: config.slots,
       asgName: config.asgName,
       availabilityZone: id.availabilityZone,
-      build: await readInstanceBuild({ imds, ec2: clients.ec2, instanceId: id.instanceId, log: this.log }),
+      build: await readInstanceBuild({ imds, tags: this.tags, instanceId: id.instanceId, log: this.log }),
       log: this.log,
     });
     const control = { cancel: (t: string) => this.cancelLocal(t), status: () => ({ ok: true as const, ...this.status() }) };
@@ -376,6 +379,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       await Promise.all([this.watcher?.stop(), this.rollout?.stop(), this.pruner?.stop(), this.prepull?.stop(), this.idleLoopDone, this.warmPool?.leaving]);
       await this.closeServers();
       await this.instance?.flush();
+      this.tags.close();
       this.log.info('fleetd stopped', { reason: drainOf(this.state.current)?.reason });
       this.emit('stopped');
     })();

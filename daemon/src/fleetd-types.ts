@@ -3,6 +3,7 @@ import type Docker from 'dockerode';
 import type { AwsClients } from './aws';
 import type { FleetdConfig } from './config';
 import type { ImdsClient, InstanceIdentity } from './imds';
+import type { InstanceTags } from './instance-tags';
 import type { Interruption, SelfTermination } from './lifecycle';
 import type { Logger } from './log';
 import type { TaskRunResult } from './task-run';
@@ -13,6 +14,8 @@ export interface FleetdDeps {
   readonly docker: Docker;
   readonly imds: ImdsClient;
   readonly log: Logger;
+  /** The instance's EC2 tag calls. @default in this process, on `clients.ec2` (main.ts gives fleetd the helper process, instance-tags.ts) */
+  readonly tags?: InstanceTags;
 }
 
 export class BootError extends Error {

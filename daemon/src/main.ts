@@ -19,6 +19,7 @@ import { Fleetd } from './daemon';
 import { dockerClient } from './docker';
 import { ImdsClient } from './imds';
 import { InstanceState } from './instance';
+import { InstanceTagsProcess } from './instance-tags';
 import { LeaseFiles, guardMarginMs, guardOnce } from './lease-guard';
 import { Logger } from './log';
 import { versionLine } from './version';
@@ -45,7 +46,8 @@ async function run(options: { config?: string }): Promise<void> {
   }
   const region = config.region ?? process.env.AWS_REGION ?? (await imds.identity().then((i) => i.region).catch(() => undefined));
   const clients = createAwsClients({ region });
-  const fleetd = new Fleetd({ config, clients, docker: dockerClient(), imds, log });
+  // EC2 tags through a helper process: @aws-sdk/client-ec2 never loads on fleetd's heap (instance-tags.ts).
+  const fleetd = new Fleetd({ config, clients, docker: dockerClient(), imds, log, tags: new InstanceTagsProcess({ region: clients.region, log }) });
   // Drained (SIGTERM, or a termination hook completed): a deliberate stop, not restarted.
   fleetd.once('stopped', () => process.exit(EXIT.ok));
   let signals = 0;
@@ -86,8 +88,10 @@ async function reportConfigFailure(err: ConfigError, imds: ImdsClient, log: Logg
   };
   try {
     const clients = createAwsClients({ region: (field('region') as string | undefined) ?? process.env.AWS_REGION ?? identity.region, maxAttempts: 2 });
+    // The bundle's fleetd.js has no EC2 SDK (scripts/bundle.ts): the helper, as in a normal run.
+    const tags = new InstanceTagsProcess({ region: clients.region, lingerMs: 0, log });
     const instance = new InstanceState({
-      ec2: clients.ec2,
+      tags,
       ddb: clients.ddb,
       instancesTable: field('instancesTable') as string | undefined,
       instanceId: identity.instanceId,
@@ -97,7 +101,7 @@ async function reportConfigFailure(err: ConfigError, imds: ImdsClient, log: Logg
       availabilityZone: identity.availabilityZone,
       log,
     });
-    await instance.reportUnhealthy(clients.autoscaling, `invalid configuration: ${err.problems.join('; ')}`.slice(0, 2000));
+    await instance.reportUnhealthy(clients.autoscaling, `invalid configuration: ${err.problems.join('; ')}`.slice(0, 2000)).finally(() => tags.close());
   } catch (reportErr) {
     log.error('reporting the invalid configuration failed', { error: reportErr });
   }

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { bundle } from '../../bundle';
+import { FLEETD_ENTRIES, bundle } from '../../bundle';
 import { fleetEnvironment, fleetdConfigFor, type FleetResources } from '../local/provision';
 import { FLEET_ENV } from '../../../daemon/src/contract';
 import { forEachLine } from './lines';
@@ -76,7 +76,7 @@ export async function buildFleetdBundle(): Promise<{ path: string; seconds: numb
   const file = path.join(dir, 'fleetd.js');
   if (fs.existsSync(file)) return { path: file, seconds: 0, cached: true };
   const staging = `${dir}.${process.pid}`;
-  const { seconds } = await bundle([{ name: 'fleetd', source: 'daemon/src/main.ts' }], staging);
+  const { seconds } = await bundle(FLEETD_ENTRIES, staging);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.renameSync(staging, dir);
   return { path: file, seconds, cached: false };
