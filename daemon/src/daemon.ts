@@ -21,6 +21,7 @@ import { advertisedStatus, drainOf, FleetdStateHolder, leavingReason, type Fleet
 import type { InstanceIdentity } from './imds';
 import { InstanceState, readInstanceBuild } from './instance';
 import { sdkInstanceTags, type InstanceTags } from './instance-tags';
+import { StartupTimer } from './startup-timing';
 import { BUILD_COMMIT, PACKAGE_VERSION } from './version';
 import { InstanceLifecycle } from './instance-lifecycle';
 import { TaskStore, type Lease } from './store';
@@ -75,11 +76,13 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   private readonly leaseFiles: LeaseFiles;
   private readonly log: Logger;
   private readonly tags: InstanceTags;
+  private readonly startup: StartupTimer;
 
   constructor(private readonly deps: FleetdDeps) {
     super();
     this.log = deps.log;
     this.tags = deps.tags ?? sdkInstanceTags(deps.clients.ec2);
+    this.startup = deps.startup ?? new StartupTimer();
     this.leaseFiles = new LeaseFiles(deps.config.workDir);
     this.gates = new ReceiveGateChecks({
       docker: deps.docker,
@@ -138,6 +141,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       throw new BootError(`preflight: IMDS did not answer after ${RETRY_POLICIES.imds.maxAttempts} tries (${(err as Error).message})`, { cause: err });
     }
     const id = this.identity;
+    this.startup.mark('imds.identity');
     this.log.info('fleetd booting', { instance_id: id.instanceId, region: id.region, az: id.availabilityZone, slots: config.slots, config: config.source, version: PACKAGE_VERSION, commit: BUILD_COMMIT });
     this.instance = new InstanceState({
       tags: this.tags,
@@ -151,8 +155,9 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       build: await readInstanceBuild({ imds, tags: this.tags, instanceId: id.instanceId, log: this.log }),
       log: this.log,
     });
+    this.startup.mark('instance build (imds ami-id, launch template tags)');
     const control = { cancel: (t: string) => this.cancelLocal(t), status: () => ({ ok: true as const, ...this.status() }) };
-    const problem = await preflight({ config, clients, docker, instanceId: id.instanceId, log: this.log, control, retry: this.bootRetry }, this.booted);
+    const problem = await preflight({ config, clients, docker, instanceId: id.instanceId, log: this.log, control, retry: this.bootRetry, startup: this.startup }, this.booted);
     this.gates.diskPaths = this.booted.diskPaths;
     if (problem) {
       // A launch hook waiting on us: ABANDON at once (the preflight already retried what a retry can fix).
@@ -186,6 +191,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       taskEnded: (r) => this.emit('task-ended', r),
       taskError: (msg, extra) => this.taskError(msg, extra),
     }, this.adopted);
+    this.startup.mark('recovery (engine.listContainers)');
     // A termination or spot notice already pending (fleetd restarted mid-drain): never idle.
     this.watcher = new InterruptionWatcher(imds, (i) => this.lifecycle.onInterruption(i), this.log);
     this.warmPool = new WarmPool({
@@ -200,6 +206,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     });
     this.watcher.onTargetState = (t) => this.warmPool!.onTargetState(t);
     await this.watcher.start();
+    this.startup.mark('imds.interruption notices');
     if (this.state.current.kind !== 'booting') return;
     // Readiness (readiness.ts): the prepull images, then the launch hook. A failure fails the
     // boot like the preflight (ABANDON, reported unhealthy), unless containers were re-adopted:
@@ -217,6 +224,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     if (this.state.current.kind !== 'booting') return;
     const target = this.watcher.targetState;
     await this.readiness!.complete(target, 'CONTINUE');
+    this.startup.mark('readiness (prepull, launch hook)');
     // Instance heartbeat: every heartbeatSeconds, no jitter, the instance row (fleet instances, reconciler).
     this.heartbeatTimer = setInterval(() => {
       void this.instance?.heartbeat().catch((err) => this.log.warn('instance heartbeat failed', { error: err }));
@@ -238,11 +246,13 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     const { config, clients } = this.deps;
     const id = this.identity!;
     await this.instance!.set(this.runs.size ? InstanceStatus.BUSY : InstanceStatus.IDLE, [...this.runs.keys()]);
+    this.startup.mark('tags idle (ec2 helper) + instance row');
     const s = this.state.current.kind;
     if (s !== 'booting' && s !== 'warm') return;
     this.state.to({ kind: 'serving' });
     this.activity.markBusy();
     this.rollout = await startRolloutWatch(config, clients.autoscaling, { instanceId: id.instanceId, build: this.instance!.build, state: this.state, running: () => this.runs.size, activity: this.activity, log: this.log, changed: () => this.advertise(), retired: (reason) => void this.lifecycle.drain({ reason }) });
+    this.startup.mark('autoscaling.DescribeAutoScalingGroups (rollout marker)');
     const receiver = new Receiver({
       sqs: clients.sqs,
       config,
@@ -261,7 +271,9 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     this.slotLoops = receiver.start(config.slots);
     this.idleLoopDone = this.lifecycle.idleLoop();
     this.pruner!.start(config.prune.intervalSeconds);
-    this.log.info('fleetd ready: polling for tasks', { instance_id: id.instanceId, queue: config.queueUrl, credentials_endpoint: this.booted.credentials?.endpoint });
+    this.startup.mark('receive loops');
+    const startup = this.startup.summary();
+    this.log.info('fleetd ready: polling for tasks', { instance_id: id.instanceId, queue: config.queueUrl, credentials_endpoint: this.booted.credentials?.endpoint, startup_ms: startup.total_ms, startup_steps_ms: startup.steps_ms });
     this.emit('ready', id);
   }
 

@@ -22,6 +22,7 @@ import { InstanceState } from './instance';
 import { InstanceTagsProcess } from './instance-tags';
 import { LeaseFiles, guardMarginMs, guardOnce } from './lease-guard';
 import { Logger } from './log';
+import { StartupTimer } from './startup-timing';
 import { versionLine } from './version';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 78 } as const;
@@ -31,6 +32,9 @@ function socketPath(): string {
 }
 
 async function run(options: { config?: string }): Promise<void> {
+  // Exec → ready, step by step, on the "fleetd ready" line (startup-timing.ts).
+  const startup = new StartupTimer();
+  startup.markProcessStart();
   const log = new Logger({ component: 'fleetd' });
   const imds = new ImdsClient();
   let config;
@@ -44,10 +48,12 @@ async function run(options: { config?: string }): Promise<void> {
     }
     throw err;
   }
+  startup.mark('config');
   const region = config.region ?? process.env.AWS_REGION ?? (await imds.identity().then((i) => i.region).catch(() => undefined));
   const clients = createAwsClients({ region });
+  startup.mark('imds.region');
   // EC2 tags through a helper process: @aws-sdk/client-ec2 never loads on fleetd's heap (instance-tags.ts).
-  const fleetd = new Fleetd({ config, clients, docker: dockerClient(), imds, log, tags: new InstanceTagsProcess({ region: clients.region, log }) });
+  const fleetd = new Fleetd({ config, clients, docker: dockerClient(), imds, log, tags: new InstanceTagsProcess({ region: clients.region, log }), startup });
   // Drained (SIGTERM, or a termination hook completed): a deliberate stop, not restarted.
   fleetd.once('stopped', () => process.exit(EXIT.ok));
   let signals = 0;
