@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { FLEETD_ENTRIES, bundle } from '../../bundle';
 import { fleetEnvironment, fleetdConfigFor, type FleetResources } from '../local/provision';
-import { FLEET_ENV } from '../../../daemon/src/contract';
+import { FLEET_ENV, FLEETD_PROCESS_ENV } from '../../../daemon/src/contract';
 import { forEachLine } from './lines';
 
 export interface FleetdLogLine {
@@ -47,6 +47,8 @@ export interface BenchDaemonOptions {
   readonly dockerHost?: string;
   /** Control socket; default inside the daemon's run dir. */
   readonly socketPath?: string;
+  /** What the systemd unit adds to the environment. @default FLEETD_PROCESS_ENV (an experiment may leave it out) */
+  readonly processEnv?: Readonly<Record<string, string>>;
 }
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -140,6 +142,8 @@ export class BenchDaemon {
     for (const key of [FLEET_ENV.slots, FLEET_ENV.socket, FLEET_ENV.workDir, FLEET_ENV.allowedRegistries, FLEET_ENV.secretArnPrefix, FLEET_ENV.taskRoleArn]) delete env[key];
     for (const key of Object.keys(env)) if (key.startsWith('AWS_ENDPOINT_URL_')) delete env[key];
     Object.assign(env, {
+      // As the systemd unit runs it (glibc trim threshold): production's memory, not a bare node's.
+      ...(this.o.processEnv ?? FLEETD_PROCESS_ENV),
       AWS_EC2_METADATA_SERVICE_ENDPOINT: `${this.o.stackEnv.FLEET_LOCAL_IMDS_URL}/${this.instanceId}/`,
       [FLEET_ENV.config]: configPath,
       ...(this.o.awsEndpoint ? { AWS_ENDPOINT_URL: this.o.awsEndpoint } : {}),
