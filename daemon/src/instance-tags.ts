@@ -169,6 +169,16 @@ export class InstanceTagsProcess implements InstanceTags {
     return this.child !== undefined;
   }
 
+  /**
+   * Starts the child now (it lingers as after a call), so its load (~0.3 s of CPU for the EC2
+   * SDK) overlaps what fleetd does next instead of delaying the boot's first tag call.
+   */
+  start(): void {
+    if (this.child) return;
+    this.spawn();
+    this.armLinger();
+  }
+
   close(): void {
     clearTimeout(this.lingerTimer);
     this.child?.kill('SIGTERM');
@@ -229,11 +239,16 @@ export class InstanceTagsProcess implements InstanceTags {
     this.pending.delete(id);
     if (error) p.reject(error);
     else p.resolve(reply!);
-    if (this.pending.size === 0 && this.child) {
-      const child = this.child;
-      child.channel?.unref();
-      this.lingerTimer = setTimeout(() => child.disconnect(), this.o.lingerMs ?? 30_000);
-      this.lingerTimer.unref();
-    }
+    if (this.pending.size === 0) this.armLinger();
+  }
+
+  /** No call out: the channel stops holding fleetd's event loop, and the child goes after lingerMs. */
+  private armLinger(): void {
+    const child = this.child;
+    if (!child) return;
+    child.channel?.unref();
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = setTimeout(() => child.connected && child.disconnect(), this.o.lingerMs ?? 30_000);
+    this.lingerTimer.unref();
   }
 }

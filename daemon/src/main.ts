@@ -52,8 +52,11 @@ async function run(options: { config?: string }): Promise<void> {
   const region = config.region ?? process.env.AWS_REGION ?? (await imds.identity().then((i) => i.region).catch(() => undefined));
   const clients = createAwsClients({ region });
   startup.mark('imds.region');
-  // EC2 tags through a helper process: @aws-sdk/client-ec2 never loads on fleetd's heap (instance-tags.ts).
-  const fleetd = new Fleetd({ config, clients, docker: dockerClient(), imds, log, tags: new InstanceTagsProcess({ region: clients.region, log }), startup });
+  // EC2 tags through a helper process: @aws-sdk/client-ec2 never loads on fleetd's heap
+  // (instance-tags.ts). Started now: its load overlaps the boot's IMDS and preflight steps.
+  const tags = new InstanceTagsProcess({ region: clients.region, log });
+  tags.start();
+  const fleetd = new Fleetd({ config, clients, docker: dockerClient(), imds, log, tags, startup });
   // Drained (SIGTERM, or a termination hook completed): a deliberate stop, not restarted.
   fleetd.once('stopped', () => process.exit(EXIT.ok));
   let signals = 0;

@@ -49,6 +49,8 @@ export interface BenchDaemonOptions {
   readonly socketPath?: string;
   /** What the systemd unit adds to the environment. @default FLEETD_PROCESS_ENV (an experiment may leave it out) */
   readonly processEnv?: Readonly<Record<string, string>>;
+  /** Node / V8 flags before the bundle (rss-experiment.ts). @default none */
+  readonly nodeArgs?: readonly string[];
 }
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -149,7 +151,7 @@ export class BenchDaemon {
       ...(this.o.awsEndpoint ? { AWS_ENDPOINT_URL: this.o.awsEndpoint } : {}),
       ...(this.o.dockerHost ? { DOCKER_HOST: this.o.dockerHost } : {}),
     });
-    const child = spawn(process.execPath, [this.o.bundlePath, 'run'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(this.o.nodeArgs ?? []), this.o.bundlePath, 'run'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const onLine = (line: string) => {
       try {
