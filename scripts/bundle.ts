@@ -56,7 +56,8 @@ export interface BundleEntry {
  * fleetd forks from its own directory, so the two always sit side by side.
  */
 export const FLEETD_ENTRIES: readonly BundleEntry[] = [
-  { name: 'fleetd', source: 'daemon/src/main.ts', omitPackages: ['@aws-sdk/client-ec2'] },
+  // EC2 is its helper's; SSM (the cancel document is sent by the CLI) and CloudWatch metrics are never called by fleetd.
+  { name: 'fleetd', source: 'daemon/src/main.ts', omitPackages: ['@aws-sdk/client-ec2', '@aws-sdk/client-ssm', '@aws-sdk/client-cloudwatch'] },
   {
     name: 'fleetd-ec2',
     source: 'daemon/src/instance-tags-child.ts',

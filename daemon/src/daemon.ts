@@ -170,11 +170,12 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       throw new BootError(`preflight: ${problem}`);
     }
     this.store = new TaskStore({ ddb: clients.ddb, tasksTable: config.tasksTable, eventsTable: config.eventsTable, timings: config.timings, redact: (v) => this.log.secrets.redactValue(v) });
-    this.runner = new ContainerRunner({ docker, workDir: config.workDir, instanceId: id.instanceId, allowedRegistries: config.allowedRegistries, outputDisks: config.outputDisks, ecr: clients.ecr, log: this.log });
+    this.runner = new ContainerRunner({ docker, workDir: config.workDir, instanceId: id.instanceId, allowedRegistries: config.allowedRegistries, outputDisks: config.outputDisks, ecr: () => clients.ecr, log: this.log });
     // The lease guard (`fleetd guard`, its own systemd timer) acts on this instance's containers only.
     this.leaseFiles.writeInstanceId(id.instanceId);
     this.abcaMirror = abcaMirrorFor(config, clients.ddb, this.log);
-    this.sealer = config.sealKeyId ? new SpecSealer(clients.kms, config.sealKeyId) : undefined;
+    // Getters, not clients: each SDK package loads with the first task that needs it, not at boot.
+    this.sealer = config.sealKeyId ? new SpecSealer(() => clients.kms, config.sealKeyId) : undefined;
     if (!this.sealer) this.log.warn('no sealKeyId in the config: task seals are not verified; anyone who may update a task record decides what runs (docs/security.md)');
     this.prepull = new Prepuller({ runner: this.runner, images: config.prepullImages, refreshSeconds: config.prepullRefreshSeconds, log: this.log });
     this.readiness = new Readiness({ config, autoscaling: clients.autoscaling, instanceId: id.instanceId, prepull: this.prepull, log: this.log });

@@ -14,10 +14,15 @@ export type SealVerdict =
 
 export class SpecSealer {
   constructor(
-    private readonly kms: KMSClient,
+    /** The client, or how to get it on the first seal (fleetd: the KMS SDK loads with the first task, not at boot). */
+    private readonly kmsClient: KMSClient | (() => KMSClient),
     /** The fleet's HMAC key: the only key fleetd verifies with, whatever a record names. */
     readonly keyId: string,
   ) {}
+
+  private get kms(): KMSClient {
+    return typeof this.kmsClient === 'function' ? this.kmsClient() : this.kmsClient;
+  }
 
   async seal(fields: SealedFields): Promise<Seal> {
     const out = await this.kms.send(new (sdk.kms().GenerateMacCommand)({ KeyId: this.keyId, MacAlgorithm: SEAL_MAC_ALGORITHM, Message: sealMessage(fields) }));
