@@ -50,3 +50,10 @@ export const DEFAULT_WORK_DIR = '/var/lib/fleetd';
  * "Idle memory").
  */
 export const FLEETD_PROCESS_ENV = { MALLOC_TRIM_THRESHOLD_: '131072' } as const;
+
+/**
+ * The Node flags fleetd runs with (packer/files/bin/fleetd; packer/check.sh compares), which the
+ * bench uses too: stack traces name the TypeScript sources. The bundle's source maps carry no
+ * `sourcesContent` (scripts/bundle.ts): with it, this flag cost fleetd ~20 MiB of idle RSS.
+ */
+export const FLEETD_NODE_FLAGS = ['--enable-source-maps'] as const;

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { FLEETD_ENTRIES, bundle } from '../../bundle';
 import { fleetEnvironment, fleetdConfigFor, type FleetResources } from '../local/provision';
-import { FLEET_ENV, FLEETD_PROCESS_ENV } from '../../../daemon/src/contract';
+import { FLEET_ENV, FLEETD_NODE_FLAGS, FLEETD_PROCESS_ENV } from '../../../daemon/src/contract';
 import { forEachLine } from './lines';
 
 export interface FleetdLogLine {
@@ -49,7 +49,7 @@ export interface BenchDaemonOptions {
   readonly socketPath?: string;
   /** What the systemd unit adds to the environment. @default FLEETD_PROCESS_ENV (an experiment may leave it out) */
   readonly processEnv?: Readonly<Record<string, string>>;
-  /** Node / V8 flags before the bundle (rss-experiment.ts). @default none */
+  /** Node / V8 flags before the bundle. @default FLEETD_NODE_FLAGS (as the instance's wrapper runs it) */
   readonly nodeArgs?: readonly string[];
 }
 
@@ -151,7 +151,7 @@ export class BenchDaemon {
       ...(this.o.awsEndpoint ? { AWS_ENDPOINT_URL: this.o.awsEndpoint } : {}),
       ...(this.o.dockerHost ? { DOCKER_HOST: this.o.dockerHost } : {}),
     });
-    const child = spawn(process.execPath, [...(this.o.nodeArgs ?? []), this.o.bundlePath, 'run'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(this.o.nodeArgs ?? FLEETD_NODE_FLAGS), this.o.bundlePath, 'run'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const onLine = (line: string) => {
       try {

@@ -3,9 +3,11 @@
  * variant is the real fleetd (the production bundle, FLEETD_ENTRIES) run idle against the local
  * stack for a while, side by side, with a bare `node -e` process as the floor; the table shows
  * their resident memory. Variants:
- *   production              the bundle as the systemd unit runs it (FLEETD_PROCESS_ENV: the
- *                           glibc trim threshold)
+ *   production              the bundle as the systemd unit runs it (FLEETD_NODE_FLAGS:
+ *                           --enable-source-maps; FLEETD_PROCESS_ENV: the glibc trim threshold)
+ *   RSS_BEFORE_BUNDLE       (when set) another fleetd.js, run the same way: a before/after
  *   no glibc trim           the same without MALLOC_TRIM_THRESHOLD_
+ *   no --enable-source-maps the same without the flag
  *   semi-space 1 MiB        + node --max-semi-space-size=1 (a smaller young generation)
  *   optimize for size       + node --optimize-for-size
  *   both V8 flags           + both
@@ -17,6 +19,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createAwsClients } from '../../../daemon/src/aws';
+import { FLEETD_NODE_FLAGS } from '../../../daemon/src/contract';
 import { provisionFleet } from '../local/provision';
 import { readEnvFile } from '../local/stack';
 import { bareNodeRss } from './baseline';
@@ -26,16 +29,21 @@ import { summarize } from './stats';
 
 interface Variant {
   readonly name: string;
+  /** Another build of fleetd (RSS_BEFORE_BUNDLE: e.g. an older commit's, for a before/after). @default this tree's */
+  readonly bundlePath?: string;
   readonly processEnv?: Record<string, string>;
   readonly nodeArgs?: readonly string[];
 }
 
+const BEFORE = process.env.RSS_BEFORE_BUNDLE;
 const VARIANTS: readonly Variant[] = [
+  ...(BEFORE ? [{ name: 'RSS_BEFORE_BUNDLE', bundlePath: BEFORE }] : []),
   { name: 'production' },
   { name: 'no glibc trim', processEnv: {} },
-  { name: 'semi-space 1 MiB', nodeArgs: ['--max-semi-space-size=1'] },
-  { name: 'optimize for size', nodeArgs: ['--optimize-for-size'] },
-  { name: 'both V8 flags', nodeArgs: ['--max-semi-space-size=1', '--optimize-for-size'] },
+  { name: 'no --enable-source-maps', nodeArgs: [] },
+  { name: 'semi-space 1 MiB', nodeArgs: [...FLEETD_NODE_FLAGS, '--max-semi-space-size=1'] },
+  { name: 'optimize for size', nodeArgs: [...FLEETD_NODE_FLAGS, '--optimize-for-size'] },
+  { name: 'both V8 flags', nodeArgs: [...FLEETD_NODE_FLAGS, '--max-semi-space-size=1', '--optimize-for-size'] },
 ];
 
 async function main(): Promise<void> {
@@ -52,7 +60,7 @@ async function main(): Promise<void> {
   ]);
   console.error(`load average ${formatLoad(loadAverage())}; booting ${VARIANTS.length} daemons`);
   const daemons = VARIANTS.map(
-    (v, i) => new BenchDaemon({ name: `rss${i}`, fleet, instanceId: fleet.instanceIds[i], slots: 1, stackEnv, bundlePath: bundle.path, runDir, processEnv: v.processEnv, nodeArgs: v.nodeArgs }),
+    (v, i) => new BenchDaemon({ name: `rss${i}`, fleet, instanceId: fleet.instanceIds[i], slots: 1, stackEnv, bundlePath: v.bundlePath ?? bundle.path, runDir, processEnv: v.processEnv, nodeArgs: v.nodeArgs }),
   );
   try {
     for (const d of daemons) await d.boot();
