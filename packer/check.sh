@@ -154,6 +154,8 @@ check_contract() {
       [u, `RuntimeDirectory=${socketDir.replace(/^\/run\//, "")}`],
       [u, `ExecStart=${c.FLEETD_BIN_PATH} run`],
       [u, `StateDirectory=${c.DEFAULT_WORK_DIR.replace(/^\/var\/lib\//, "")}`],
+      ...Object.entries(c.FLEETD_PROCESS_ENV).map(([k, v]) => [u, `Environment=${k}=${v}`]),
+      ["packer/files/bin/fleetd", `exec /usr/bin/node-20 ${c.FLEETD_NODE_FLAGS.join(" ")} /opt/fleetd/fleetd.js`],
       ["packer/scripts/20-fleetd.sh", `"$files/bin/fleetd" ${c.FLEETD_BIN_PATH}`],
       ["packer/files/mark-unhealthy.sh", `prefix=${c.DEFAULT_TAG_PREFIX}`],
       ["packer/files/mark-unhealthy.sh", `CONFIG=${c.DEFAULT_CONFIG_PATH}`],

@@ -57,7 +57,7 @@ variable "fleetd_version" {
 variable "fleetd_bundle_dir" {
   type        = string
   default     = ""
-  description = "Folder with fleetd.js (+ .map, proto/) from `npm run bundle`. Empty: dist/bundle beside packer/."
+  description = "Folder with fleetd.js (+ .map) from `npm run bundle`. Empty: dist/bundle beside packer/."
 }
 
 variable "volume_size_gb" {

@@ -15,12 +15,12 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { BUNDLE_ENTRIES, bundle } from './bundle';
+import { FLEETD_ENTRIES, bundle } from './bundle';
 
 const ROOT = path.resolve(__dirname, '..');
 const PACKER_DIR = path.join(ROOT, 'packer');
 const MANIFEST = path.join(ROOT, 'dist', 'packer-manifest.json');
-/** Only fleetd goes onto the AMI: it gets its own bundle folder (dist/bundle keeps both). */
+/** Only fleetd (and its EC2 tag helper) goes onto the AMI: its own bundle folder (dist/bundle keeps the CLI too). */
 const AMI_BUNDLE_DIR = path.join(ROOT, 'dist', 'ami-bundle');
 const ARCHES = ['arm64', 'x86_64'] as const;
 /** First Packer release that reads the `packer { required_plugins }` block (plugins.pkr.hcl). */
@@ -184,7 +184,7 @@ async function main(): Promise<void> {
       );
     }
   }
-  const fleetd = BUNDLE_ENTRIES.filter((e) => e.name === 'fleetd');
+  const fleetd = FLEETD_ENTRIES;
   if (opts.dryRun) {
     console.log(`bake: would bundle ${fleetd.map((e) => e.source).join(', ')} into ${path.relative(ROOT, AMI_BUNDLE_DIR)}/`);
   } else {

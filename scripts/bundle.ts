@@ -3,6 +3,8 @@
  * needs no `npm install` (packer/ copies dist/bundle/ to /opt/fleetd).
  *
  *   daemon/src/main.ts → dist/bundle/fleetd.js (+ .map): one CommonJS file (the AMI's)
+ *   daemon/src/instance-tags-child.ts → dist/bundle/fleetd-ec2.js: fleetd's EC2 tag helper
+ *                        process (the only holder of @aws-sdk/client-ec2; issue #18), beside it
  *   scripts/fleet.ts   → dist/bundle/fleet.mjs (+ fleet-*-<hash>.mjs chunks, + .maps): ES modules split
  *                        at each command's `await import` (scripts/cli/program.ts), so `fleet
  *                        --help` reads and compiles only the small entry chunk and a command loads
@@ -17,9 +19,12 @@
  *   ssh:// DOCKER_HOST); ssh2 loads `cpu-features` and its own `sshcrypto.node` inside
  *   try/catch and falls back to pure JS. Bundling them is impossible (native code), and
  *   leaving them out only loses that optional speed-up.
- * - dockerode's `lib/proto/*.proto`, read at run time from `__dirname/proto` (BuildKit session
- *   and BuildKit progress decoding). In the bundle `__dirname` is dist/bundle, so they are
- *   copied to dist/bundle/proto/.
+ * - Three transport modules of dockerode / docker-modem that fleetd never reaches, replaced by
+ *   stubs that throw when called (OMITTED_MODULES): BuildKit sessions and BuildKit progress
+ *   decoding (`buildImage` with `version: '2'`: @grpc/grpc-js, protobufjs and the .proto files)
+ *   and ssh:// engines (ssh2, its crypto). fleetd builds no images and reaches dockerd over a
+ *   Unix socket or tcp:// (daemon/src/docker.ts). Each costs heap at start-up when bundled
+ *   (docker-modem and dockerode require them at load time): issue #18, docs/benchmarks.md.
  * Anything else the build would leave unresolved is a build error, and the script fails.
  */
 import { build, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
@@ -39,10 +44,33 @@ export interface BundleEntry {
   readonly source: string;
   /** 'cjs': one file. 'esm-split': ES modules split at dynamic imports (lazy commands). @default 'cjs' */
   readonly format?: 'cjs' | 'esm-split';
+  /**
+   * Packages this entry must never load, replaced by a stub that throws BundleOmittedError on
+   * use: what another entry does instead (fleetd's EC2 calls are its helper's). cjs only.
+   */
+  readonly omitPackages?: readonly string[];
 }
 
+/**
+ * What goes onto an instance: fleetd, and its EC2 tag helper (daemon/src/instance-tags.ts), which
+ * fleetd forks from its own directory, so the two always sit side by side.
+ */
+export const FLEETD_ENTRIES: readonly BundleEntry[] = [
+  // EC2 is its helper's; SSM (the cancel document is sent by the CLI) and CloudWatch metrics are never called by fleetd.
+  { name: 'fleetd', source: 'daemon/src/main.ts', omitPackages: ['@aws-sdk/client-ec2', '@aws-sdk/client-ssm', '@aws-sdk/client-cloudwatch'] },
+  {
+    name: 'fleetd-ec2',
+    source: 'daemon/src/instance-tags-child.ts',
+    // Reachable through aws.ts's lazy `sdk` table, never called by the helper: 3 MB less to read.
+    omitPackages: [
+      '@aws-sdk/client-sqs', '@aws-sdk/client-dynamodb', '@aws-sdk/lib-dynamodb', '@aws-sdk/client-s3', '@aws-sdk/client-auto-scaling',
+      '@aws-sdk/client-secrets-manager', '@aws-sdk/client-ssm', '@aws-sdk/client-sts', '@aws-sdk/client-ecr', '@aws-sdk/client-cloudwatch', '@aws-sdk/client-kms',
+    ],
+  },
+];
+
 export const BUNDLE_ENTRIES: readonly BundleEntry[] = [
-  { name: 'fleetd', source: 'daemon/src/main.ts' },
+  ...FLEETD_ENTRIES,
   { name: 'fleet', source: 'scripts/fleet.ts', format: 'esm-split' },
 ];
 
@@ -74,10 +102,44 @@ const ZOD_ENGLISH_ONLY: Plugin = {
 /** Optional native modules left out of the bundle (see the header). */
 export const OPTIONAL_NATIVE_EXTERNALS: readonly string[] = ['cpu-features', '*.node'];
 
-/** Data files a bundled dependency reads relative to its own `__dirname`. */
-const RUNTIME_ASSETS: readonly { from: string; to: string }[] = [
-  { from: 'node_modules/dockerode/lib/proto', to: 'proto' },
+/**
+ * Modules replaced by a stub in the bundles (see the header): `importer` is the requiring
+ * file's path inside node_modules, `request` the path it requires. The stub has the module's
+ * shape and throws BundleOmittedError naming what is missing, so a future caller fails loudly.
+ */
+export const OMITTED_MODULES: readonly { importer: string; request: string; shape: 'function' | 'followProgress'; what: string }[] = [
+  { importer: 'dockerode/lib/docker.js', request: './session', shape: 'function', what: 'BuildKit sessions (dockerode buildImage with version 2)' },
+  { importer: 'dockerode/lib/docker.js', request: './buildkit', shape: 'followProgress', what: 'BuildKit progress decoding' },
+  { importer: 'docker-modem/lib/modem.js', request: './ssh', shape: 'function', what: 'ssh:// Docker engines (ssh2)' },
 ];
+
+function omittedModuleSource(m: (typeof OMITTED_MODULES)[number]): string {
+  const thrower = `function () { const e = new Error(${JSON.stringify(`${m.what}: left out of this bundle (scripts/bundle.ts OMITTED_MODULES)`)}); e.name = 'BundleOmittedError'; throw e; }`;
+  return m.shape === 'function' ? `module.exports = ${thrower};` : `module.exports = { followProgress: ${thrower} };`;
+}
+
+/** A whole package left out of one entry: any property read throws (interop probes excepted). */
+function omittedPackageSource(pkg: string): string {
+  const message = JSON.stringify(`${pkg}: left out of this bundle entry (scripts/bundle.ts omitPackages)`);
+  return `module.exports = new Proxy({}, { get(_, key) { if (typeof key !== 'string' || key === '__esModule' || key === 'then') return undefined; const e = new Error(${message}); e.name = 'BundleOmittedError'; throw e; } });`;
+}
+
+function omitModules(omitPackages: readonly string[] = []): Plugin {
+  const escape = (p: string) => p.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+  return {
+    name: 'omit-modules',
+    setup(b) {
+      b.onResolve({ filter: /^\.\/(session|buildkit|ssh)$/ }, (args) => {
+        const m = OMITTED_MODULES.find((o) => args.path === o.request && args.importer.replace(/\\/g, '/').endsWith(`node_modules/${o.importer}`));
+        return m ? { path: `${m.importer}:${m.request}`, namespace: 'omitted', pluginData: omittedModuleSource(m) } : undefined;
+      });
+      if (omitPackages.length) {
+        b.onResolve({ filter: new RegExp(`^(${omitPackages.map(escape).join('|')})$`) }, (args) => ({ path: args.path, namespace: 'omitted', pluginData: omittedPackageSource(args.path) }));
+      }
+      b.onLoad({ filter: /.*/, namespace: 'omitted' }, (args) => ({ contents: args.pluginData as string, loader: 'js' }));
+    },
+  };
+}
 
 /**
  * The commit the bundle is built from, for `--version` and the instance row (daemon/src/version.ts):
@@ -96,6 +158,7 @@ export function buildCommit(env: NodeJS.ProcessEnv = process.env): string | unde
 export function bundleOptions(entries: readonly BundleEntry[], outdir: string, commit = buildCommit()): BuildOptions {
   const esm = entries.some((e) => e.format === 'esm-split');
   if (esm && entries.some((e) => e.format !== 'esm-split')) throw new Error('bundle: cjs and esm-split entries are built separately (bundle() groups them)');
+  if (entries.some((e) => e.omitPackages?.length) && entries.length > 1) throw new Error('bundle: an entry with omitPackages is built on its own (bundle() groups them)');
   return {
     absWorkingDir: ROOT,
     entryPoints: Object.fromEntries(entries.map((e) => [e.name, path.resolve(ROOT, e.source)])),
@@ -110,9 +173,17 @@ export function bundleOptions(entries: readonly BundleEntry[], outdir: string, c
     // chunks, read only when used). `fleet status`: 2.3 → 1.9 MB of chunks read (docs/benchmarks.md).
     ...(esm ? { mainFields: ['module', 'main'], plugins: [ZOD_ENGLISH_ONLY] } : {}),
     sourcemap: 'linked',
+    // Mappings and names only: fleetd runs with --enable-source-maps (FLEETD_NODE_FLAGS), and
+    // Node keeps a loaded map in memory; the sources' text in it cost ~20 MiB of RSS (issue #18).
+    sourcesContent: false,
+    // fleetd (cjs): V8 keeps a script's source text for lazy compilation, so whitespace is heap
+    // for the daemon's whole life (4.4 -> 3.2 MB, ~4.5 MiB of heap). Stack traces go through the
+    // source map. Identifiers are kept (keepNames, readable logs).
+    ...(esm ? {} : { minifyWhitespace: true }),
     // Typed error classes and log lines rely on constructor names.
     keepNames: true,
     external: [...OPTIONAL_NATIVE_EXTERNALS],
+    plugins: [omitModules(entries[0]?.omitPackages)],
     // The build's commit, fixed in the bundle (daemon/src/version.ts); left to the environment when unknown.
     ...(commit ? { define: { 'process.env.FLEET_BUILD_COMMIT': JSON.stringify(commit) } } : {}),
     metafile: true,
@@ -150,7 +221,8 @@ export async function bundle(entries: readonly BundleEntry[] = BUNDLE_ENTRIES, o
   }
   const started = Date.now();
   fs.rmSync(outdir, { recursive: true, force: true });
-  const groups = [entries.filter((e) => e.format !== 'esm-split'), entries.filter((e) => e.format === 'esm-split')].filter((g) => g.length > 0);
+  // Each cjs entry on its own (its own omitted packages); the esm-split entries together (shared chunks).
+  const groups = [...entries.filter((e) => e.format !== 'esm-split').map((e) => [e]), entries.filter((e) => e.format === 'esm-split')].filter((g) => g.length > 0);
   const outputs: string[] = [];
   for (const group of groups) {
     const result = await build(bundleOptions(group, outdir));
@@ -159,9 +231,6 @@ export async function bundle(entries: readonly BundleEntry[] = BUNDLE_ENTRIES, o
       throw new Error(`bundle: imports left external that the instance would not have: ${unexpected.join(', ')}`);
     }
     outputs.push(...Object.keys(result.metafile!.outputs));
-  }
-  for (const asset of RUNTIME_ASSETS) {
-    fs.cpSync(path.join(ROOT, asset.from), path.join(outdir, asset.to), { recursive: true });
   }
   const files = outputs.map((f) => path.relative(ROOT, path.resolve(ROOT, f)));
   return { files, seconds: (Date.now() - started) / 1000 };

@@ -20,7 +20,8 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { sdk } from './aws';
 import { artifactsPrefix, type ArtifactsSummary } from './contract';
 import type { Logger } from './log';
 import { RETRY_POLICIES, retry } from './retry';
@@ -200,7 +201,7 @@ export async function uploadArtifacts(o: UploadArtifactsOptions): Promise<Artifa
     try {
       // Streamed from the descriptor, at most the planned size: a file that grew since the walk is cut there.
       const size = Math.min(opened.size, f.size);
-      await retry(`uploading artifact ${f.key}`, () => o.s3.send(new PutObjectCommand({
+      await retry(`uploading artifact ${f.key}`, () => o.s3.send(new (sdk.s3().PutObjectCommand)({
         Bucket: o.bucket,
         Key: f.key,
         Body: size === 0 ? '' : fs.createReadStream('', { fd: opened.fd, start: 0, end: size - 1, autoClose: false }),

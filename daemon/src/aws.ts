@@ -15,6 +15,33 @@ import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
+/**
+ * The SDK packages, each required on first use. A module that sends a command takes the
+ * command class from here at the call (`const { GetObjectCommand } = sdk.s3()`), never from a
+ * top-level `import`: in the esbuild bundle a top-level import runs the whole package at
+ * start-up, and each package costs megabytes of heap whether or not it is ever called (issue
+ * #18; docs/benchmarks.md "Idle memory"). `import type` is free. A CLI command then pays only
+ * for the services it calls, and fleetd at idle only for SQS, DynamoDB and Auto Scaling.
+ * `require` (not `import()`) so the load is synchronous, in the bundles too (a bundled require
+ * runs its module when called).
+ */
+/* eslint-disable @typescript-eslint/no-require-imports */
+export const sdk = {
+  sqs: () => require('@aws-sdk/client-sqs') as typeof import('@aws-sdk/client-sqs'),
+  dynamodb: () => require('@aws-sdk/client-dynamodb') as typeof import('@aws-sdk/client-dynamodb'),
+  dynamodbDocument: () => require('@aws-sdk/lib-dynamodb') as typeof import('@aws-sdk/lib-dynamodb'),
+  s3: () => require('@aws-sdk/client-s3') as typeof import('@aws-sdk/client-s3'),
+  ec2: () => require('@aws-sdk/client-ec2') as typeof import('@aws-sdk/client-ec2'),
+  autoscaling: () => require('@aws-sdk/client-auto-scaling') as typeof import('@aws-sdk/client-auto-scaling'),
+  secrets: () => require('@aws-sdk/client-secrets-manager') as typeof import('@aws-sdk/client-secrets-manager'),
+  ssm: () => require('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm'),
+  sts: () => require('@aws-sdk/client-sts') as typeof import('@aws-sdk/client-sts'),
+  ecr: () => require('@aws-sdk/client-ecr') as typeof import('@aws-sdk/client-ecr'),
+  cloudwatch: () => require('@aws-sdk/client-cloudwatch') as typeof import('@aws-sdk/client-cloudwatch'),
+  kms: () => require('@aws-sdk/client-kms') as typeof import('@aws-sdk/client-kms'),
+};
+/* eslint-enable @typescript-eslint/no-require-imports */
+
 export interface AwsClients {
   readonly region: string;
   readonly sqs: SQSClient;
@@ -44,29 +71,20 @@ export function createAwsClients(options: AwsClientOptions = {}): AwsClients {
   const base = { region, maxAttempts: options.maxAttempts ?? 4 };
   // A custom endpoint (LocalStack, moto) has no virtual-host DNS for buckets.
   const customS3 = Boolean(process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL);
-  // Each client, and its SDK package, is loaded when first used: a CLI command pays only for
-  // the services it calls (`fleet list`: DynamoDB), and nothing is loaded for what a process
-  // never touches. `require` (not `import`) so the load is synchronous and lazy, in the esbuild
-  // bundles too (a bundled require runs its module when called).
-  /* eslint-disable @typescript-eslint/no-require-imports */
+  // Each client, and its SDK package, is loaded when first used (`sdk` above).
   const makers: { [K in Exclude<keyof AwsClients, 'region'>]: () => AwsClients[K] } = {
-    sqs: () => new (require('@aws-sdk/client-sqs') as typeof import('@aws-sdk/client-sqs')).SQSClient(base),
-    ddb: () => {
-      const { DynamoDBClient } = require('@aws-sdk/client-dynamodb') as typeof import('@aws-sdk/client-dynamodb');
-      const { DynamoDBDocumentClient: Doc } = require('@aws-sdk/lib-dynamodb') as typeof import('@aws-sdk/lib-dynamodb');
-      return Doc.from(new DynamoDBClient(base), { marshallOptions: { removeUndefinedValues: true } });
-    },
-    s3: () => new (require('@aws-sdk/client-s3') as typeof import('@aws-sdk/client-s3')).S3Client({ ...base, forcePathStyle: customS3 }),
-    ec2: () => new (require('@aws-sdk/client-ec2') as typeof import('@aws-sdk/client-ec2')).EC2Client(base),
-    autoscaling: () => new (require('@aws-sdk/client-auto-scaling') as typeof import('@aws-sdk/client-auto-scaling')).AutoScalingClient(base),
-    secrets: () => new (require('@aws-sdk/client-secrets-manager') as typeof import('@aws-sdk/client-secrets-manager')).SecretsManagerClient(base),
-    ssm: () => new (require('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm')).SSMClient(base),
-    sts: () => new (require('@aws-sdk/client-sts') as typeof import('@aws-sdk/client-sts')).STSClient(base),
-    ecr: () => new (require('@aws-sdk/client-ecr') as typeof import('@aws-sdk/client-ecr')).ECRClient(base),
-    cloudwatch: () => new (require('@aws-sdk/client-cloudwatch') as typeof import('@aws-sdk/client-cloudwatch')).CloudWatchClient(base),
-    kms: () => new (require('@aws-sdk/client-kms') as typeof import('@aws-sdk/client-kms')).KMSClient(base),
+    sqs: () => new (sdk.sqs().SQSClient)(base),
+    ddb: () => sdk.dynamodbDocument().DynamoDBDocumentClient.from(new (sdk.dynamodb().DynamoDBClient)(base), { marshallOptions: { removeUndefinedValues: true } }),
+    s3: () => new (sdk.s3().S3Client)({ ...base, forcePathStyle: customS3 }),
+    ec2: () => new (sdk.ec2().EC2Client)(base),
+    autoscaling: () => new (sdk.autoscaling().AutoScalingClient)(base),
+    secrets: () => new (sdk.secrets().SecretsManagerClient)(base),
+    ssm: () => new (sdk.ssm().SSMClient)(base),
+    sts: () => new (sdk.sts().STSClient)(base),
+    ecr: () => new (sdk.ecr().ECRClient)(base),
+    cloudwatch: () => new (sdk.cloudwatch().CloudWatchClient)(base),
+    kms: () => new (sdk.kms().KMSClient)(base),
   };
-  /* eslint-enable @typescript-eslint/no-require-imports */
   const clients = { region } as AwsClients;
   for (const [name, make] of Object.entries(makers)) {
     let made: unknown;

@@ -17,7 +17,8 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AssumeRoleCommand, type STSClient } from '@aws-sdk/client-sts';
+import type { STSClient } from '@aws-sdk/client-sts';
+import { sdk } from './aws';
 import { backoffDelayMs, sleep } from './retry';
 import { TASK_SESSION_TAG_KEYS } from './contract';
 import type { Logger } from './log';
@@ -189,7 +190,7 @@ export class CredentialsServer {
   }
 
   private async assume(sessionName: string, tags: Entry['tags']): Promise<TaskCredentials> {
-    const res = await this.o.sts.send(new AssumeRoleCommand({ RoleArn: this.o.roleArn, RoleSessionName: sessionName, DurationSeconds: this.o.durationSeconds, Tags: tags }));
+    const res = await this.o.sts.send(new (sdk.sts().AssumeRoleCommand)({ RoleArn: this.o.roleArn, RoleSessionName: sessionName, DurationSeconds: this.o.durationSeconds, Tags: tags }));
     const c = res.Credentials;
     if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) throw new Error(`STS AssumeRole of ${this.o.roleArn} returned no credentials`);
     return { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken, expiration: new Date(c.Expiration) };

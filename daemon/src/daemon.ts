@@ -20,6 +20,8 @@ import { InstanceStatus, instanceHeartbeatDelayMs, type CancelResponse, type Con
 import { advertisedStatus, drainOf, FleetdStateHolder, leavingReason, type FleetdState } from './fleetd-state';
 import type { InstanceIdentity } from './imds';
 import { InstanceState, readInstanceBuild } from './instance';
+import { sdkInstanceTags, type InstanceTags } from './instance-tags';
+import { StartupTimer } from './startup-timing';
 import { BUILD_COMMIT, PACKAGE_VERSION } from './version';
 import { InstanceLifecycle } from './instance-lifecycle';
 import { TaskStore, type Lease } from './store';
@@ -74,10 +76,14 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   private readonly lifecycle: InstanceLifecycle;
   private readonly leaseFiles: LeaseFiles;
   private readonly log: Logger;
+  private readonly tags: InstanceTags;
+  private readonly startup: StartupTimer;
 
   constructor(private readonly deps: FleetdDeps) {
     super();
     this.log = deps.log;
+    this.tags = deps.tags ?? sdkInstanceTags(deps.clients.ec2);
+    this.startup = deps.startup ?? new StartupTimer();
     this.leaseFiles = new LeaseFiles(deps.config.workDir);
     this.gates = new ReceiveGateChecks({
       docker: deps.docker,
@@ -136,9 +142,10 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       throw new BootError(`preflight: IMDS did not answer after ${RETRY_POLICIES.imds.maxAttempts} tries (${(err as Error).message})`, { cause: err });
     }
     const id = this.identity;
+    this.startup.mark('imds.identity');
     this.log.info('fleetd booting', { instance_id: id.instanceId, region: id.region, az: id.availabilityZone, slots: config.slots, config: config.source, version: PACKAGE_VERSION, commit: BUILD_COMMIT });
     this.instance = new InstanceState({
-      ec2: clients.ec2,
+      tags: this.tags,
       ddb: clients.ddb,
       instancesTable: config.instancesTable,
       instanceId: id.instanceId,
@@ -146,11 +153,12 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       slots: config.slots,
       asgName: config.asgName,
       availabilityZone: id.availabilityZone,
-      build: await readInstanceBuild({ imds, ec2: clients.ec2, instanceId: id.instanceId, log: this.log }),
+      build: await readInstanceBuild({ imds, tags: this.tags, instanceId: id.instanceId, log: this.log }),
       log: this.log,
     });
+    this.startup.mark('instance build (imds ami-id, launch template tags)');
     const control = { cancel: (t: string) => this.cancelLocal(t), status: () => ({ ok: true as const, ...this.status() }) };
-    const problem = await preflight({ config, clients, docker, instanceId: id.instanceId, log: this.log, control, retry: this.bootRetry }, this.booted);
+    const problem = await preflight({ config, clients, docker, instanceId: id.instanceId, log: this.log, control, retry: this.bootRetry, startup: this.startup }, this.booted);
     this.gates.diskPaths = this.booted.diskPaths;
     if (problem) {
       // A launch hook waiting on us: ABANDON at once (the preflight already retried what a retry can fix).
@@ -163,11 +171,12 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       throw new BootError(`preflight: ${problem}`);
     }
     this.store = new TaskStore({ ddb: clients.ddb, tasksTable: config.tasksTable, eventsTable: config.eventsTable, timings: config.timings, redact: (v) => this.log.secrets.redactValue(v) });
-    this.runner = new ContainerRunner({ docker, workDir: config.workDir, instanceId: id.instanceId, allowedRegistries: config.allowedRegistries, outputDisks: config.outputDisks, ecr: clients.ecr, log: this.log });
+    this.runner = new ContainerRunner({ docker, workDir: config.workDir, instanceId: id.instanceId, allowedRegistries: config.allowedRegistries, outputDisks: config.outputDisks, ecr: () => clients.ecr, log: this.log });
     // The lease guard (`fleetd guard`, its own systemd timer) acts on this instance's containers only.
     this.leaseFiles.writeInstanceId(id.instanceId);
     this.abcaMirror = abcaMirrorFor(config, clients.ddb, this.log);
-    this.sealer = config.sealKeyId ? new SpecSealer(clients.kms, config.sealKeyId) : undefined;
+    // Getters, not clients: each SDK package loads with the first task that needs it, not at boot.
+    this.sealer = config.sealKeyId ? new SpecSealer(() => clients.kms, config.sealKeyId) : undefined;
     if (!this.sealer) this.log.warn('no sealKeyId in the config: task seals are not verified; anyone who may update a task record decides what runs (docs/security.md)');
     this.prepull = new Prepuller({ runner: this.runner, images: config.prepullImages, refreshSeconds: config.prepullRefreshSeconds, log: this.log });
     this.readiness = new Readiness({ config, autoscaling: clients.autoscaling, instanceId: id.instanceId, prepull: this.prepull, log: this.log });
@@ -184,6 +193,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       taskEnded: (r) => this.emit('task-ended', r),
       taskError: (msg, extra) => this.taskError(msg, extra),
     }, this.adopted);
+    this.startup.mark('recovery (engine.listContainers)');
     // A termination or spot notice already pending (fleetd restarted mid-drain): never idle.
     this.watcher = new InterruptionWatcher(imds, (i) => this.lifecycle.onInterruption(i), this.log);
     this.warmPool = new WarmPool({
@@ -198,6 +208,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     });
     this.watcher.onTargetState = (t) => this.warmPool!.onTargetState(t);
     await this.watcher.start();
+    this.startup.mark('imds.interruption notices');
     if (this.state.current.kind !== 'booting') return;
     // Readiness (readiness.ts): the prepull images, then the launch hook. A failure fails the
     // boot like the preflight (ABANDON, reported unhealthy), unless containers were re-adopted:
@@ -215,6 +226,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     if (this.state.current.kind !== 'booting') return;
     const target = this.watcher.targetState;
     await this.readiness!.complete(target, 'CONTINUE');
+    this.startup.mark('readiness (prepull, launch hook)');
     this.scheduleInstanceHeartbeat();
     this.prepull.start();
     if (targetPhase(target) === 'warmed' && this.runs.size === 0) {
@@ -247,11 +259,13 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     const { config, clients } = this.deps;
     const id = this.identity!;
     await this.instance!.set(this.runs.size ? InstanceStatus.BUSY : InstanceStatus.IDLE, [...this.runs.keys()]);
+    this.startup.mark('tags idle (ec2 helper) + instance row');
     const s = this.state.current.kind;
     if (s !== 'booting' && s !== 'warm') return;
     this.state.to({ kind: 'serving' });
     this.activity.markBusy();
     this.rollout = await startRolloutWatch(config, clients.autoscaling, { instanceId: id.instanceId, build: this.instance!.build, state: this.state, running: () => this.runs.size, activity: this.activity, log: this.log, changed: () => this.advertise(), retired: (reason) => void this.lifecycle.drain({ reason }) });
+    this.startup.mark('autoscaling.DescribeAutoScalingGroups (rollout marker)');
     const receiver = new Receiver({
       sqs: clients.sqs,
       config,
@@ -270,7 +284,9 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     this.receiving = receiver.start();
     this.idleLoopDone = this.lifecycle.idleLoop();
     this.pruner!.start(config.prune.intervalSeconds);
-    this.log.info('fleetd ready: polling for tasks', { instance_id: id.instanceId, queue: config.queueUrl, credentials_endpoint: this.booted.credentials?.endpoint });
+    this.startup.mark('receive loops');
+    const startup = this.startup.summary();
+    this.log.info('fleetd ready: polling for tasks', { instance_id: id.instanceId, queue: config.queueUrl, credentials_endpoint: this.booted.credentials?.endpoint, startup_ms: startup.total_ms, startup_steps_ms: startup.steps_ms });
     this.emit('ready', id);
   }
 
@@ -388,6 +404,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       await Promise.all([this.watcher?.stop(), this.rollout?.stop(), this.pruner?.stop(), this.prepull?.stop(), this.idleLoopDone, this.warmPool?.leaving]);
       await this.closeServers();
       await this.instance?.flush();
+      this.tags.close();
       this.log.info('fleetd stopped', { reason: drainOf(this.state.current)?.reason });
       this.emit('stopped');
     })();

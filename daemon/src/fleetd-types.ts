@@ -3,6 +3,8 @@ import type Docker from 'dockerode';
 import type { AwsClients } from './aws';
 import type { FleetdConfig } from './config';
 import type { ImdsClient, InstanceIdentity } from './imds';
+import type { InstanceTags } from './instance-tags';
+import type { StartupTimer } from './startup-timing';
 import type { Interruption, SelfTermination } from './lifecycle';
 import type { Logger } from './log';
 import type { TaskRunResult } from './task-run';
@@ -13,6 +15,10 @@ export interface FleetdDeps {
   readonly docker: Docker;
   readonly imds: ImdsClient;
   readonly log: Logger;
+  /** The instance's EC2 tag calls. @default in this process, on `clients.ec2` (main.ts gives fleetd the helper process, instance-tags.ts) */
+  readonly tags?: InstanceTags;
+  /** Start-up steps so far (main.ts: from the process's start); Fleetd marks its own. @default from the Fleetd's construction */
+  readonly startup?: StartupTimer;
 }
 
 export class BootError extends Error {

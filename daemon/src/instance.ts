@@ -4,10 +4,10 @@
  * slots finishing together cannot leave a stale tag behind (EC2 tags are last-writer-wins).
  */
 import { SetInstanceHealthCommand, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import { CreateTagsCommand, DeleteTagsCommand, DescribeTagsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { InstanceStatus, LAUNCH_TEMPLATE_TAGS, tagKeys, type TagKeys } from './contract';
 import type { ImdsClient } from './imds';
+import type { InstanceTags } from './instance-tags';
 import type { Logger } from './log';
 import { InstanceStore } from './store';
 import { BUILD_COMMIT, PACKAGE_VERSION } from './version';
@@ -24,19 +24,20 @@ export interface InstanceBuild {
 /**
  * Reads once at boot what this instance runs. The AMI from IMDS (`ami-id`). The launch template
  * from the instance's `aws:ec2launchtemplate:*` tags: through IMDS when the launch template
- * enables instance metadata tags, else with one ec2:DescribeTags on this instance. Best effort:
+ * enables instance metadata tags, else with one ec2:DescribeTags on this instance (`tags`). Best effort:
  * whatever cannot be read is left out of the row (the CLI then reads it from EC2) and logged.
  */
-export async function readInstanceBuild(o: { imds: ImdsClient; ec2: EC2Client; instanceId: string; log: Logger }): Promise<InstanceBuild> {
+export async function readInstanceBuild(o: { imds: ImdsClient; tags: InstanceTags; instanceId: string; log: Logger }): Promise<InstanceBuild> {
   const build = { version: PACKAGE_VERSION, commit: BUILD_COMMIT };
   const amiId = await o.imds.amiId().catch((err: unknown) => void o.log.warn('IMDS ami-id could not be read', { error: err }));
   type Pair = Array<string | undefined>;
   let lt: Pair = await Promise.all([o.imds.instanceTag(LAUNCH_TEMPLATE_TAGS.id), o.imds.instanceTag(LAUNCH_TEMPLATE_TAGS.version)]).catch((): Pair => []);
   if (lt[0] === undefined) {
     // Instance metadata tags are off (the default): ask EC2 about our own instance.
-    lt = await o.ec2
-      .send(new DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [o.instanceId] }, { Name: 'key', Values: [LAUNCH_TEMPLATE_TAGS.id, LAUNCH_TEMPLATE_TAGS.version] }] }))
-      .then((res): Pair => [LAUNCH_TEMPLATE_TAGS.id, LAUNCH_TEMPLATE_TAGS.version].map((k) => res.Tags?.find((t) => t.Key === k)?.Value))
+    const keys = [LAUNCH_TEMPLATE_TAGS.id, LAUNCH_TEMPLATE_TAGS.version];
+    lt = await o.tags
+      .read(o.instanceId, keys)
+      .then((found): Pair => keys.map((k) => found[k]))
       .catch((err: unknown) => {
         o.log.warn('the launch template could not be read (instance metadata tags are off and ec2:DescribeTags failed); the instance row leaves it out', { error: err });
         return [];
@@ -51,7 +52,8 @@ export async function readInstanceBuild(o: { imds: ImdsClient; ec2: EC2Client; i
 }
 
 export interface InstanceStateOptions {
-  readonly ec2: EC2Client;
+  /** The instance's EC2 tags: a helper process in fleetd (instance-tags.ts), in-process in tests. */
+  readonly tags: InstanceTags;
   readonly ddb: DynamoDBDocumentClient;
   /** Unknown only when the config could not be read (a config failure is still reported). */
   readonly instancesTable?: string;
@@ -96,15 +98,11 @@ export class InstanceState {
   }
 
   private async writeTags(s: { status: InstanceStatus; running: string[] }): Promise<void> {
-    const resources = [this.o.instanceId];
-    await this.o.ec2.send(new CreateTagsCommand({
-      Resources: resources,
-      Tags: [
-        { Key: this.keys.status, Value: s.status },
-        ...(s.running.length ? [{ Key: this.keys.taskId, Value: s.running.join(',').slice(0, 256) }] : []),
-      ],
-    }));
-    if (!s.running.length) await this.o.ec2.send(new DeleteTagsCommand({ Resources: resources, Tags: [{ Key: this.keys.taskId }] }));
+    await this.o.tags.put(this.o.instanceId, {
+      [this.keys.status]: s.status,
+      ...(s.running.length ? { [this.keys.taskId]: s.running.join(',').slice(0, 256) } : {}),
+    });
+    if (!s.running.length) await this.o.tags.remove(this.o.instanceId, [this.keys.taskId]);
   }
 
   /** The instance row; also written on its own every instance heartbeat (timings.instanceHeartbeatSeconds, daemon.ts). */

@@ -19,8 +19,10 @@ import { Fleetd } from './daemon';
 import { dockerClient } from './docker';
 import { ImdsClient } from './imds';
 import { InstanceState } from './instance';
+import { InstanceTagsProcess } from './instance-tags';
 import { LeaseFiles, guardMarginMs, guardOnce } from './lease-guard';
 import { Logger } from './log';
+import { StartupTimer } from './startup-timing';
 import { versionLine } from './version';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 78 } as const;
@@ -30,6 +32,9 @@ function socketPath(): string {
 }
 
 async function run(options: { config?: string }): Promise<void> {
+  // Exec → ready, step by step, on the "fleetd ready" line (startup-timing.ts).
+  const startup = new StartupTimer();
+  startup.markProcessStart();
   const log = new Logger({ component: 'fleetd' });
   const imds = new ImdsClient();
   let config;
@@ -43,9 +48,15 @@ async function run(options: { config?: string }): Promise<void> {
     }
     throw err;
   }
+  startup.mark('config');
   const region = config.region ?? process.env.AWS_REGION ?? (await imds.identity().then((i) => i.region).catch(() => undefined));
   const clients = createAwsClients({ region });
-  const fleetd = new Fleetd({ config, clients, docker: dockerClient(), imds, log });
+  startup.mark('imds.region');
+  // EC2 tags through a helper process: @aws-sdk/client-ec2 never loads on fleetd's heap
+  // (instance-tags.ts). Started now: its load overlaps the boot's IMDS and preflight steps.
+  const tags = new InstanceTagsProcess({ region: clients.region, log });
+  tags.start();
+  const fleetd = new Fleetd({ config, clients, docker: dockerClient(), imds, log, tags, startup });
   // Drained (SIGTERM, or a termination hook completed): a deliberate stop, not restarted.
   fleetd.once('stopped', () => process.exit(EXIT.ok));
   let signals = 0;
@@ -86,8 +97,10 @@ async function reportConfigFailure(err: ConfigError, imds: ImdsClient, log: Logg
   };
   try {
     const clients = createAwsClients({ region: (field('region') as string | undefined) ?? process.env.AWS_REGION ?? identity.region, maxAttempts: 2 });
+    // The bundle's fleetd.js has no EC2 SDK (scripts/bundle.ts): the helper, as in a normal run.
+    const tags = new InstanceTagsProcess({ region: clients.region, lingerMs: 0, log });
     const instance = new InstanceState({
-      ec2: clients.ec2,
+      tags,
       ddb: clients.ddb,
       instancesTable: field('instancesTable') as string | undefined,
       instanceId: identity.instanceId,
@@ -97,7 +110,7 @@ async function reportConfigFailure(err: ConfigError, imds: ImdsClient, log: Logg
       availabilityZone: identity.availabilityZone,
       log,
     });
-    await instance.reportUnhealthy(clients.autoscaling, `invalid configuration: ${err.problems.join('; ')}`.slice(0, 2000));
+    await instance.reportUnhealthy(clients.autoscaling, `invalid configuration: ${err.problems.join('; ')}`.slice(0, 2000)).finally(() => tags.close());
   } catch (reportErr) {
     log.error('reporting the invalid configuration failed', { error: reportErr });
   }

@@ -17,6 +17,7 @@ import { dockerAnswers } from './docker';
 import { ensureScaleInProtection } from './lifecycle';
 import type { Logger } from './log';
 import { retry, type RetryOptions } from './retry';
+import type { StartupTimer } from './startup-timing';
 
 export interface PreflightDeps {
   readonly config: FleetdConfig;
@@ -27,6 +28,8 @@ export interface PreflightDeps {
   readonly control: ControlHandler;
   /** Retries of transient AWS errors (the boot's policy). */
   readonly retry: Pick<RetryOptions, 'policy' | 'onRetry'>;
+  /** Marks each check's end (the "fleetd ready" breakdown). */
+  readonly startup?: StartupTimer;
 }
 
 /** What the preflight opened (closed by the caller, also after a problem). */
@@ -40,19 +43,24 @@ export interface Booted {
 /** Returns the first problem that makes this instance unable to run a task, if any. */
 export async function preflight(d: PreflightDeps, booted: Booted): Promise<string | undefined> {
   const { config, clients, docker } = d;
+  const mark = (step: string) => d.startup?.mark(step);
   try {
     booted.control = await startControlServer(config.socketPath, d.control);
   } catch (err) {
     return `the control socket ${config.socketPath} could not be opened: ${(err as Error).message}`;
   }
+  mark('control_socket');
   if (!(await dockerAnswers(docker, 5000))) return `the Docker engine does not answer (DOCKER_HOST=${process.env.DOCKER_HOST ?? 'default socket'})`;
+  mark('engine.ping');
   // A network blip or a throttled API at boot must not mark the instance unhealthy (the group
   // would replace it): transient errors are retried (retry.ts); a missing queue or table, or a
   // denied call, fails at once.
   try {
     await retry('preflight: AWS', async () => {
       await clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: config.queueUrl, AttributeNames: ['QueueArn'] }));
+      mark('sqs.GetQueueAttributes');
       await clients.ddb.send(new DescribeTableCommand({ TableName: config.tasksTable }));
+      mark('dynamodb.DescribeTable');
     }, d.retry);
   } catch (err) {
     return `AWS is not reachable or the fleet's resources are missing: ${(err as Error).name}: ${(err as Error).message}`;
@@ -65,9 +73,11 @@ export async function preflight(d: PreflightDeps, booted: Booted): Promise<strin
   const dockerRoot = await docker.info().then((i: { DockerRootDir?: string }) => i.DockerRootDir, () => undefined);
   booted.diskPaths = [config.workDir, ...(dockerRoot ? [dockerRoot] : [])];
   const disk = diskShortage(booted.diskPaths, config.minFreeDiskBytes, config.minFreeInodes);
+  mark('engine.info + disk');
   if (disk) return disk;
   if (config.asgName) {
     const unprotected = await ensureScaleInProtection(clients.autoscaling, config.asgName, d.instanceId, d.log);
+    mark('autoscaling.SetInstanceProtection');
     if (unprotected) return unprotected;
   }
   if (config.taskRoleArn) {
@@ -90,6 +100,7 @@ export async function preflight(d: PreflightDeps, booted: Booted): Promise<strin
     } catch (err) {
       return `the task role ${config.taskRoleArn} cannot be assumed: ${(err as Error).name}: ${(err as Error).message}`;
     }
+    mark('credentials endpoint + sts.AssumeRole');
   }
   return undefined;
 }

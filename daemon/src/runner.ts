@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { GetAuthorizationTokenCommand, type ECRClient } from '@aws-sdk/client-ecr';
+import type { ECRClient } from '@aws-sdk/client-ecr';
+import { sdk } from './aws';
 import type Docker from 'dockerode';
 import { CONTAINER_OUTPUT_DIR, EngineConfinement, confinedHostConfig, diskLimitReason, isStorageOptRefusal, outputVolumeDir } from './confinement';
 import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE, type TaskSpec } from './contract';
@@ -101,7 +102,8 @@ export interface RunnerOptions {
   readonly allowedRegistries: readonly string[];
   /** 'loop': a file system of its own per task where the engine cannot bound disk (config `outputDisks`). @default 'off' */
   readonly outputDisks?: 'loop' | 'off';
-  readonly ecr?: ECRClient;
+  /** The client, or how to get it on the first ECR pull (fleetd: the ECR SDK loads then, not at boot). */
+  readonly ecr?: ECRClient | (() => ECRClient);
   readonly log: Logger;
 }
 
@@ -152,7 +154,8 @@ export class ContainerRunner {
     let authconfig: Docker.AuthConfig | undefined;
     const ecr = ECR_HOST.exec(policy.registry);
     if (ecr && this.o.ecr) {
-      const token = await this.o.ecr.send(new GetAuthorizationTokenCommand({}));
+      const client = typeof this.o.ecr === 'function' ? this.o.ecr() : this.o.ecr;
+      const token = await client.send(new (sdk.ecr().GetAuthorizationTokenCommand)({}));
       const data = token.authorizationData?.[0];
       if (!data?.authorizationToken) throw new ImagePullError(`ECR returned no authorization token for ${policy.registry}`);
       const [username, password] = Buffer.from(data.authorizationToken, 'base64').toString('utf8').split(':');

@@ -6,8 +6,9 @@
  * Every refusal is a PrepareError whose message is safe to record; KMS being unreachable is a
  * SealUnverifiedError (the instance's trouble, not the task's).
  */
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { sdk } from './aws';
 import type { FleetdConfig } from './config';
 import { LIMITS, parseTaskSpec, payloadKey, type TaskRecord, type TaskSpec } from './contract';
 import type { Redactor } from './log';
@@ -82,7 +83,7 @@ export class TaskInputs {
         throw new PrepareError(`payload_ref key ${spec.payload_ref.key} is not under this task's own prefix ${ownPrefix}`);
       }
       try {
-        const res = await this.o.s3.send(new GetObjectCommand({ Bucket: spec.payload_ref.bucket, Key: spec.payload_ref.key }));
+        const res = await this.o.s3.send(new (sdk.s3().GetObjectCommand)({ Bucket: spec.payload_ref.bucket, Key: spec.payload_ref.key }));
         if ((res.ContentLength ?? 0) > LIMITS.maxPayloadBytes) throw new PrepareError(`payload is ${res.ContentLength} bytes, over the ${LIMITS.maxPayloadBytes}-byte cap`);
         const text = (await res.Body?.transformToString('utf8')) ?? '';
         JSON.parse(text);
@@ -119,7 +120,7 @@ export class TaskInputs {
       }
       let value: string | undefined;
       try {
-        value = (await this.o.secrets.send(new GetSecretValueCommand({ SecretId: arn }))).SecretString;
+        value = (await this.o.secrets.send(new (sdk.secrets().GetSecretValueCommand)({ SecretId: arn }))).SecretString;
       } catch (err) {
         throw new PrepareError(`secret ${name}: reading ${arn} failed: ${(err as Error).name}`);
       }

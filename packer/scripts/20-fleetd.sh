@@ -19,11 +19,14 @@ install -m 0644 "$bundle/fleetd.js" /opt/fleetd/fleetd.js
 if [[ -f $bundle/fleetd.js.map ]]; then
   install -m 0644 "$bundle/fleetd.js.map" /opt/fleetd/fleetd.js.map
 fi
-# dockerode reads these at run time relative to the bundle (see scripts/bundle.ts).
-if [[ -d $bundle/proto ]]; then
-  rm -rf /opt/fleetd/proto
-  cp -r "$bundle/proto" /opt/fleetd/proto
+# fleetd's EC2 tag helper: fleetd forks it from its own directory (daemon/src/instance-tags.ts).
+if [[ ! -f $bundle/fleetd-ec2.js ]]; then
+  echo "20-fleetd: $bundle/fleetd-ec2.js is missing; run \`npm run bundle\` before packer build" >&2
+  exit 1
 fi
+install -m 0644 "$bundle/fleetd-ec2.js" /opt/fleetd/fleetd-ec2.js
+# No proto/ any more: the bundle leaves dockerode's BuildKit (gRPC) code out (scripts/bundle.ts).
+rm -rf /opt/fleetd/proto
 install -m 0755 "$files/bin/fleetd" /usr/local/bin/fleetd
 install -d -m 0755 /usr/local/libexec/fleetd
 install -m 0755 "$files/mark-unhealthy.sh" /usr/local/libexec/fleetd/mark-unhealthy
@@ -44,4 +47,5 @@ systemctl enable fleetd.service
 
 # The bundle parses under this Node (running it needs the config and AWS).
 node-20 --check /opt/fleetd/fleetd.js
+node-20 --check /opt/fleetd/fleetd-ec2.js
 echo "20-fleetd: installed $(stat -c %s /opt/fleetd/fleetd.js) bytes of fleetd"

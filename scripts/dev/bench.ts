@@ -46,6 +46,8 @@ import { profilePhase } from './bench/profile';
 import { AwsProxy, DockerTraceProxy } from './bench/proxy';
 import { renderProfile, renderSegments, renderTable, targets, type BenchFigures } from './bench/report';
 import { logShippingPhase, renderLogShipping } from './bench/log-shipping';
+import { memoryPhase, renderMemory } from './bench/memory';
+import { startupOf } from './bench/startup';
 import { renderSubmitSeal, submitSealPhase } from './bench/submit-seal';
 import { cliVsAwsPhase, renderCliVsAws } from './bench/cli-vs-aws';
 import { throughputPhase, type ThroughputResult } from './bench/throughput';
@@ -232,6 +234,10 @@ async function main(): Promise<void> {
       logShippingPhase({ fleet: { ...shared, queueUrl: await daemonQueue(clients, shared, 'logs'), instanceIds: [shared.instanceIds[PLAN.length]] }, stackEnv, bundlePath: bundle.path, mb: 8 }),
     );
 
+    // Issue #18: idle RSS beside a bare node, exec → ready, CPU per task and the leak check
+    // (BENCH_LEAK_TASKS trivial tasks on thr4, default 300; 0 skips it).
+    const memory = await phase('memory', () => memoryPhase(ctx, { idleRssMiB: idleResult.rssMiB, idleCpuSecondsPerHour: idleResult.cpuSecondsPerHour, startup: PLAN.map((p) => startupOf(byKey[p.key], boots[p.key].spawnedAt, boots[p.key].readyAt)), leakFleet: fleet('thr4'), leakTasks: Number(process.env.BENCH_LEAK_TASKS ?? 300), until: Date.now() + 10 * 60_000 }));
+
     const figures: BenchFigures = {
       machine,
       load: { start: loadStart, end: loadAverage() },
@@ -247,6 +253,7 @@ async function main(): Promise<void> {
       profile,
       submitSeal,
       logShipping,
+      memory,
     };
     const table = renderTable(figures);
     const checks = targets(figures);
@@ -266,6 +273,8 @@ async function main(): Promise<void> {
       console.log(renderCliVsAws(cli));
       console.log('');
     }
+    console.log(renderMemory(memory));
+    console.log('');
     console.log(`load average (1 min) per phase: ${Object.entries(loads).map(([name, l]) => `${name} ${l.start.split(' ')[0]}→${l.end?.split(' ')[0]}`).join(', ')}`);
     console.log('');
     console.log('targets (issue 10):');

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createAwsClients } from '../../daemon/src/aws';
-import { artifactsPrefix, isTerminal, type TaskRecord, type TaskSpecInput } from '../../daemon/src/contract';
+import { FLEETD_PROCESS_ENV, artifactsPrefix, isTerminal, type TaskRecord, type TaskSpecInput } from '../../daemon/src/contract';
 import { listArtifacts } from '../lib/artifacts';
 import { FleetClient } from '../lib/client';
 import { createLogsClient, displayLine, TaskLogStreamReader } from '../lib/task-logs';
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   const logFd = fs.openSync(daemonLog, 'a');
   const fleetd = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'fleetd.js'), 'run'], {
     // FLEET_* variables override the config file: point them at this demo's fleet too.
-    env: { ...process.env, ...fleetEnvironment(resources), FLEETD_CONFIG: configPath, AWS_EC2_METADATA_SERVICE_ENDPOINT: `${env.FLEET_LOCAL_IMDS_URL}/${instanceId}/` },
+    env: { ...process.env, ...FLEETD_PROCESS_ENV, ...fleetEnvironment(resources), FLEETD_CONFIG: configPath, AWS_EC2_METADATA_SERVICE_ENDPOINT: `${env.FLEET_LOCAL_IMDS_URL}/${instanceId}/` },
     stdio: ['ignore', logFd, logFd],
   });
   const exited = new Promise<number | null>((resolve) => fleetd.once('exit', resolve));

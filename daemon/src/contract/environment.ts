@@ -41,3 +41,19 @@ export const DEFAULT_CONFIG_PATH = '/etc/fleetd/config.json';
 export const DEFAULT_SOCKET_PATH = '/run/fleetd/fleetd.sock';
 /** Per-task files and logs on an instance. */
 export const DEFAULT_WORK_DIR = '/var/lib/fleetd';
+
+/**
+ * The process environment fleetd's systemd unit sets beside the above (packer/files/fleetd.service;
+ * packer/check.sh compares), and that the bench and the demo give fleetd too, so what they
+ * measure is what runs. glibc returns freed heap to the system above this size instead of
+ * keeping it: module loading leaves megabytes of freed parse-time memory (docs/benchmarks.md,
+ * "Idle memory").
+ */
+export const FLEETD_PROCESS_ENV = { MALLOC_TRIM_THRESHOLD_: '131072' } as const;
+
+/**
+ * The Node flags fleetd runs with (packer/files/bin/fleetd; packer/check.sh compares), which the
+ * bench uses too: stack traces name the TypeScript sources. The bundle's source maps carry no
+ * `sourcesContent` (scripts/bundle.ts): with it, this flag cost fleetd ~20 MiB of idle RSS.
+ */
+export const FLEETD_NODE_FLAGS = ['--enable-source-maps'] as const;

@@ -10,9 +10,9 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { bundle } from '../../bundle';
+import { FLEETD_ENTRIES, bundle } from '../../bundle';
 import { fleetEnvironment, fleetdConfigFor, type FleetResources } from '../local/provision';
-import { FLEET_ENV } from '../../../daemon/src/contract';
+import { FLEET_ENV, FLEETD_NODE_FLAGS, FLEETD_PROCESS_ENV } from '../../../daemon/src/contract';
 import { forEachLine } from './lines';
 
 export interface FleetdLogLine {
@@ -47,6 +47,10 @@ export interface BenchDaemonOptions {
   readonly dockerHost?: string;
   /** Control socket; default inside the daemon's run dir. */
   readonly socketPath?: string;
+  /** What the systemd unit adds to the environment. @default FLEETD_PROCESS_ENV (an experiment may leave it out) */
+  readonly processEnv?: Readonly<Record<string, string>>;
+  /** Node / V8 flags before the bundle. @default FLEETD_NODE_FLAGS (as the instance's wrapper runs it) */
+  readonly nodeArgs?: readonly string[];
 }
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -76,7 +80,7 @@ export async function buildFleetdBundle(): Promise<{ path: string; seconds: numb
   const file = path.join(dir, 'fleetd.js');
   if (fs.existsSync(file)) return { path: file, seconds: 0, cached: true };
   const staging = `${dir}.${process.pid}`;
-  const { seconds } = await bundle([{ name: 'fleetd', source: 'daemon/src/main.ts' }], staging);
+  const { seconds } = await bundle(FLEETD_ENTRIES, staging);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.renameSync(staging, dir);
   return { path: file, seconds, cached: false };
@@ -140,12 +144,14 @@ export class BenchDaemon {
     for (const key of [FLEET_ENV.slots, FLEET_ENV.socket, FLEET_ENV.workDir, FLEET_ENV.allowedRegistries, FLEET_ENV.secretArnPrefix, FLEET_ENV.taskRoleArn]) delete env[key];
     for (const key of Object.keys(env)) if (key.startsWith('AWS_ENDPOINT_URL_')) delete env[key];
     Object.assign(env, {
+      // As the systemd unit runs it (glibc trim threshold): production's memory, not a bare node's.
+      ...(this.o.processEnv ?? FLEETD_PROCESS_ENV),
       AWS_EC2_METADATA_SERVICE_ENDPOINT: `${this.o.stackEnv.FLEET_LOCAL_IMDS_URL}/${this.instanceId}/`,
       [FLEET_ENV.config]: configPath,
       ...(this.o.awsEndpoint ? { AWS_ENDPOINT_URL: this.o.awsEndpoint } : {}),
       ...(this.o.dockerHost ? { DOCKER_HOST: this.o.dockerHost } : {}),
     });
-    const child = spawn(process.execPath, [this.o.bundlePath, 'run'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(this.o.nodeArgs ?? FLEETD_NODE_FLAGS), this.o.bundlePath, 'run'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const onLine = (line: string) => {
       try {

@@ -12,6 +12,7 @@ import type { Summary } from './stats';
 import type { ThroughputResult } from './throughput';
 import type { LogShippingResult } from './log-shipping';
 import type { SubmitSealResult } from './submit-seal';
+import type { MemoryResult } from './memory';
 
 export interface Row {
   readonly metric: string;
@@ -47,6 +48,8 @@ export interface BenchFigures {
   readonly submitSeal?: SubmitSealResult;
   /** fleetd CPU per MB of task log shipped, log-shipping.ts. */
   readonly logShipping?: LogShippingResult;
+  /** Idle RSS beside a bare node, exec → ready, the leak check (memory.ts, issue #18). */
+  readonly memory?: MemoryResult;
 }
 
 const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : '–');

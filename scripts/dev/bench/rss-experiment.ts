@@ -1,70 +1,49 @@
 /**
- * Where fleetd's idle memory goes: a one-off experiment, not part of `npm run bench` (it
- * builds several bundles). Each variant is the real fleetd run idle against its own queue on
- * the local stack for a while; the table shows its resident memory. Variants:
- *   production              the bundle `npm run bundle` makes
- *   glibc trim              same bundle, MALLOC_TRIM_THRESHOLD_=131072 (glibc returns freed
- *                           parse-time memory to the OS)
- *   no EC2 SDK              @aws-sdk/client-ec2 replaced by a stub (what a hand-rolled
- *                           CreateTags/DeleteTags request would cost instead: nothing)
- *   only the SDKs it uses   EC2, SSM, STS, CloudWatch and ECR clients stubbed (the idle
- *                           daemon calls none of them except the EC2 tags)
- *   only used + glibc trim  both
- * The stubs answer every call with {}: tags are not written, which changes nothing else an idle
- * daemon does. Run: npx tsx scripts/dev/bench/rss-experiment.ts  (needs `npm run local -- up`)
+ * Where fleetd's idle memory goes: a one-off experiment, not part of `npm run bench`. Each
+ * variant is the real fleetd (the production bundle, FLEETD_ENTRIES) run idle against the local
+ * stack for a while, side by side, with a bare `node -e` process as the floor; the table shows
+ * their resident memory. Variants:
+ *   production              the bundle as the systemd unit runs it (FLEETD_NODE_FLAGS:
+ *                           --enable-source-maps; FLEETD_PROCESS_ENV: the glibc trim threshold)
+ *   RSS_BEFORE_BUNDLE       (when set) another fleetd.js, run the same way: a before/after
+ *   no glibc trim           the same without MALLOC_TRIM_THRESHOLD_
+ *   no --enable-source-maps the same without the flag
+ *   semi-space 1 MiB        + node --max-semi-space-size=1 (a smaller young generation)
+ *   optimize for size       + node --optimize-for-size
+ *   both V8 flags           + both
+ * Run: npx tsx scripts/dev/bench/rss-experiment.ts  (needs `npm run local -- up`; RSS_WINDOW_S,
+ * default 40)
  */
 import '../../../daemon/src/quiet-sdk-warning';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { build, type Plugin } from 'esbuild';
 import { createAwsClients } from '../../../daemon/src/aws';
-import { bundleOptions } from '../../bundle';
+import { FLEETD_NODE_FLAGS } from '../../../daemon/src/contract';
 import { provisionFleet } from '../local/provision';
 import { readEnvFile } from '../local/stack';
-import { BenchDaemon } from './fleetd-process';
+import { bareNodeRss } from './baseline';
+import { BenchDaemon, buildFleetdBundle } from './fleetd-process';
 import { formatLoad, loadAverage } from './machine';
 import { summarize } from './stats';
 
-/** Every name fleetd imports from the stubbed packages (grep "from '@aws-sdk/client-" daemon/src). */
-const STUBBED_NAMES = ['EC2Client', 'CreateTagsCommand', 'DeleteTagsCommand', 'SSMClient', 'STSClient', 'AssumeRoleCommand', 'CloudWatchClient', 'ECRClient', 'GetAuthorizationTokenCommand'];
-const STUB = `
-class StubCommand { constructor(input) { this.input = input; } }
-class StubClient { constructor() {} send() { return Promise.resolve({}); } destroy() {} }
-${STUBBED_NAMES.map((n) => `exports.${n} = ${n.endsWith('Client') ? 'StubClient' : 'StubCommand'};`).join('\n')}
-`;
-
-function stubPlugin(packages: readonly string[]): Plugin {
-  const filter = new RegExp(`^(${packages.map((p) => p.replace(/[/\\-]/g, '\\$&')).join('|')})$`);
-  return {
-    name: 'stub-sdk-clients',
-    setup(b) {
-      b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'stub' }));
-      b.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({ contents: STUB, loader: 'js' }));
-    },
-  };
-}
-
-async function variantBundle(dir: string, stubs: readonly string[]): Promise<string> {
-  const options = bundleOptions([{ name: 'fleetd', source: 'daemon/src/main.ts' }], dir);
-  await build({ ...options, sourcemap: false, plugins: stubs.length ? [stubPlugin(stubs)] : [] });
-  return path.join(dir, 'fleetd.js');
-}
-
 interface Variant {
   readonly name: string;
-  readonly stubs: readonly string[];
-  readonly env: Record<string, string>;
+  /** Another build of fleetd (RSS_BEFORE_BUNDLE: e.g. an older commit's, for a before/after). @default this tree's */
+  readonly bundlePath?: string;
+  readonly processEnv?: Record<string, string>;
+  readonly nodeArgs?: readonly string[];
 }
 
-const UNUSED_WHEN_IDLE = ['@aws-sdk/client-ec2', '@aws-sdk/client-ssm', '@aws-sdk/client-sts', '@aws-sdk/client-cloudwatch', '@aws-sdk/client-ecr'];
-const TRIM = { MALLOC_TRIM_THRESHOLD_: '131072' };
+const BEFORE = process.env.RSS_BEFORE_BUNDLE;
 const VARIANTS: readonly Variant[] = [
-  { name: 'production', stubs: [], env: {} },
-  { name: 'glibc trim', stubs: [], env: TRIM },
-  { name: 'no EC2 SDK', stubs: ['@aws-sdk/client-ec2'], env: {} },
-  { name: 'only the SDKs it uses', stubs: UNUSED_WHEN_IDLE, env: {} },
-  { name: 'only used + glibc trim', stubs: UNUSED_WHEN_IDLE, env: TRIM },
+  ...(BEFORE ? [{ name: 'RSS_BEFORE_BUNDLE', bundlePath: BEFORE }] : []),
+  { name: 'production' },
+  { name: 'no glibc trim', processEnv: {} },
+  { name: 'no --enable-source-maps', nodeArgs: [] },
+  { name: 'semi-space 1 MiB', nodeArgs: [...FLEETD_NODE_FLAGS, '--max-semi-space-size=1'] },
+  { name: 'optimize for size', nodeArgs: [...FLEETD_NODE_FLAGS, '--optimize-for-size'] },
+  { name: 'both V8 flags', nodeArgs: [...FLEETD_NODE_FLAGS, '--max-semi-space-size=1', '--optimize-for-size'] },
 ];
 
 async function main(): Promise<void> {
@@ -75,30 +54,29 @@ async function main(): Promise<void> {
 
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleet-rss-'));
   const clients = createAwsClients();
-  const fleet = await provisionFleet(clients, `rss${Date.now().toString(36)}`, { instances: VARIANTS.length, minSize: VARIANTS.length, maxSize: VARIANTS.length });
-  const bundles = new Map<string, string>();
-  for (const v of VARIANTS) {
-    const key = v.stubs.join(',');
-    if (!bundles.has(key)) bundles.set(key, await variantBundle(path.join(runDir, `bundle-${bundles.size}`), v.stubs));
-  }
-  console.error(`load average ${formatLoad(loadAverage())}; ${bundles.size} bundles built; booting ${VARIANTS.length} daemons`);
-  const daemons = VARIANTS.map((v, i) => {
-    // One queue per daemon is not needed: none of them ever gets a message.
-    const env = { ...stackEnv, ...v.env };
-    return new BenchDaemon({ name: `rss${i}`, fleet, instanceId: fleet.instanceIds[i], slots: 1, stackEnv: env, bundlePath: bundles.get(v.stubs.join(','))!, runDir });
-  });
+  const [fleet, bundle] = await Promise.all([
+    provisionFleet(clients, `rss${Date.now().toString(36)}`, { instances: VARIANTS.length, minSize: VARIANTS.length, maxSize: VARIANTS.length }),
+    buildFleetdBundle(),
+  ]);
+  console.error(`load average ${formatLoad(loadAverage())}; booting ${VARIANTS.length} daemons`);
+  const daemons = VARIANTS.map(
+    (v, i) => new BenchDaemon({ name: `rss${i}`, fleet, instanceId: fleet.instanceIds[i], slots: 1, stackEnv, bundlePath: v.bundlePath ?? bundle.path, runDir, processEnv: v.processEnv, nodeArgs: v.nodeArgs }),
+  );
   try {
     for (const d of daemons) await d.boot();
-    await new Promise((r) => setTimeout(r, 5000));
+    // The EC2 tag helper lingers 30 s after the boot's tags: the window opens after it left.
+    await new Promise((r) => setTimeout(r, 35_000));
     const samples = daemons.map(() => [] as number[]);
     for (let t = 0; t < windowS; t += 2) {
       daemons.forEach((d, i) => samples[i].push(d.sample().rssKiB / 1024));
       await new Promise((r) => setTimeout(r, 2000));
     }
-    console.log(`fleetd idle RSS by variant (${windowS} s window, 1 slot, load average ${formatLoad(loadAverage())})`);
+    const bare = await bareNodeRss();
+    console.log(`fleetd idle RSS by variant (${windowS} s window, 1 slot, load average ${formatLoad(loadAverage())}; bundle ${(fs.statSync(bundle.path).size / 1e6).toFixed(1)} MB)`);
+    console.log(`  ${'bare node -e'.padEnd(24)} median ${bare.rssMiB.median.toFixed(1).padStart(6)} MiB  max ${bare.rssMiB.max.toFixed(1).padStart(6)} MiB`);
     VARIANTS.forEach((v, i) => {
       const s = summarize(samples[i]);
-      console.log(`  ${v.name.padEnd(24)} median ${s.median.toFixed(1).padStart(6)} MiB  max ${s.max.toFixed(1).padStart(6)} MiB  bundle ${(fs.statSync(daemons[i].o.bundlePath).size / 1e6).toFixed(1)} MB`);
+      console.log(`  ${v.name.padEnd(24)} median ${s.median.toFixed(1).padStart(6)} MiB  max ${s.max.toFixed(1).padStart(6)} MiB`);
     });
   } finally {
     await Promise.all(daemons.map((d) => d.kill()));
