@@ -85,6 +85,9 @@ async function main(): Promise<void> {
     const fleet: BenchFleet = { resources, daemon, client: new FleetClient(clients, resources) };
     const result = await memoryPhase(ctx, { idleRssMiB: summarize(samples.map((s) => s.rssKiB / 1024)), idleCpuSecondsPerHour: cpuPerHour, startup, leakFleet: fleet, leakTasks, until: Date.now() + 20 * 60_000 });
     console.log(renderMemory(result));
+  } catch (err) {
+    console.error(`fleetd's last lines:\n${daemon.tail(20)}`);
+    throw err;
   } finally {
     await daemon.kill();
     events.close();
