@@ -171,7 +171,7 @@ export function bundleOptions(entries: readonly BundleEntry[], outdir: string, c
     // The CLI: the AWS SDK's ES module builds (dist-es, `module`), as AWS advises for bundling:
     // they tree-shake, and the credential chain's providers stay behind their `import()`s (own
     // chunks, read only when used). `fleet status`: 2.3 → 1.9 MB of chunks read (docs/benchmarks.md).
-    ...(esm ? { mainFields: ['module', 'main'], plugins: [ZOD_ENGLISH_ONLY] } : {}),
+    ...(esm ? { mainFields: ['module', 'main'] } : {}),
     sourcemap: 'linked',
     // Mappings and names only: fleetd runs with --enable-source-maps (FLEETD_NODE_FLAGS), and
     // Node keeps a loaded map in memory; the sources' text in it cost ~20 MiB of RSS (issue #18).
@@ -183,7 +183,8 @@ export function bundleOptions(entries: readonly BundleEntry[], outdir: string, c
     // Typed error classes and log lines rely on constructor names.
     keepNames: true,
     external: [...OPTIONAL_NATIVE_EXTERNALS],
-    plugins: [omitModules(entries[0]?.omitPackages)],
+    // The CLI drops zod's locales; each entry leaves out what it never calls (omitPackages).
+    plugins: [...(esm ? [ZOD_ENGLISH_ONLY] : []), omitModules(entries[0]?.omitPackages)],
     // The build's commit, fixed in the bundle (daemon/src/version.ts); left to the environment when unknown.
     ...(commit ? { define: { 'process.env.FLEET_BUILD_COMMIT': JSON.stringify(commit) } } : {}),
     metafile: true,
