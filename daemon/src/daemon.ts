@@ -16,7 +16,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { abcaMirrorFor, type AbcaHeartbeatMirror } from './abca-mirror';
-import { InstanceStatus, instanceHeartbeatDelayMs, type CancelResponse, type ControlError, type FleetdStatus, type TaskRecord } from './contract';
+import { InstanceStatus, type CancelResponse, type ControlError, type FleetdStatus, type TaskRecord } from './contract';
 import { advertisedStatus, drainOf, FleetdStateHolder, leavingReason, type FleetdState } from './fleetd-state';
 import type { InstanceIdentity } from './imds';
 import { InstanceState, readInstanceBuild } from './instance';
@@ -28,7 +28,7 @@ import { TaskStore, type Lease } from './store';
 import { LeaseFiles } from './lease-guard';
 import { InterruptionWatcher } from './lifecycle';
 import type { Logger } from './log';
-import { preflight, type Booted } from './preflight';
+import { bootIdentity, preflight, type Booted } from './preflight';
 import { Prepuller } from './prepull';
 import { Readiness, targetPhase } from './readiness';
 import { Pruner } from './prune';
@@ -69,7 +69,6 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   /** The receive loop, its messages' tasks and their background tails (Receiver.start). */
   private receiving?: Promise<void>;
   private idleLoopDone?: Promise<void>;
-  private heartbeatTimer?: NodeJS.Timeout;
   private finalizing?: Promise<void>;
   private readonly activity = new ReceiveActivity();
   private readonly gates: ReceiveGateChecks;
@@ -133,15 +132,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
    */
   async start(): Promise<void> {
     const { config, clients, docker, imds } = this.deps;
-    // IMDS can be slow to answer on a busy host (seen with several daemons booting at once):
-    // RETRY_POLICIES.imds (5 tries, 0.5–4 s) before the boot counts as failed. Any IMDS error
-    // is worth another try here: without an identity there is nothing else to do.
-    try {
-      this.identity = await retry('IMDS identity', () => imds.identity(), { policy: RETRY_POLICIES.imds, retryable: () => true });
-    } catch (err) {
-      throw new BootError(`preflight: IMDS did not answer after ${RETRY_POLICIES.imds.maxAttempts} tries (${(err as Error).message})`, { cause: err });
-    }
-    const id = this.identity;
+    const id = (this.identity = await bootIdentity(imds));
     this.startup.mark('imds.identity');
     this.log.info('fleetd booting', { instance_id: id.instanceId, region: id.region, az: id.availabilityZone, slots: config.slots, config: config.source, version: PACKAGE_VERSION, commit: BUILD_COMMIT });
     this.instance = new InstanceState({
@@ -163,12 +154,8 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     if (problem) {
       // A launch hook waiting on us: ABANDON at once (the preflight already retried what a retry can fix).
       const target = await imds.targetLifecycleState().catch(() => undefined);
-      await new Readiness({ config, autoscaling: clients.autoscaling, instanceId: id.instanceId, prepull: new Prepuller({ runner: { ensureImage: () => Promise.resolve('present') }, images: [], refreshSeconds: 0, log: this.log }), log: this.log }).complete(target, 'ABANDON', problem);
-      await this.instance.reportUnhealthy(clients.autoscaling, problem);
-      await removeAfterFailedBoot({ docker, instanceId: id.instanceId, log: this.log }, problem);
-      await this.closeServers();
-      if (this.state.current.kind === 'booting') this.state.to({ kind: 'stopped' });
-      throw new BootError(`preflight: ${problem}`);
+      const readiness = new Readiness({ config, autoscaling: clients.autoscaling, instanceId: id.instanceId, prepull: new Prepuller({ runner: { ensureImage: () => Promise.resolve('present') }, images: [], refreshSeconds: 0, log: this.log }), log: this.log });
+      await this.failBoot('preflight', problem, () => readiness.complete(target, 'ABANDON', problem), () => removeAfterFailedBoot({ docker, instanceId: id.instanceId, log: this.log }, problem));
     }
     this.store = new TaskStore({ ddb: clients.ddb, tasksTable: config.tasksTable, eventsTable: config.eventsTable, timings: config.timings, redact: (v) => this.log.secrets.redactValue(v) });
     this.runner = new ContainerRunner({ docker, workDir: config.workDir, instanceId: id.instanceId, allowedRegistries: config.allowedRegistries, outputDisks: config.outputDisks, ecr: () => clients.ecr, log: this.log });
@@ -215,19 +202,14 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     // they need no prepull, and the refresh timer tries again.
     const notReady = await this.readiness!.prepare(this.state.receiveEnded);
     if (notReady && this.runs.size === 0 && this.state.current.kind === 'booting') {
-      await this.readiness!.complete(this.watcher.targetState, 'ABANDON', notReady);
-      await this.instance.reportUnhealthy(clients.autoscaling, `readiness: ${notReady}`);
-      await this.watcher.stop();
-      await this.closeServers();
-      this.state.to({ kind: 'stopped' });
-      throw new BootError(`readiness: ${notReady}`);
+      await this.failBoot('readiness', notReady, () => this.readiness!.complete(this.watcher!.targetState, 'ABANDON', notReady), () => this.watcher!.stop());
     }
     if (notReady) this.log.warn('prepull failed; serving the re-adopted tasks anyway', { problem: notReady });
     if (this.state.current.kind !== 'booting') return;
     const target = this.watcher.targetState;
     await this.readiness!.complete(target, 'CONTINUE');
     this.startup.mark('readiness (prepull, launch hook)');
-    this.scheduleInstanceHeartbeat();
+    this.instance.startHeartbeat(config.timings);
     this.prepull.start();
     if (targetPhase(target) === 'warmed' && this.runs.size === 0) {
       this.state.to({ kind: 'warm', target: target! });
@@ -239,19 +221,14 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     await this.enterService();
   }
 
-  /**
-   * Instance heartbeat: the instance row (fleet instances, the reconciler's stale-instance
-   * report) every instanceHeartbeatSeconds (360 s by default) +0–10 % jitter
-   * (contract/timings.ts `instanceHeartbeatDelayMs`): 10 writes an idle hour. A status change
-   * writes the row at once besides (InstanceState.set); readers call a row stale after 2.5
-   * heartbeats (`instanceStaleAfterMs`).
-   */
-  private scheduleInstanceHeartbeat(): void {
-    this.heartbeatTimer = setTimeout(() => {
-      void this.instance?.heartbeat().catch((err) => this.log.warn('instance heartbeat failed', { error: err }));
-      if (!this.finalizing) this.scheduleInstanceHeartbeat();
-    }, instanceHeartbeatDelayMs(this.deps.config.timings));
-    this.heartbeatTimer.unref();
+  /** A failed boot: the launch hook ABANDONed, the instance reported unhealthy, then BootError. */
+  private async failBoot(phase: 'preflight' | 'readiness', problem: string, abandonHook: () => Promise<void>, cleanUp: () => Promise<void>): Promise<never> {
+    await abandonHook();
+    await this.instance!.reportUnhealthy(this.deps.clients.autoscaling, phase === 'preflight' ? problem : `${phase}: ${problem}`);
+    await cleanUp();
+    await this.closeServers();
+    if (this.state.current.kind === 'booting') this.state.to({ kind: 'stopped' });
+    throw new BootError(`${phase}: ${problem}`);
   }
 
   /** The slots start polling: from booting, or when the instance leaves the warm pool. */
@@ -400,7 +377,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
     this.finalizing ??= (async () => {
       const s = this.state.current;
       if (s.kind === 'draining') this.state.to({ kind: 'stopped', drain: { reason: s.reason, since: s.since, releasing: s.releasing } });
-      if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+      this.instance?.stopHeartbeat();
       await Promise.all([this.watcher?.stop(), this.rollout?.stop(), this.pruner?.stop(), this.prepull?.stop(), this.idleLoopDone, this.warmPool?.leaving]);
       await this.closeServers();
       await this.instance?.flush();

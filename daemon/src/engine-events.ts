@@ -4,7 +4,7 @@
  */
 import type Docker from 'dockerode';
 import type { Logger } from './log';
-import { isEngineUnreachable } from './runner';
+import { isEngineUnreachable } from './engine-errors';
 
 /**
  * Why a container that died by a signal fleetd did not send was stopped, when it was stopped

@@ -5,7 +5,7 @@
  */
 import { SetInstanceHealthCommand, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { InstanceStatus, LAUNCH_TEMPLATE_TAGS, tagKeys, type TagKeys } from './contract';
+import { InstanceStatus, LAUNCH_TEMPLATE_TAGS, instanceHeartbeatDelayMs, tagKeys, type TagKeys, type Timings } from './contract';
 import type { ImdsClient } from './imds';
 import type { InstanceTags } from './instance-tags';
 import type { Logger } from './log';
@@ -72,6 +72,7 @@ export class InstanceState {
   private chain: Promise<void> = Promise.resolve();
   private readonly bootedAt = Date.now();
   private readonly rows?: InstanceStore;
+  private heartbeatTimer?: NodeJS.Timeout;
   status: InstanceStatus = InstanceStatus.BOOTING;
   running: string[] = [];
   reason?: string;
@@ -105,7 +106,7 @@ export class InstanceState {
     if (!s.running.length) await this.o.tags.remove(this.o.instanceId, [this.keys.taskId]);
   }
 
-  /** The instance row; also written on its own every instance heartbeat (timings.instanceHeartbeatSeconds, daemon.ts). */
+  /** The instance row; also written on its own every instance heartbeat (startHeartbeat). */
   async heartbeat(s: { status: InstanceStatus; running: string[]; reason?: string } = { status: this.status, running: this.running, reason: this.reason }): Promise<void> {
     if (!this.rows) return;
     const now = Date.now();
@@ -135,6 +136,27 @@ export class InstanceState {
     return this.o.build;
   }
 
+  /**
+   * Instance heartbeat: the instance row (fleet instances, the reconciler's stale-instance
+   * report) every `timings.instanceHeartbeatSeconds` (360 s by default) +0–10 % jitter
+   * (contract/timings.ts `instanceHeartbeatDelayMs`): 10 writes an idle hour. A status change
+   * writes the row at once besides (set); readers call a row stale after 2.5 heartbeats
+   * (`instanceStaleAfterMs`). A failed write is logged and the next one comes on schedule.
+   */
+  startHeartbeat(timings: Pick<Timings, 'instanceHeartbeatSeconds'>): void {
+    this.heartbeatTimer = setTimeout(() => {
+      void this.heartbeat().catch((err) => this.o.log.warn('instance heartbeat failed', { error: err }));
+      if (this.heartbeatTimer) this.startHeartbeat(timings);
+    }, instanceHeartbeatDelayMs(timings));
+    this.heartbeatTimer.unref();
+  }
+
+  stopHeartbeat(): void {
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+  }
+
+  /** Resolves when the tag and row writes already queued are done. */
   flush(): Promise<void> {
     return this.chain;
   }

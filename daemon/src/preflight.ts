@@ -16,8 +16,24 @@ import { diskShortage } from './disk';
 import { dockerAnswers } from './docker';
 import { ensureScaleInProtection } from './lifecycle';
 import type { Logger } from './log';
-import { retry, type RetryOptions } from './retry';
+import { BootError } from './fleetd-types';
+import type { ImdsClient, InstanceIdentity } from './imds';
+import { RETRY_POLICIES, retry, type RetryOptions } from './retry';
 import type { StartupTimer } from './startup-timing';
+
+/**
+ * The instance's identity, the first boot step. IMDS can be slow to answer on a busy host (seen
+ * with several daemons booting at once): RETRY_POLICIES.imds (5 tries, 0.5–4 s) before the boot
+ * counts as failed. Any IMDS error is worth another try: without an identity there is nothing
+ * else to do.
+ */
+export async function bootIdentity(imds: ImdsClient): Promise<InstanceIdentity> {
+  try {
+    return await retry('IMDS identity', () => imds.identity(), { policy: RETRY_POLICIES.imds, retryable: () => true });
+  } catch (err) {
+    throw new BootError(`preflight: IMDS did not answer after ${RETRY_POLICIES.imds.maxAttempts} tries (${(err as Error).message})`, { cause: err });
+  }
+}
 
 export interface PreflightDeps {
   readonly config: FleetdConfig;

@@ -12,7 +12,8 @@
  */
 import type { Logger } from './log';
 import { backoffDelayMs, sleep } from './retry';
-import { ImagePolicyError, type ContainerRunner } from './runner';
+import { ImagePolicyError } from './image-policy';
+import type { ContainerRunner } from './runner';
 
 export interface PrepullDeps {
   readonly runner: Pick<ContainerRunner, 'ensureImage'>;

@@ -13,68 +13,14 @@ import { CONTAINER_OUTPUT_DIR, EngineConfinement, confinedHostConfig, diskLimitR
 import { CONTAINER_LABELS, CONTAINER_LABEL_MANAGED_BY_VALUE, type TaskSpec } from './contract';
 import type { Logger } from './log';
 import { readTaskResult } from './task-result';
+import { EngineUnavailableError, isEngineUnreachable } from './engine-errors';
+import { ImagePolicyError, ImagePullError, imagePolicy } from './image-policy';
 import { stoppedFromOutside } from './engine-events';
 import { mountOutputDisk, outputDiskFull, removeTaskDir } from './output-disk';
 import { TaskOutput } from './task-output';
 
 /** AGENT_PAYLOAD (ABCA) is set only up to this size; beyond, the file alone carries it. */
 export const MAX_ENV_PAYLOAD_BYTES = 96 * 1024;
-
-export class ImagePolicyError extends Error {
-  override readonly name = 'ImagePolicyError';
-}
-export class ImagePullError extends Error {
-  override readonly name = 'ImagePullError';
-}
-/**
- * The Docker engine did not answer (stopped, restarting, socket gone): an infrastructure fault,
- * never the task's. The task is released for another attempt rather than failed.
- */
-export class EngineUnavailableError extends Error {
-  override readonly name = 'EngineUnavailableError';
-}
-
-const ENGINE_DOWN_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH']);
-
-/** A connection-level failure talking to the engine (as opposed to an answer from it). */
-export function isEngineUnreachable(err: unknown): boolean {
-  if (err instanceof EngineUnavailableError) return true;
-  const e = err as { code?: unknown; message?: unknown; statusCode?: unknown } | undefined;
-  if (!e || typeof e !== 'object' || typeof e.statusCode === 'number') return false;
-  return (typeof e.code === 'string' && ENGINE_DOWN_CODES.has(e.code)) || (typeof e.message === 'string' && /socket hang up/i.test(e.message));
-}
-
-/** An engine answer with a 5xx status: its own trouble, which may pass (unlike a 4xx refusal). */
-export function isEngineServerError(err: unknown): boolean {
-  const status = (err as { statusCode?: unknown } | undefined)?.statusCode;
-  return typeof status === 'number' && status >= 500;
-}
-
-/** Exit codes of a process ended by a signal (128 + n), as Docker and tini report them. */
-export function isSignalExit(exitCode: number): boolean {
-  return exitCode > 128 && exitCode < 128 + 65;
-}
-
-/** The registry host of an image reference, or undefined for a bare name (Docker Hub / local). */
-export function registryOf(image: string): string | undefined {
-  const slash = image.indexOf('/');
-  if (slash < 0) return undefined;
-  const first = image.slice(0, slash);
-  return first.includes('.') || first.includes(':') || first === 'localhost' ? first : undefined;
-}
-
-/**
- * Image policy. `allowedRegistries` entries are registry hosts (pull allowed), `docker.io` for
- * bare names from Docker Hub, or `local`: bare names only when already on the engine.
- */
-export function imagePolicy(image: string, allowedRegistries: readonly string[]): { allowed: boolean; mayPull: boolean; registry: string } {
-  const registry = registryOf(image) ?? 'docker.io';
-  if (registryOf(image) === undefined && allowedRegistries.includes('local') && !allowedRegistries.includes('docker.io')) {
-    return { allowed: true, mayPull: false, registry: 'local' };
-  }
-  const allowed = allowedRegistries.includes(registry);
-  return { allowed, mayPull: allowed, registry };
-}
 
 const ECR_HOST = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com$/;
 
