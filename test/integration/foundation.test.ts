@@ -4,11 +4,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { PassThrough } from 'node:stream';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, CreateTableCommand, DescribeTableCommand, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand } from '@aws-sdk/client-dynamodb-streams';
+import { GetCommand, ScanCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { encodeEnvelope, newTaskId, TaskStatus } from '../../daemon/src/contract';
-import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
+import { freshFleet, uniqueName, type TestFleet } from '../../scripts/dev/harness/fleet';
 
 let fleet: TestFleet;
 beforeAll(async () => {
@@ -83,4 +85,39 @@ test('npm run local -- status lists dockerd, moto, imds and the ssm agent as up'
   const s = JSON.parse(r.stdout) as { components: Array<{ name: string; up: boolean }>; resources: { asgName: string } };
   expect(Object.fromEntries(s.components.map((c) => [c.name, c.up]))).toEqual({ dockerd: true, moto: true, imds: true, 'ssm-agent': true, 'demo-image': true, intake: true });
   expect(s.resources.asgName).toBe('local-asg');
+});
+
+test('the local moto undoes a failed TransactWriteItems item by item: earlier writes, new items and stream records', async () => {
+  // Prepare: a streamed table with a range key and a plain one, as the fleet's tasks and events
+  // tables are (moto-serialized.py replaces moto's table-wide rollback with this one).
+  const streamed = uniqueName('txs');
+  const plain = uniqueName('txp');
+  const ddb = fleet.clients.ddb;
+  await ddb.send(new CreateTableCommand({ TableName: streamed, BillingMode: 'PAY_PER_REQUEST', AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'sk', AttributeType: 'S' }], KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'sk', KeyType: 'RANGE' }], StreamSpecification: { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' } }));
+  await ddb.send(new CreateTableCommand({ TableName: plain, BillingMode: 'PAY_PER_REQUEST', AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }], KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }] }));
+  await ddb.send(new TransactWriteCommand({ TransactItems: [{ Put: { TableName: plain, Item: { id: 'a', x: 1 } } }, { Put: { TableName: streamed, Item: { pk: 'p', sk: 'kept' } } }] }));
+  const streams = new DynamoDBStreamsClient({ region: fleet.clients.region }) // endpoint and keys: the local stack's environment (stackEnv);
+  const streamRecords = async () => {
+    const arn = (await ddb.send(new DescribeTableCommand({ TableName: streamed }))).Table!.LatestStreamArn!;
+    const shardId = (await streams.send(new DescribeStreamCommand({ StreamArn: arn }))).StreamDescription!.Shards![0].ShardId!;
+    const it = await streams.send(new GetShardIteratorCommand({ StreamArn: arn, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' }));
+    return ((await streams.send(new GetRecordsCommand({ ShardIterator: it.ShardIterator }))).Records ?? []).map((r) => `${r.eventName} ${r.dynamodb?.Keys?.sk?.S}`);
+  };
+  expect(await streamRecords()).toEqual(['INSERT kept']);
+  // Act: three writes that succeed, then a condition that fails.
+  const failed = ddb.send(new TransactWriteCommand({
+    TransactItems: [
+      { Put: { TableName: streamed, Item: { pk: 'p', sk: 'new' } } },
+      { Update: { TableName: plain, Key: { id: 'a' }, UpdateExpression: 'SET x = :two', ExpressionAttributeValues: { ':two': 2 } } },
+      { Delete: { TableName: streamed, Key: { pk: 'p', sk: 'kept' } } },
+      { ConditionCheck: { TableName: plain, Key: { id: 'missing' }, ConditionExpression: 'attribute_exists(id)' } },
+    ],
+  }));
+  // Assess: cancelled for the condition alone, and nothing of it is left anywhere.
+  const err = await failed.catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(TransactionCanceledException);
+  expect((err as TransactionCanceledException).CancellationReasons?.map((r) => r.Code)).toEqual(['None', 'None', 'None', 'ConditionalCheckFailed']);
+  expect((await ddb.send(new GetCommand({ TableName: plain, Key: { id: 'a' } }))).Item).toEqual({ id: 'a', x: 1 });
+  expect((await ddb.send(new ScanCommand({ TableName: streamed }))).Items).toEqual([{ pk: 'p', sk: 'kept' }]);
+  expect(await streamRecords()).toEqual(['INSERT kept']);
 });

@@ -13,10 +13,9 @@
  * process (`tsx intake-runner.ts --from trim-horizon`) or in-process (`new IntakeRunner(…)`) to
  * attach recorders to its clients.
  *
- * moto: a failed TransactWriteItems puts back a deep copy of each table it touched (stream shard
- * included), so a shard iterator can go stale. Each poll therefore asks for a fresh iterator
- * after the last sequence number handled, which is also what a reader does after the 15-minute
- * iterator expiry on real DynamoDB Streams.
+ * Each poll asks for a fresh iterator after the last sequence number handled, which is what a
+ * reader does after the 15-minute iterator expiry on real DynamoDB Streams (and, on moto, a
+ * failed TransactWriteItems trims the stream back: moto-serialized.py).
  */
 import '../../../daemon/src/quiet-sdk-warning';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
