@@ -46,6 +46,17 @@ async function settle(done: () => boolean, what: string): Promise<void> {
   throw new Error(`never happened: ${what}`);
 }
 
+/** Cleanup: a drain ends the loop once its last poll is answered and every run and its tail ended. */
+async function drainAndEnd(h: ReturnType<typeof harness>, lastPoll: { answer(taskIds: string[]): void }, done: Promise<void>): Promise<void> {
+  h.state.to({ kind: 'draining', reason: 'test', since: Date.now() });
+  lastPoll.answer([]);
+  for (const r of h.runs) {
+    r.finish();
+    r.finishTail();
+  }
+  await done;
+}
+
 function harness(slots: number) {
   const polls: Poll[] = [];
   const runs: FakeRun[] = [];
@@ -164,14 +175,8 @@ describe('one receive loop for all slots', () => {
     expect(h.receiver.freeSlots).toBe(1);
     // Assess the invariant over the whole run: never more messages in hand than slots.
     expect(h.mostInHand).toBeLessThanOrEqual(3);
-    // Cleanup: a drain ends the loop once its poll returned and its tasks are done.
-    h.state.to({ kind: 'draining', reason: 'test', since: Date.now() });
-    third.answer([]);
-    for (const r of h.runs) {
-      r.finish();
-      r.finishTail();
-    }
-    await done;
+    // Cleanup
+    await drainAndEnd(h, third, done);
   });
 
   it('never holds more messages than free slots, whatever each poll brings', async () => {
@@ -192,13 +197,7 @@ describe('one receive loop for all slots', () => {
     expect(h.mostInHand).toBeLessThanOrEqual(4);
     // Cleanup
     await settle(() => h.polls.length === 7, 'the poll for the slot the last round freed');
-    h.state.to({ kind: 'draining', reason: 'test', since: Date.now() });
-    h.polls[6].answer([]);
-    for (const r of h.runs) {
-      r.finish();
-      r.finishTail();
-    }
-    await done;
+    await drainAndEnd(h, h.polls[6], done);
   });
 
   it('hands back at once a message that arrives after a drain began, and ends only after the running tasks and their background tails', async () => {

@@ -30,9 +30,10 @@ import { FLEET_ENV } from '../../../daemon/src/contract';
 import { FleetClient, type FleetNames } from '../../lib/client';
 import { bundle } from '../../bundle';
 import { provisionFleet } from '../local/provision';
-import { readEnvFile } from '../local/stack';
 import { formatLoad, loadAverage } from './machine';
 import { percentile, summarize, type Summary } from './stats';
+import { runStandalone } from './standalone';
+import { stackEnv as localStackEnv } from '../harness/fleet';
 
 export const CLI_TARGET_MS = 400;
 export const CLI_TARGET_RATIO = 1 / 3;
@@ -237,9 +238,7 @@ export function renderCliVsAws(r: CliVsAwsResult): string {
 async function main(): Promise<void> {
   const rounds = Number(process.argv[2] ?? 20);
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`rounds: got ${process.argv[2]}, expected a positive integer`);
-  const stackEnv = readEnvFile();
-  if (!stackEnv) throw new Error('the local stack is not running: start it with "npm run local -- up"');
-  Object.assign(process.env, stackEnv);
+  const stackEnv = localStackEnv();
   const clients = createAwsClients();
   const fleet = await provisionFleet(clients, `clibench${Date.now().toString(36)}`, { instances: 1, minSize: 1, maxSize: 1 });
   const result = await cliVsAwsPhase({ clients, names: fleet, stackEnv, rounds, bundleDir: process.env.CLI_BENCH_BUNDLE_DIR, baselineDir: process.env.CLI_BENCH_BASELINE_DIR });
@@ -247,12 +246,4 @@ async function main(): Promise<void> {
   if (!process.env.CLI_BENCH_BUNDLE_DIR) fs.rmSync(result.bundleDir, { recursive: true, force: true });
 }
 
-if (require.main === module) {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      console.error(`cli-vs-aws bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runStandalone('cli-vs-aws', main);

@@ -19,11 +19,12 @@ import * as path from 'node:path';
 import { createAwsClients } from '../../../daemon/src/aws';
 import { DEFAULT_TIMINGS } from '../../../daemon/src/contract';
 import { provisionFleet } from '../local/provision';
-import { readEnvFile } from '../local/stack';
 import { BenchDaemon, buildFleetdBundle, type ProcSample } from './fleetd-process';
 import { formatLoad, loadAverage } from './machine';
 import { AwsProxy, countCalls } from './proxy';
 import { summarize, type Summary } from './stats';
+import { runStandalone } from './standalone';
+import { stackEnv as localStackEnv } from '../harness/fleet';
 
 export interface IdleResult {
   readonly windowSeconds: number;
@@ -96,9 +97,7 @@ async function main(): Promise<void> {
   const windowSeconds = Number(process.argv[2] ?? 400);
   const slotCounts = (process.argv[3] ?? '1,4').split(',').map(Number);
   if (!(windowSeconds > 0) || slotCounts.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('usage: idle.ts [window seconds] [slot counts, e.g. 1,4]');
-  const stackEnv = readEnvFile();
-  if (!stackEnv) throw new Error('the local stack is not running: start it with "npm run local -- up"');
-  Object.assign(process.env, stackEnv);
+  const stackEnv = localStackEnv();
   const fleet = await provisionFleet(createAwsClients(), `idle${Date.now().toString(36)}`, { instances: slotCounts.length, minSize: slotCounts.length, maxSize: slotCounts.length });
   const bundle = await buildFleetdBundle();
   console.error(`load average ${formatLoad(loadAverage())}; bundle ${bundle.cached ? 'cached' : `built in ${bundle.seconds.toFixed(1)} s`}; window ${windowSeconds} s; slots ${slotCounts.join(', ')}`);
@@ -143,12 +142,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (require.main === module) {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      console.error(`idle bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runStandalone('idle', main);

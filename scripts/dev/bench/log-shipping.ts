@@ -20,9 +20,10 @@ import { createAwsClients } from '../../../daemon/src/aws';
 import { isTerminal } from '../../../daemon/src/contract';
 import { FleetClient } from '../../lib/client';
 import { provisionFleet, type FleetResources } from '../local/provision';
-import { readEnvFile } from '../local/stack';
 import { BenchDaemon, buildFleetdBundle } from './fleetd-process';
 import { formatLoad, loadAverage } from './machine';
+import { runStandalone } from './standalone';
+import { stackEnv as localStackEnv } from '../harness/fleet';
 
 const RESULTS = path.join(__dirname, '..', '..', '..', 'bench', 'log-shipping.json');
 
@@ -118,9 +119,7 @@ export function renderLogShipping(r: LogShippingResult): string {
 }
 
 async function main(): Promise<void> {
-  const stackEnv = readEnvFile();
-  if (!stackEnv) throw new Error('the local stack is not running: start it with "npm run local -- up"');
-  Object.assign(process.env, stackEnv);
+  const stackEnv = localStackEnv();
   const mb = Number(process.env.LOG_BENCH_MB ?? 16);
   const floodMb = Number(process.env.LOG_BENCH_FLOOD_MB ?? 100);
   const fleet = await provisionFleet(createAwsClients(), `logb${Date.now().toString(36)}`, { instances: 1, minSize: 1, maxSize: 1 });
@@ -132,12 +131,4 @@ async function main(): Promise<void> {
   fs.writeFileSync(RESULTS, `${JSON.stringify({ at: new Date().toISOString(), load: loadAverage(), ...result }, null, 2)}\n`);
 }
 
-if (require.main === module) {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      console.error(err instanceof Error ? err.message : err);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runStandalone('log-shipping', main);

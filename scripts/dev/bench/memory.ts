@@ -16,7 +16,6 @@ import { dockerClient } from '../../../daemon/src/docker';
 import { sleep } from '../../../daemon/src/retry';
 import { FleetClient } from '../../lib/client';
 import { provisionFleet } from '../local/provision';
-import { readEnvFile } from '../local/stack';
 import { bareNodeRss, type BareNodeResult } from './baseline';
 import { EngineEvents, RawEngine } from './engine';
 import type { BenchContext, BenchFleet } from './fleet-task';
@@ -25,6 +24,8 @@ import { leakPhase, renderLeak, type LeakResult } from './leak';
 import { formatLoad, loadAverage } from './machine';
 import { renderStartup, startupOf, type StartupResult } from './startup';
 import { summarize, type Summary } from './stats';
+import { runStandalone } from './standalone';
+import { stackEnv as localStackEnv } from '../harness/fleet';
 
 /** 80 MB as the issue writes it, decimal: 76.3 MiB. */
 const RSS_TARGET_MIB = 80e6 / 1024 / 1024;
@@ -57,9 +58,7 @@ export function renderMemory(r: MemoryResult): string {
 }
 
 async function main(): Promise<void> {
-  const stackEnv = readEnvFile();
-  if (!stackEnv) throw new Error('the local stack is not running: start it with "npm run local -- up"');
-  Object.assign(process.env, stackEnv);
+  const stackEnv = localStackEnv();
   const leakTasks = Number(process.argv[2] ?? 300);
   const windowS = Number(process.env.RSS_WINDOW_S ?? 40);
   const say = (line: string) => console.error(`[memory] ${line}`);
@@ -95,12 +94,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (require.main === module) {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runStandalone('memory', main);

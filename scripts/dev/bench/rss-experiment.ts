@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import { createAwsClients } from '../../../daemon/src/aws';
 import { FLEETD_NODE_FLAGS } from '../../../daemon/src/contract';
 import { provisionFleet } from '../local/provision';
-import { readEnvFile } from '../local/stack';
+import { stackEnv as localStackEnv } from '../harness/fleet';
 import { bareNodeRss } from './baseline';
 import { BenchDaemon, buildFleetdBundle } from './fleetd-process';
 import { formatLoad, loadAverage } from './machine';
@@ -47,9 +47,7 @@ const VARIANTS: readonly Variant[] = [
 ];
 
 async function main(): Promise<void> {
-  const stackEnv = readEnvFile();
-  if (!stackEnv) throw new Error('the local stack is not running: start it with "npm run local -- up"');
-  Object.assign(process.env, stackEnv);
+  const stackEnv = localStackEnv();
   const windowS = Number(process.env.RSS_WINDOW_S ?? 40);
 
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleet-rss-'));

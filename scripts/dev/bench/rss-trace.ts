@@ -16,10 +16,11 @@ import * as path from 'node:path';
 import { createAwsClients } from '../../../daemon/src/aws';
 import { FLEETD_NODE_FLAGS } from '../../../daemon/src/contract';
 import { provisionFleet } from '../local/provision';
-import { readEnvFile } from '../local/stack';
 import { BenchDaemon, buildFleetdBundle } from './fleetd-process';
 import { formatLoad, loadAverage } from './machine';
 import { summarize } from './stats';
+import { stackEnv as localStackEnv } from '../harness/fleet';
+import { runStandalone } from './standalone';
 
 interface Sample {
   readonly at: number;
@@ -39,9 +40,7 @@ function sample(pid: number): Sample | undefined {
 }
 
 async function main(): Promise<void> {
-  const stackEnv = readEnvFile();
-  if (!stackEnv) throw new Error('the local stack is not running: start it with "npm run local -- up"');
-  Object.assign(process.env, stackEnv);
+  const stackEnv = localStackEnv();
   const afterReadyS = Number(process.argv[2] ?? 90);
   const windowS = Number(process.env.RSS_WINDOW_S ?? 60);
   const extra = (process.env.RSS_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -94,10 +93,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-    process.exit(1);
-  },
-);
+runStandalone('rss-trace', main);

@@ -14,9 +14,10 @@ import { newTaskId, type TaskSpecInput } from '../../../daemon/src/contract';
 import { SpecSealer } from '../../../daemon/src/seal';
 import { FleetClient } from '../../lib/client';
 import { provisionFleet, type FleetResources } from '../local/provision';
-import { readEnvFile } from '../local/stack';
 import { formatLoad, loadAverage } from './machine';
 import { summarize, type Summary } from './stats';
+import { runStandalone } from './standalone';
+import { stackEnv as localStackEnv } from '../harness/fleet';
 
 export interface SubmitSealResult {
   readonly pairs: number;
@@ -76,9 +77,7 @@ export function renderSubmitSeal(r: SubmitSealResult): string {
 async function main(): Promise<void> {
   const pairs = Number(process.argv[2] ?? 40);
   if (!Number.isInteger(pairs) || pairs < 1) throw new Error(`pairs: got ${process.argv[2]}, expected a positive integer`);
-  const env = readEnvFile();
-  if (!env) throw new Error('the local stack is not running: start it with "npm run local -- up"');
-  Object.assign(process.env, env);
+  localStackEnv();
   const clients = createAwsClients();
   const fleet = await provisionFleet(clients, `sealbench${Date.now().toString(36)}`, { instances: 1, minSize: 1, maxSize: 1 });
   const before = formatLoad(loadAverage());
@@ -87,12 +86,4 @@ async function main(): Promise<void> {
   console.log(`load average before ${before}, after ${formatLoad(loadAverage())} (1/5/15 min)`);
 }
 
-if (require.main === module) {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      console.error(`submit-seal bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runStandalone('submit-seal', main);

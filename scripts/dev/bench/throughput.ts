@@ -19,12 +19,13 @@ import { dockerClient } from '../../../daemon/src/docker';
 import { sleep } from '../../../daemon/src/retry';
 import { FleetClient } from '../../lib/client';
 import { provisionFleet } from '../local/provision';
-import { readEnvFile } from '../local/stack';
 import { EngineEvents, RawEngine } from './engine';
 import { followToEnd, submit, trivialSpec, type BenchContext, type BenchFleet, type TaskTimeline } from './fleet-task';
 import { BenchDaemon, buildFleetdBundle } from './fleetd-process';
 import { formatLoad, loadAverage } from './machine';
 import { summarize, type Summary } from './stats';
+import { runStandalone } from './standalone';
+import { stackEnv as localStackEnv } from '../harness/fleet';
 
 export interface ThroughputRep {
   readonly fleetWallMs: number;
@@ -121,9 +122,7 @@ async function main(): Promise<void> {
     throw new Error('usage: throughput.ts [slot counts, e.g. 1,4] [reps] [batch multiplier]');
   }
   if (basePath && !fs.existsSync(basePath)) throw new Error(`BENCH_BASE_BUNDLE: ${basePath} does not exist`);
-  const stackEnv = readEnvFile();
-  if (!stackEnv) throw new Error('the local stack is not running: start it with "npm run local -- up"');
-  Object.assign(process.env, stackEnv);
+  const stackEnv = localStackEnv();
   const say = (line: string) => console.error(`[throughput] ${line}`);
   const docker = dockerClient(stackEnv.DOCKER_HOST);
   const clients = createAwsClients();
@@ -181,12 +180,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (require.main === module) {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      console.error(`throughput bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runStandalone('throughput', main);
