@@ -161,8 +161,9 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void teardown().finally(() => process.exit(130)));
 
   try {
-    // Boots in two waves (four node processes booting at once on a starved machine time out on
-    // IMDS): idle and thr4 first, then the other two while the cancel targets start on thr4.
+    // Boots one at a time: an instance runs one fleetd, so exec → ready (issue #18's target) is
+    // judged on a boot that shares the CPU with no other fleetd's module load (two boots at once
+    // on 2 cores doubled module_load to ~0.8 s). About 1 s per daemon on a quiet machine.
     const boots: Record<string, { spawnedAt: number; readyAt: number }> = {};
     const boot = async (d: BenchDaemon) => {
       const spawnedAt = Date.now();
@@ -170,7 +171,8 @@ async function main(): Promise<void> {
       const failed = d.lines.find((l) => /could not start/.test(l.msg));
       if (failed) say(`fleetd ${d.o.name}: first boot failed (${JSON.stringify(failed.error)}); retried`);
     };
-    await Promise.all([boot(byKey.idle), boot(byKey.thr4)]);
+    await boot(byKey.idle);
+    await boot(byKey.thr4);
     const idle = new IdleWindow(byKey.idle, aws, boots.idle.spawnedAt, boots.idle.readyAt);
     // Boot is over once the first poll is out; give it a few seconds, then the window opens.
     const idleBegins = new Promise<void>((resolve) => setTimeout(() => (idle.begin(), resolve()), 5000));
@@ -184,10 +186,9 @@ async function main(): Promise<void> {
     };
 
     const cancelFleet = fleet('thr4');
-    const [targetsToCancel] = await Promise.all([
-      startCancelTargets(ctx, cancelFleet, cancelFleet.daemon.o.slots),
-      Promise.all([boot(byKey.disp), boot(byKey.thr2)]),
-    ]);
+    await boot(byKey.disp);
+    await boot(byKey.thr2);
+    const targetsToCancel = await startCancelTargets(ctx, cancelFleet, cancelFleet.daemon.o.slots);
     say(`daemons ready (boot ${PLAN.map((p) => `${p.key} ${((boots[p.key].readyAt - boots[p.key].spawnedAt) / 1000).toFixed(1)} s`).join(', ')}); ${targetsToCancel.length} cancel targets running`);
     const cancelling = phase('cancel', () => cancelPhase(ctx, cancelFleet, targetsToCancel));
     const dispatch = await phase('dispatch', () => dispatchPhase(ctx, fleet('disp'), { samples: 14, minSamples: 6, until: T0 + budgetS * 1000 * 0.45 }));
@@ -254,6 +255,7 @@ async function main(): Promise<void> {
       submitSeal,
       logShipping,
       memory,
+      cli,
     };
     const table = renderTable(figures);
     const checks = targets(figures);
@@ -277,10 +279,10 @@ async function main(): Promise<void> {
     console.log('');
     console.log(`load average (1 min) per phase: ${Object.entries(loads).map(([name, l]) => `${name} ${l.start.split(' ')[0]}→${l.end?.split(' ')[0]}`).join(', ')}`);
     console.log('');
-    console.log('targets (issue 10):');
+    console.log('targets (issue 10, and every target of issue #18):');
     for (const c of checks) console.log(`  ${c.met ? 'met   ' : 'MISSED'}  ${c.target}: ${c.measured}`);
     fs.mkdirSync(path.dirname(RESULTS), { recursive: true });
-    fs.writeFileSync(RESULTS, `${JSON.stringify({ ...figures, cli, loadPerPhase: loads, targets: checks, table }, null, 2)}\n`);
+    fs.writeFileSync(RESULTS, `${JSON.stringify({ ...figures, loadPerPhase: loads, targets: checks, table }, null, 2)}\n`);
     console.log(`\nwritten: ${path.relative(process.cwd(), RESULTS)} · runtime ${((Date.now() - T0) / 1000).toFixed(0)} s · load average now ${formatLoad(loadAverage())}`);
   } finally {
     await teardown();
