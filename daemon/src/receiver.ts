@@ -65,6 +65,8 @@ export interface ReceiverDeps {
   readonly taskError: (msg: string, extra: Record<string, unknown>) => void;
   /** ABCA's record hears of a task this claim ended (attempts exhausted, an orphaned cancel). */
   readonly abcaMirror?: AbcaHeartbeatMirror;
+  /** Begins the seal's check on the record being claimed, beside the claim's write (seal.ts). */
+  readonly verifySealEarly?: (record: TaskRecord) => void;
 }
 
 export class Receiver {
@@ -223,7 +225,7 @@ export class Receiver {
     }
     const taskId = decoded.value.task_id;
     const claimStartedAt = Date.now();
-    const outcome = await store.claim(taskId, this.d.instanceId);
+    const outcome = await store.claim(taskId, this.d.instanceId, this.d.verifySealEarly);
     const log = this.d.log.child({ task_id: taskId });
     switch (outcome.kind) {
       case 'claimed': {

@@ -14,7 +14,7 @@ import { LIMITS, parseTaskSpec, payloadKey, type TaskRecord, type TaskSpec } fro
 import type { Redactor } from './log';
 import { CONTAINER_OUTPUT_DIR, CONTAINER_PAYLOAD_PATH } from './confinement';
 import { MAX_ENV_PAYLOAD_BYTES } from './runner';
-import type { SpecSealer } from './seal';
+import { sealedFieldsOf, type SpecSealer } from './seal';
 
 /** A task-level failure with a reason that is safe to record (never contains a secret). */
 export class PrepareError extends Error {
@@ -61,7 +61,7 @@ export class TaskInputs {
   async checkSeal(): Promise<void> {
     const sealer = this.o.sealer;
     if (!sealer) return;
-    const fields = { task_id: this.record.task_id, spec: this.record.spec, max_attempts: this.record.max_attempts };
+    const fields = sealedFieldsOf(this.record);
     let verdict;
     try {
       verdict = await this.o.retry('verifying the seal', () => sealer.verify(fields, this.record.seal));

@@ -158,8 +158,10 @@ export class TaskStore extends TaskWrites {
   /**
    * Claim = read, decide, then one conditional write (optimistic concurrency on `attempt`).
    * Decides again once when the record changed between the read and the write.
+   * `beforeWrite` sees each record the claim is about to write over, so a caller can start work
+   * that only reads it (fleetd: the seal's KMS check) beside the write.
    */
-  async claim(taskId: string, instanceId: string): Promise<ClaimOutcome> {
+  async claim(taskId: string, instanceId: string, beforeWrite?: (record: TaskRecord) => void): Promise<ClaimOutcome> {
     for (let round = 0; round < 2; round++) {
       const { record, problems } = await this.get(taskId);
       if (problems) return { kind: 'invalid-record', problems };
@@ -201,6 +203,7 @@ export class TaskStore extends TaskWrites {
       //  t2  our write lands: we own attempt A+1 and every later write is fenced on it. For a
       //      takeover the same write refunds the dead owner's attempt (attempts_left stays as
       //      read: -1 for ours, +1 for theirs) and counts the takeover.
+      beforeWrite?.(record);
       const ok = await this.transition(
         taskId,
         {
