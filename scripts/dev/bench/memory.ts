@@ -5,7 +5,7 @@
  *   LEAK_HEAP_SNAPSHOTS=dir writes a V8 heap snapshot at each leak reading into dir, to compare
  *   what the heap holds after 30 and after all tasks (open both in Chrome DevTools, Comparison).
  * - idle RSS of fleetd (the bench's idle window, or here a 40 s window) beside a bare `node -e`
- *   process on the same machine (baseline.ts); target ≤ 80 MB;
+ *   process on the same machine (baseline.ts); target ≤ 80 MiB (issue #18; issue 10 asked 80 MB);
  * - exec → ready with fleetd's own breakdown (startup.ts);
  * - fleetd CPU seconds per idle hour (the idle window) and per task, and RSS after `leak tasks`
  *   trivial tasks against after 30 (leak.ts; bound ≤ 10 %).
@@ -31,8 +31,10 @@ import { summarize, type Summary } from './stats';
 import { runStandalone } from './standalone';
 import { stackEnv as localStackEnv } from '../harness/fleet';
 
-/** 80 MB as the issue writes it, decimal: 80·10⁶ bytes = 76.3 MiB. */
-export const RSS_TARGET_MIB = 80e6 / 1024 / 1024;
+/** Issue 10's "80 MB", decimal: 80·10⁶ bytes = 76.3 MiB. */
+export const RSS_TARGET_ISSUE10_MIB = 80e6 / 1024 / 1024;
+/** Issue #18's table: idle RSS ≤ 80 MiB (stretch 64 MiB), judged on the largest idle sample. */
+export const RSS_TARGET_MIB = 80;
 
 export interface MemoryResult {
   readonly idleRssMiB: Summary;
@@ -54,7 +56,7 @@ export function renderMemory(r: MemoryResult): string {
   const bare = r.bareNode.rssMiB.median;
   return [
     `memory and start-up (issue #18; load average ${r.load})`,
-    `  idle RSS: fleetd median ${idle.median.toFixed(1)} MiB (max ${idle.max.toFixed(1)}, ${idle.n} samples) beside a bare node -e ${bare.toFixed(1)} MiB: fleetd's own ${(idle.median - bare).toFixed(1)} MiB; target ≤ 80 MB (${RSS_TARGET_MIB.toFixed(1)} MiB) ${idle.max <= RSS_TARGET_MIB ? 'met' : 'MISSED'}, stretch ≤ 64 MiB ${idle.max <= 64 ? 'met' : 'missed'}`,
+    `  idle RSS: fleetd median ${idle.median.toFixed(1)} MiB (max ${idle.max.toFixed(1)}, ${idle.n} samples) beside a bare node -e ${bare.toFixed(1)} MiB: fleetd's own ${(idle.median - bare).toFixed(1)} MiB; target ≤ ${RSS_TARGET_MIB} MiB (issue #18) ${idle.max <= RSS_TARGET_MIB ? 'met' : 'MISSED'}, issue 10's ≤ 80 MB (${RSS_TARGET_ISSUE10_MIB.toFixed(1)} MiB) ${idle.max <= RSS_TARGET_ISSUE10_MIB ? 'met' : 'missed'}, stretch ≤ 64 MiB ${idle.max <= 64 ? 'met' : 'missed'}`,
     `  idle CPU seconds per hour: ${r.idleCpuSecondsPerHour.toFixed(1)}`,
     renderStartup(r.startup),
     ...(r.leak ? [renderLeak(r.leak)] : []),

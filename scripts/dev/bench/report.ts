@@ -12,7 +12,7 @@ import type { Summary } from './stats';
 import type { ThroughputResult } from './throughput';
 import type { LogShippingResult } from './log-shipping';
 import type { SubmitSealResult } from './submit-seal';
-import { RSS_TARGET_MIB, type MemoryResult } from './memory';
+import { RSS_TARGET_ISSUE10_MIB, RSS_TARGET_MIB, type MemoryResult } from './memory';
 import type { CliVsAwsResult } from './cli-vs-aws';
 
 export interface Row {
@@ -73,24 +73,25 @@ const STARTUP_OWN_TARGET_MS = 500;
 /** Issue 10's targets and every target of issue #18's table, each met or missed. */
 export function targets(f: BenchFigures): TargetCheck[] {
   const out: TargetCheck[] = [
-    { target: 'control-plane overhead p50 ≤ 300 ms', measured: ms(f.dispatch.overheadMs.median), met: f.dispatch.overheadMs.median <= 300 },
-    { target: 'dispatch latency (enqueue → container started) p50 ≤ 1 s on an idle daemon', measured: ms(f.dispatch.enqueueToStartMs.median), met: f.dispatch.enqueueToStartMs.median <= 1000 },
-    { target: 'idle resident memory ≤ 80 MB (largest idle sample)', measured: `${num(f.idle.rssMiB.max)} MiB = ${num((f.idle.rssMiB.max * 1024 * 1024) / 1e6)} MB`, met: f.idle.rssMiB.max <= RSS_TARGET_MIB },
-    { target: '≤ 200 AWS API calls per idle hour', measured: `${Math.round(f.idle.awsCallsPerHour)} /h (by design ${f.idle.expectedCallsPerHour} /h)`, met: f.idle.awsCallsPerHour <= 200 },
+    { target: 'issue 10: control-plane overhead p50 ≤ 300 ms', measured: ms(f.dispatch.overheadMs.median), met: f.dispatch.overheadMs.median <= 300 },
+    { target: 'issue 10: dispatch latency (enqueue → container started) p50 ≤ 1 s on an idle daemon', measured: ms(f.dispatch.enqueueToStartMs.median), met: f.dispatch.enqueueToStartMs.median <= 1000 },
+    { target: 'issue 10: idle resident memory ≤ 80 MB (largest idle sample)', measured: `${num(f.idle.rssMiB.max)} MiB = ${num((f.idle.rssMiB.max * 1024 * 1024) / 1e6)} MB`, met: f.idle.rssMiB.max <= RSS_TARGET_ISSUE10_MIB },
+    { target: `issue #18: idle RSS ≤ ${RSS_TARGET_MIB} MiB (largest idle sample)`, measured: `${num(f.idle.rssMiB.max)} MiB (median ${num(f.idle.rssMiB.median)})`, met: f.idle.rssMiB.max <= RSS_TARGET_MIB },
+    { target: 'issue #18: ≤ 200 AWS API calls per idle hour', measured: `${Math.round(f.idle.awsCallsPerHour)} /h (by design ${f.idle.expectedCallsPerHour} /h)`, met: f.idle.awsCallsPerHour <= 200 },
   ];
   for (const t of f.throughput) {
-    out.push({ target: `throughput ≥ ${THROUGHPUT_TARGET * 100} % of the raw engine at ${t.slots} slot(s)`, measured: `${num(t.ratio.median * 100, 0)} % (median of ${t.ratio.n})`, met: t.ratio.median >= THROUGHPUT_TARGET });
+    out.push({ target: `issue #18: throughput ≥ ${THROUGHPUT_TARGET * 100} % of the raw engine at ${t.slots} slot(s)`, measured: `${num(t.ratio.median * 100, 0)} % (median of ${t.ratio.n})`, met: t.ratio.median >= THROUGHPUT_TARGET });
   }
   const share = f.profile?.toStartRequestMs.median ?? Number.NaN;
-  out.push({ target: `fleetd's share of dispatch (traced enqueue → start request) p50 ≤ ${DISPATCH_SHARE_TARGET_MS} ms`, measured: f.profile ? ms(share) : 'not traced', met: share <= DISPATCH_SHARE_TARGET_MS });
+  out.push({ target: `issue #18: fleetd's share of dispatch (traced enqueue → start request) p50 ≤ ${DISPATCH_SHARE_TARGET_MS} ms`, measured: f.profile ? ms(share) : 'not traced', met: share <= DISPATCH_SHARE_TARGET_MS });
   const boots = f.memory?.startup ?? [];
   const worstOwn = Math.max(...boots.map((b) => b.ownMs));
-  out.push({ target: `exec → ready: fleetd's own work ≤ ${STARTUP_OWN_TARGET_MS} ms (every daemon)`, measured: boots.length ? boots.map((b) => `${b.daemon} ${Math.round(b.ownMs)} ms`).join(', ') : 'not measured', met: boots.length > 0 && worstOwn <= STARTUP_OWN_TARGET_MS });
-  if (f.cli) out.push(...f.cli.verdicts);
-  else out.push({ target: 'fleet status / fleet list ≤ 0.4 s and ≤ 1/3 of aws get-item', measured: 'the cli phase failed (see its line above)', met: false });
+  out.push({ target: `issue #18: exec → ready: fleetd's own work ≤ ${STARTUP_OWN_TARGET_MS} ms (every daemon)`, measured: boots.length ? boots.map((b) => `${b.daemon} ${Math.round(b.ownMs)} ms`).join(', ') : 'not measured', met: boots.length > 0 && worstOwn <= STARTUP_OWN_TARGET_MS });
+  if (f.cli) out.push(...f.cli.verdicts.map((v) => ({ ...v, target: `issue #18: ${v.target}` })));
+  else out.push({ target: 'issue #18: fleet status / fleet list ≤ 0.4 s and ≤ 1/3 of aws get-item', measured: 'the cli phase failed (see its line above)', met: false });
   const leak = f.memory?.leak;
   out.push({
-    target: `leak check: RSS after ${leak?.total ?? 300} tasks ≤ ${leak?.boundPct ?? 10} % over after ${leak?.first ?? 30}`,
+    target: `issue #18: leak check: RSS after ${leak?.total ?? 300} tasks ≤ ${leak?.boundPct ?? 10} % over after ${leak?.first ?? 30}`,
     measured: leak ? `${num(leak.rssAfterFirstMiB)} → ${num(leak.rssAfterTotalMiB)} MiB (${leak.growthPct >= 0 ? '+' : ''}${num(leak.growthPct)} %)` : 'not run (BENCH_LEAK_TASKS)',
     met: leak?.met ?? false,
   });
@@ -113,7 +114,7 @@ export function rows(f: BenchFigures): Row[] {
     row(`cancel → container stopped (heartbeat ${c.heartbeatSeconds} s)`, c.toStoppedMs, sec),
     row('cancel → CANCELLED record', c.toRecordMs, sec),
     row('cancel → container removed', c.toGoneMs, sec),
-    row(`idle RSS, MiB (${i.windowSeconds} s window)`, i.rssMiB, (v) => num(v), '≤ 80 MB', i.rssMiB.max <= RSS_TARGET_MIB),
+    row(`idle RSS, MiB (${i.windowSeconds} s window)`, i.rssMiB, (v) => num(v), `≤ ${RSS_TARGET_MIB} MiB`, i.rssMiB.max <= RSS_TARGET_MIB),
     { metric: 'idle peak RSS since boot (VmHWM), MiB', n: 1, median: num(i.peakRssMiB), p95: '' },
     { metric: 'RSS after the dispatch/throughput work, MiB', n: 1, median: num(f.rssAfterWorkMiB), p95: '' },
     { metric: 'idle CPU seconds per hour', n: 1, median: num(i.cpuSecondsPerHour), p95: '' },
