@@ -3,11 +3,11 @@
  * variant is the real fleetd (the production bundle, FLEETD_ENTRIES) run idle against the local
  * stack for a while, side by side, with a bare `node -e` process as the floor; the table shows
  * their resident memory. Variants:
- *   production              the bundle as the systemd unit runs it (FLEETD_NODE_FLAGS:
- *                           --enable-source-maps; FLEETD_PROCESS_ENV: the glibc trim threshold)
+ *   production              the bundle as the systemd unit runs it (FLEETD_NODE_FLAGS: source
+ *                           maps and the heap flags; FLEETD_PROCESS_ENV: the glibc trim threshold)
  *   RSS_BEFORE_BUNDLE       (when set) another fleetd.js, run the same way: a before/after
  *   no glibc trim           the same without MALLOC_TRIM_THRESHOLD_
- *   no --enable-source-maps the same without the flag
+ *   no node flags           the same without FLEETD_NODE_FLAGS
  *   semi-space 1 MiB        + node --max-semi-space-size=1 (a smaller young generation)
  *   optimize for size       + node --optimize-for-size
  *   both V8 flags           + both
@@ -40,7 +40,7 @@ const VARIANTS: readonly Variant[] = [
   ...(BEFORE ? [{ name: 'RSS_BEFORE_BUNDLE', bundlePath: BEFORE }] : []),
   { name: 'production' },
   { name: 'no glibc trim', processEnv: {} },
-  { name: 'no --enable-source-maps', nodeArgs: [] },
+  { name: 'no node flags', nodeArgs: [] },
   { name: 'semi-space 1 MiB', nodeArgs: [...FLEETD_NODE_FLAGS, '--max-semi-space-size=1'] },
   { name: 'optimize for size', nodeArgs: [...FLEETD_NODE_FLAGS, '--optimize-for-size'] },
   { name: 'both V8 flags', nodeArgs: [...FLEETD_NODE_FLAGS, '--max-semi-space-size=1', '--optimize-for-size'] },
