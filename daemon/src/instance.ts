@@ -70,6 +70,8 @@ export interface InstanceStateOptions {
 export class InstanceState {
   private readonly keys: TagKeys;
   private chain: Promise<void> = Promise.resolve();
+  /** The queued write that has not begun yet (set() replaces its state). */
+  private waiting?: { snapshot: { status: InstanceStatus; running: string[]; reason?: string }; done: Promise<void> };
   private readonly bootedAt = Date.now();
   private readonly rows?: InstanceStore;
   private heartbeatTimer?: NodeJS.Timeout;
@@ -82,13 +84,33 @@ export class InstanceState {
     if (o.instancesTable) this.rows = new InstanceStore({ ddb: o.ddb, instancesTable: o.instancesTable });
   }
 
-  /** Sets status and running tasks; tags and the instance row follow, in order. */
+  /**
+   * Sets status and running tasks; tags and the instance row follow, in order. A state set
+   * while an earlier one still waits for its turn replaces it (the waiting write takes the
+   * newest state): every task start and end sets the state, and at 4 busy slots writing each
+   * one cost 2 tag calls and a PutItem per event (issue #18, docs/benchmarks.md "Throughput").
+   * The newest state is always written, and each caller's promise resolves once a write that
+   * carries its state or a newer one is done.
+   */
   set(status: InstanceStatus, running: string[] = this.running, reason?: string): Promise<void> {
     this.status = status;
     this.running = [...running];
     this.reason = reason;
     const snapshot = { status, running: [...running], reason };
-    this.chain = this.chain.then(() => this.write(snapshot)).catch((err) => this.o.log.warn('updating the instance row failed', { error: err }));
+    if (this.waiting) {
+      this.waiting.snapshot = snapshot;
+      return this.waiting.done;
+    }
+    const waiting: { snapshot: typeof snapshot; done: Promise<void> } = { snapshot, done: Promise.resolve() };
+    this.waiting = waiting;
+    waiting.done = this.chain
+      .then(() => {
+        // From here a new state queues a write of its own.
+        this.waiting = undefined;
+        return this.write(waiting.snapshot);
+      })
+      .catch((err) => this.o.log.warn('updating the instance row failed', { error: err }));
+    this.chain = waiting.done;
     return this.chain;
   }
 
