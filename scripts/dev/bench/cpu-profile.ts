@@ -4,7 +4,8 @@
  * (up to its 20 s long poll), so V8 writes the profile; then the profile's self time is summed
  * by function and by package / source file (through the bundle's source map's file names).
  *   npx tsx scripts/dev/bench/cpu-profile.ts [tasks, default 200] [profile dir, default a temp dir]
- * Also prints CPU seconds per task (utime + stime after the first 20 tasks).
+ * Also prints CPU seconds per task (utime + stime after the first 20 tasks). BENCH_NO_PROFILE=1
+ * leaves `--cpu-prof` out (CPU per task without the profiler's cost); BENCH_SLOTS sets the slots.
  */
 import '../../../daemon/src/quiet-sdk-warning';
 import * as fs from 'node:fs';
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
       const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
       const deadline = Date.now() + 60_000;
       while (Date.now() < deadline && alive()) await sleep(500);
-      console.log(`profile: ${fs.readdirSync(profDir).map((f) => path.join(profDir, f)).join(' ')}`);
+      console.log(`profile: ${fs.readdirSync(profDir).map((f) => path.join(profDir, f)).join(' ')} (source map: ${bundlePath}.map; read both with cpu-profile-summary.ts)`);
     }
   } catch (err) {
     console.error(`fleetd's last lines:\n${daemon.tail(20)}`);
