@@ -99,6 +99,25 @@ const ZOD_ENGLISH_ONLY: Plugin = {
   },
 };
 
+/**
+ * fleetd: docker-modem formats a debug line for every engine request, `util.inspect(options,
+ * { showHidden: true, depth: null })`, whether or not DEBUG enables its logger: 1.4 % of fleetd's
+ * busy CPU under load (issue #18, docs/benchmarks.md "Throughput"). The bundle guards that one
+ * call with the logger's own `enabled` flag (debug's API); DEBUG=modem still prints it. A
+ * docker-modem whose text no longer matches fails the build, so the patch is never silently lost.
+ */
+export const DOCKER_MODEM_REQUEST_LOG = "debug('Sending: %s', util.inspect(options, {";
+const DOCKER_MODEM_LAZY_DEBUG: Plugin = {
+  name: 'docker-modem-lazy-debug',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]docker-modem[\\/]lib[\\/]modem\.js$/ }, async (args) => {
+      const text = await fs.promises.readFile(args.path, 'utf8');
+      if (!text.includes(DOCKER_MODEM_REQUEST_LOG)) throw new Error(`bundle: ${args.path} no longer contains ${DOCKER_MODEM_REQUEST_LOG} (scripts/bundle.ts DOCKER_MODEM_LAZY_DEBUG)`);
+      return { contents: text.replace(DOCKER_MODEM_REQUEST_LOG, `debug.enabled && ${DOCKER_MODEM_REQUEST_LOG}`), loader: 'js' };
+    });
+  },
+};
+
 /** Optional native modules left out of the bundle (see the header). */
 export const OPTIONAL_NATIVE_EXTERNALS: readonly string[] = ['cpu-features', '*.node'];
 
@@ -184,7 +203,7 @@ export function bundleOptions(entries: readonly BundleEntry[], outdir: string, c
     keepNames: true,
     external: [...OPTIONAL_NATIVE_EXTERNALS],
     // The CLI drops zod's locales; each entry leaves out what it never calls (omitPackages).
-    plugins: [...(esm ? [ZOD_ENGLISH_ONLY] : []), omitModules(entries[0]?.omitPackages)],
+    plugins: [...(esm ? [ZOD_ENGLISH_ONLY] : [DOCKER_MODEM_LAZY_DEBUG]), omitModules(entries[0]?.omitPackages)],
     // The build's commit, fixed in the bundle (daemon/src/version.ts); left to the environment when unknown.
     ...(commit ? { define: { 'process.env.FLEET_BUILD_COMMIT': JSON.stringify(commit) } } : {}),
     metafile: true,

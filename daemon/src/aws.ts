@@ -71,9 +71,14 @@ export function createAwsClients(options: AwsClientOptions = {}): AwsClients {
   const base = { region, maxAttempts: options.maxAttempts ?? 4 };
   // A custom endpoint (LocalStack, moto) has no virtual-host DNS for buckets.
   const customS3 = Boolean(process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL);
+  // SQS and KMS (calls on every task: receive, delete, the seal's VerifyMac): the SDK resolves
+  // each command class's middleware stack once instead of per request (its `cacheMiddleware`;
+  // issue #18). Nothing adds middleware to these clients. Not DynamoDB: lib-dynamodb's document
+  // client refuses the option.
+  const cached = { ...base, cacheMiddleware: true };
   // Each client, and its SDK package, is loaded when first used (`sdk` above).
   const makers: { [K in Exclude<keyof AwsClients, 'region'>]: () => AwsClients[K] } = {
-    sqs: () => new (sdk.sqs().SQSClient)(base),
+    sqs: () => new (sdk.sqs().SQSClient)(cached),
     ddb: () => sdk.dynamodbDocument().DynamoDBDocumentClient.from(new (sdk.dynamodb().DynamoDBClient)(base), { marshallOptions: { removeUndefinedValues: true } }),
     s3: () => new (sdk.s3().S3Client)({ ...base, forcePathStyle: customS3 }),
     ec2: () => new (sdk.ec2().EC2Client)(base),
@@ -83,7 +88,7 @@ export function createAwsClients(options: AwsClientOptions = {}): AwsClients {
     sts: () => new (sdk.sts().STSClient)(base),
     ecr: () => new (sdk.ecr().ECRClient)(base),
     cloudwatch: () => new (sdk.cloudwatch().CloudWatchClient)(base),
-    kms: () => new (sdk.kms().KMSClient)(base),
+    kms: () => new (sdk.kms().KMSClient)(cached),
   };
   const clients = { region } as AwsClients;
   for (const [name, make] of Object.entries(makers)) {

@@ -67,9 +67,14 @@ export interface InstanceStateOptions {
   readonly log: Logger;
 }
 
+/** How long a change of the running tasks alone waits for more before it is written (set). */
+export const RUNNING_ONLY_WAIT_MS = 1000;
+
 export class InstanceState {
   private readonly keys: TagKeys;
   private chain: Promise<void> = Promise.resolve();
+  /** The queued write that has not begun yet (set() replaces its state; `now` ends its wait). */
+  private waiting?: { snapshot: { status: InstanceStatus; running: string[]; reason?: string }; done: Promise<void>; now: () => void };
   private readonly bootedAt = Date.now();
   private readonly rows?: InstanceStore;
   private heartbeatTimer?: NodeJS.Timeout;
@@ -82,13 +87,41 @@ export class InstanceState {
     if (o.instancesTable) this.rows = new InstanceStore({ ddb: o.ddb, instancesTable: o.instancesTable });
   }
 
-  /** Sets status and running tasks; tags and the instance row follow, in order. */
+  /**
+   * Sets status and running tasks; tags and the instance row follow, in order. Every task start
+   * and end sets the state, and at 4 busy slots writing each one cost 2 tag calls and a PutItem
+   * per event (issue #18, docs/benchmarks.md "Throughput"), so:
+   * - a state set while an earlier one still waits for its turn replaces it (the waiting write
+   *   takes the newest state);
+   * - a change of the running tasks alone (same status and reason) waits up to
+   *   RUNNING_ONLY_WAIT_MS for more; a status change is written at once (with what waits).
+   * The newest state is always written, and each caller's promise resolves once a write that
+   * carries its state or a newer one is done. `flush` ends any wait.
+   */
   set(status: InstanceStatus, running: string[] = this.running, reason?: string): Promise<void> {
+    const runningOnly = status === this.status && reason === this.reason;
     this.status = status;
     this.running = [...running];
     this.reason = reason;
     const snapshot = { status, running: [...running], reason };
-    this.chain = this.chain.then(() => this.write(snapshot)).catch((err) => this.o.log.warn('updating the instance row failed', { error: err }));
+    if (this.waiting) {
+      this.waiting.snapshot = snapshot;
+      if (!runningOnly) this.waiting.now();
+      return this.waiting.done;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    let endWait = () => undefined as void;
+    const wait = runningOnly ? new Promise<void>((resolve) => ((endWait = resolve), (timer = setTimeout(resolve, RUNNING_ONLY_WAIT_MS)))) : undefined;
+    const waiting = { snapshot, done: Promise.resolve(), now: () => (clearTimeout(timer), endWait()) };
+    this.waiting = waiting;
+    waiting.done = Promise.all([this.chain, wait])
+      .then(() => {
+        // From here a new state queues a write of its own.
+        this.waiting = undefined;
+        return this.write(waiting.snapshot);
+      })
+      .catch((err) => this.o.log.warn('updating the instance row failed', { error: err }));
+    this.chain = waiting.done;
     return this.chain;
   }
 
@@ -158,6 +191,7 @@ export class InstanceState {
 
   /** Resolves when the tag and row writes already queued are done. */
   flush(): Promise<void> {
+    this.waiting?.now();
     return this.chain;
   }
 

@@ -40,10 +40,14 @@ export interface PruneReport {
 }
 
 const IMAGE_USE_FILE = 'image-use.json';
+/** A use within this long of the one on file is not written again (pruning's cutoff is hours). */
+const TOUCH_EVERY_MS = 60_000;
 
 /** Last time fleetd started a task with each image reference, persisted in the work dir. */
 export class ImageUse {
   private readonly file: string;
+  /** When this process last wrote each image's use (the file's value, unless `forget` dropped it). */
+  private readonly written = new Map<string, number>();
 
   constructor(workDir: string) {
     this.file = path.join(workDir, IMAGE_USE_FILE);
@@ -66,14 +70,22 @@ export class ImageUse {
     fs.renameSync(tmp, this.file);
   }
 
+  /**
+   * Records a use. Written at most once a minute per image: every task start touched the file
+   * (read, write, rename: ~1 ms of CPU a task, issue #18), and pruning judges uses in hours.
+   */
   touch(image: string, at = Date.now()): void {
+    const last = this.written.get(image);
+    if (last !== undefined && at >= last && at - last < TOUCH_EVERY_MS) return;
     this.write({ ...this.read(), [image]: at });
+    this.written.set(image, at);
   }
 
   forget(image: string): void {
     const use = this.read();
     delete use[image];
     this.write(use);
+    this.written.delete(image);
   }
 }
 

@@ -27,10 +27,18 @@ export interface ReceiveGateOptions {
 
 /** At most one disk-short prune per this interval. */
 const DISK_PRUNE_EVERY_MS = 5 * 60_000;
+/**
+ * A ping that answered this recently, with no trouble reported since, stands for the next
+ * receive: with busy slots every freed slot ran the loop and pinged, one engine request per task
+ * (issue #18). Far below the 20 s long poll that follows any ping anyway.
+ */
+const ENGINE_ANSWER_FRESH_MS = 1000;
 
 export class ReceiveGateChecks implements ReceiveGates {
   disk?: string;
   engine?: string;
+  /** When the last ping answered (ENGINE_ANSWER_FRESH_MS). */
+  private answeredAt = 0;
   /** Set by preflight: the work dir and Docker's data root. */
   diskPaths: string[] = [];
   private lastDiskPrune = 0;
@@ -53,7 +61,9 @@ export class ReceiveGateChecks implements ReceiveGates {
 
   /** True when the engine answers; the first answer after trouble runs `onEngineBack`. */
   async engineAnswers(): Promise<boolean> {
+    if (!this.engine && Date.now() - this.answeredAt < ENGINE_ANSWER_FRESH_MS) return true;
     const answers = await dockerAnswers(this.o.docker, 2000);
+    if (answers) this.answeredAt = Date.now();
     if (!answers) {
       if (!this.engine) this.engineTrouble('the Docker engine does not answer /_ping');
       return false;
@@ -69,6 +79,7 @@ export class ReceiveGateChecks implements ReceiveGates {
 
   /** Reported by a task run (a connection failure) or by the ping. */
   engineTrouble(problem: string): void {
+    this.answeredAt = 0;
     if (!this.engine) this.o.log.warn('not claiming: the Docker engine is not answering', { problem });
     this.engine = problem;
   }

@@ -13,7 +13,7 @@ import { abcaAtMostOnce, abcaTaskIdOf } from './abca-mirror';
 import { DispatchClock, type ClaimTiming } from './dispatch-timing';
 import { RETRY_POLICIES, retry, sleep } from './retry';
 import { heartbeatLoop } from './task-heartbeat';
-import { TERMINAL_STATUSES, TaskStatus, type TaskRecord, type TaskSpec } from './contract';
+import { TERMINAL_STATUSES, TaskStatus, type DispatchTimings, type TaskRecord, type TaskSpec } from './contract';
 import type { Lease } from './store';
 import type { Logger } from './log';
 import { isEngineServerError, isEngineUnreachable, isSignalExit } from './engine-errors';
@@ -48,6 +48,8 @@ export class TaskRun {
   phase: 'preparing' | 'running' | 'stopping' | 'finishing' = 'preparing';
   /** Per-phase dispatch timings (a claimed task; not an adopted one). */
   private readonly dispatch?: DispatchClock;
+  /** The dispatch timings completed at the start and not yet written (see TaskStore.heartbeat). */
+  private dispatchUnwritten = false;
   /** The task's output, once opened (closed at the cleanup). */
   private output?: TaskOutput;
   /**
@@ -247,8 +249,8 @@ export class TaskRun {
     this.started = true;
     this.phase = 'running';
     this.log.info('container started', { container_id: this.container.id, image: spec.image, dispatch: this.dispatch?.timings });
-    // Best effort and never awaited: the timings must not delay the task.
-    if (this.dispatch) void store.recordDispatch(this.lease, this.dispatch.timings).catch((err) => this.log.warn('recording the dispatch timings failed', { error: err }));
+    // container_start_ms rides on the first heartbeat or the terminal write, whichever comes first.
+    this.dispatchUnwritten = this.dispatch !== undefined;
     // A stop requested between markRunning and start applies now.
     if (this.stopReason) runner.stop(this.container, config.timings.cancelGraceSeconds).catch(() => undefined);
     return await this.supervise(spec, files, output, streamDone, startedAt);
@@ -294,7 +296,7 @@ export class TaskRun {
       if (outside) return await this.engineInterrupted(`${outside}; use \`fleet cancel\` to stop a task for good`);
     }
     const outFiles = await runner.outputFiles(this.container!, files);
-    const common = { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, log_tail: output.tail(), ...runner.readResult(outFiles, (s) => this.deps.log.secrets.redact(s)), ...(await this.outputs.artifacts(outFiles)) };
+    const common = { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, log_tail: output.tail(), ...runner.readResult(outFiles, (s) => this.deps.log.secrets.redact(s)), ...(await this.outputs.artifacts(outFiles)), ...this.unwrittenDispatch() };
     if (this.stopReason === 'cancel') return await this.outcome.finish(TaskStatus.CANCELLED, { ...common, reason: 'cancelled by request' });
     if (this.stopReason === 'timeout') return await this.outcome.finish(TaskStatus.TIMED_OUT, { ...common, reason: `timed out after ${spec.timeout_s} s` });
     if (exit.exitCode === 0 && !exit.oomKilled) return await this.outcome.finish(TaskStatus.COMPLETED, common);
@@ -357,6 +359,11 @@ export class TaskRun {
     return this.outcome.finish(TaskStatus.CANCELLED, { reason: 'cancelled before the container started' });
   }
 
+  /** The dispatch timings for the next write, while no write carried them since the start. */
+  private unwrittenDispatch(): { dispatch?: DispatchTimings } {
+    return this.dispatchUnwritten && this.dispatch ? { dispatch: this.dispatch.timings } : {};
+  }
+
   private timed<T>(phase: 'image_pull_ms' | 'container_create_ms' | 'container_start_ms', fn: () => Promise<T>): Promise<T> {
     return this.dispatch ? this.dispatch.time(phase, fn) : fn();
   }
@@ -373,7 +380,11 @@ export class TaskRun {
   private heartbeatLoop(): Promise<void> {
     return heartbeatLoop({
       timings: this.deps.config.timings, signal: this.heartbeatAbort.signal, lease: this.lease, record: this.record, log: this.log, abcaMirror: this.deps.abcaMirror,
-      beat: (l) => this.deps.store.heartbeat(l),
+      beat: async (l) => {
+        const beat = await this.deps.store.heartbeat(l, this.unwrittenDispatch().dispatch);
+        if (beat.kind === 'ok') this.dispatchUnwritten = false;
+        return beat;
+      },
       leaseExpiresAt: () => this.leaseExpiresAt,
       renewed: (sentAt) => ((this.heartbeatAt = Date.now()), this.recordLease(sentAt)),
       leaseLost: (fenced) => {

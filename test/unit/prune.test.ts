@@ -36,3 +36,16 @@ test('ImageUse: touch, read, forget, and a corrupt file reads as empty', () => {
   fs.writeFileSync(path.join(dir, 'image-use.json'), '{nope');
   expect(use.read()).toEqual({});
 });
+
+test('ImageUse: a use within a minute of the one written is not written again; a later one is', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'image-use-'));
+  const use = new ImageUse(dir);
+  use.touch('a:1', 1_000);
+  use.touch('a:1', 50_000);
+  expect(use.read()).toEqual({ 'a:1': 1_000 });
+  use.touch('a:1', 61_000);
+  expect(use.read()).toEqual({ 'a:1': 61_000 });
+  use.forget('a:1');
+  use.touch('a:1', 62_000);
+  expect(use.read()).toEqual({ 'a:1': 62_000 });
+});

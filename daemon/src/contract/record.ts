@@ -17,7 +17,8 @@ const durationMs = z.number().int().nonnegative();
 
 /**
  * Per-phase dispatch timings of an attempt, written by fleetd with the RUNNING transition
- * (container_start_ms right after the start). docs/scaling.md "Dispatch timings".
+ * (container_start_ms with the first heartbeat or the terminal write, whichever comes first).
+ * docs/scaling.md "Dispatch timings".
  */
 export const DispatchTimingsSchema = z.object({
   /** Message sent (or the record created) → this fleetd began the claim: the queue and the receive. */

@@ -1,7 +1,7 @@
 /** The shapes of the task store's API: a daemon's lease, the outcomes of its writes, the store's options. */
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { ArtifactsSummary, TaskRecord, TaskStatus, Timings } from '../contract';
+import type { ArtifactsSummary, DispatchTimings, TaskRecord, TaskStatus, Timings } from '../contract';
 
 /** The claim a daemon holds: every later write is conditioned on exactly these. */
 export interface Lease {
@@ -39,6 +39,8 @@ export interface TerminalFields {
   readonly reason?: string;
   readonly artifacts?: ArtifactsSummary;
   readonly artifacts_error?: string;
+  /** The attempt's dispatch timings, when no heartbeat carried them since the start (TaskStore.heartbeat). */
+  readonly dispatch?: DispatchTimings;
 }
 
 /** 'raced': the record changed since it was read (nothing sent); 'ended': it is terminal (nothing to send). */

@@ -148,11 +148,15 @@ async function main(): Promise<void> {
       const perMin: Record<string, number[]> = Object.fromEntries([...builds.map((b) => [b.label, []]), ['raw', []]]);
       const turnarounds: Record<string, number[]> = Object.fromEntries(builds.map((b) => [b.label, []]));
       const removals: Record<string, number[]> = Object.fromEntries(builds.map((b) => [b.label, []]));
+      // fleetd's utime + stime per task of each batch (issue #18): the build's CPU cost beside its rate.
+      const cpuPerTask: Record<string, number[]> = Object.fromEntries(builds.map((b) => [b.label, []]));
       for (let r = 0; r < reps; r++) {
         const order = r % 2 === 0 ? fleets : [...fleets].reverse();
         for (const f of order) {
+          const cpuBefore = f.fleet.daemon.sample().cpuSeconds;
           const batch = await fleetBatch(ctx, f.fleet, tasks);
           perMin[f.label].push((tasks / batch.wallMs) * 60_000);
+          cpuPerTask[f.label].push((f.fleet.daemon.sample().cpuSeconds - cpuBefore) / tasks);
           if (slots === 1) turnarounds[f.label].push(...slotTurnaroundsMs(batch.ends));
           removals[f.label].push(...batch.ends.filter((e) => e.finishedAt !== undefined && e.engine.destroy !== undefined).map((e) => e.engine.destroy! - e.finishedAt!));
           if (batch.failed) say(`${f.label}: ${batch.failed} task(s) did not complete`);
@@ -171,6 +175,7 @@ async function main(): Promise<void> {
       }
       const removed = Object.entries(removals).map(([k, v]) => { const t = summarize(v); return `${k} p50 ${t.median.toFixed(0)} ms, p95 ${t.p95.toFixed(0)} ms`; }).join('; ');
       console.log(`${slots} slot(s): terminal write → container removed (engine destroy): ${removed}`);
+      console.log(`${slots} slot(s): fleetd CPU s/task (median of batches): ${Object.entries(cpuPerTask).map(([k, v]) => `${k} ${summarize(v).median.toFixed(4)} (${v.map((x) => x.toFixed(4)).join(' ')})`).join('; ')}`);
     }
     console.log(`load average at end ${formatLoad(loadAverage())}`);
   } finally {
