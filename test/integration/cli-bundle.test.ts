@@ -1,0 +1,98 @@
+/**
+ * The standalone CLI bundle (`npm run bundle`'s fleet.mjs) against the local stack: `fleet status`
+ * and `fleet list` run from fleet-read.cjs with a V8 code cache (scripts/cli/code-cache.ts) and
+ * must answer exactly as the checkout's `fleet` (bin/fleet.js, the TypeScript sources) does, on
+ * the first run (cache written after it), the next (cache used) and with FLEET_NO_CODE_CACHE=1;
+ * paging with --cursor included. `--help` and errors never write a cache.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CLI_ENTRIES, bundle } from '../../scripts/bundle';
+import { FleetClient } from '../../scripts/lib/client';
+import { PROJECT_ROOT } from '../../scripts/dev/local/paths';
+import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
+
+let fleet: TestFleet;
+let dir: string;
+let cacheHome: string;
+const taskIds: string[] = [];
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function exec(bin: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...fleet.env, XDG_CACHE_HOME: cacheHome, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr: stderr.split('\n').filter((l) => !/NodeVersionSupportWarning|versions published after|require node >=22|To continue receiving|security updates please|More information can be found|trace-warnings|^\s*$/.test(l)).join('\n') }));
+  });
+}
+
+const bundled = (args: string[], env?: Record<string, string>) => exec(path.join(dir, 'fleet.mjs'), args, env);
+const checkout = (args: string[]) => exec(path.join(PROJECT_ROOT, 'bin', 'fleet.js'), args);
+const cacheFiles = () => (fs.existsSync(path.join(cacheHome, 'agent-fleet')) ? fs.readdirSync(path.join(cacheHome, 'agent-fleet')).sort() : []);
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleet-cli-bundle-'));
+  cacheHome = path.join(dir, 'cache-home');
+  [fleet] = await Promise.all([freshFleet(), bundle(CLI_ENTRIES, dir)]);
+  const client = new FleetClient(fleet.clients, fleet.resources);
+  for (let i = 0; i < 3; i++) {
+    taskIds.push(await client.submitTaskRecordOnly({ image: fleet.demoImage, command: ['true'], env: { N: String(i) }, memory_mb: 64, timeout_s: 60 }));
+  }
+}, 180_000);
+
+afterAll(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the standalone CLI bundle', () => {
+  it('answers --help and errors from the full program without writing a cache', async () => {
+    const help = await bundled(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('Usage: fleet');
+    const missing = await bundled(['status', 't-00000000000000000000000000']);
+    expect({ code: missing.code, stderr: missing.stderr }).toEqual({ code: 3, stderr: (await checkout(['status', 't-00000000000000000000000000'])).stderr });
+    const usage = await bundled(['list', '--limit', '0']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toBe((await checkout(['list', '--limit', '0'])).stderr);
+    expect(cacheFiles()).toEqual([]);
+  });
+
+  it('runs fleet status as the checkout does: first run writes the cache, the next uses it, the opt-out skips it', async () => {
+    const expected = await checkout(['status', taskIds[0], '--json']);
+    expect(expected.code).toBe(0);
+    const first = await bundled(['status', taskIds[0], '--json'], { FLEET_DEBUG: '1' });
+    expect(first.stderr).toMatch(/code cache: no cache yet/);
+    expect(cacheFiles()).toEqual(['fleet-status.v8cache']);
+    const second = await bundled(['status', taskIds[0], '--json'], { FLEET_DEBUG: '1' });
+    expect(second.stderr).toMatch(/code cache: using .*fleet-status\.v8cache/);
+    const optOut = await bundled(['status', taskIds[0], '--json'], { FLEET_DEBUG: '1', FLEET_NO_CODE_CACHE: '1' });
+    expect(optOut.stderr).toMatch(/code cache: off \(FLEET_NO_CODE_CACHE=1\)/);
+    for (const run of [first, second, optOut]) expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 0, stdout: expected.stdout });
+  });
+
+  it('pages fleet list as the checkout does, cached or not', async () => {
+    const expected = await checkout(['list', '--limit', '2', '--json']);
+    const page = JSON.parse(expected.stdout) as { tasks: Array<{ task_id: string }>; next_cursor: string | null };
+    expect(page.tasks.map((t) => t.task_id)).toEqual([taskIds[2], taskIds[1]]);
+    expect(page.next_cursor).not.toBeNull();
+    const runs = [await bundled(['list', '--limit', '2', '--json']), await bundled(['list', '--limit', '2', '--json']), await bundled(['list', '--limit', '2', '--json'], { FLEET_NO_CODE_CACHE: '1' })];
+    for (const run of runs) expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 0, stdout: expected.stdout });
+    expect(cacheFiles()).toEqual(['fleet-list.v8cache', 'fleet-status.v8cache']);
+
+    const next = ['list', '--limit', '2', '--cursor', page.next_cursor!, '--json'];
+    const [nextBundled, nextCheckout] = await Promise.all([bundled(next), checkout(next)]);
+    expect(nextBundled.stdout).toBe(nextCheckout.stdout);
+    expect((JSON.parse(nextBundled.stdout) as { tasks: Array<{ task_id: string }> }).tasks.map((t) => t.task_id)).toEqual([taskIds[0]]);
+  });
+});
