@@ -12,9 +12,11 @@
  *   symbolic link, belongs to another user or is open to group or others;
  * - each file opened without following a link, refused unless it is a regular file of this user
  *   with mode 0600; written 0600 to a fresh temp name (O_EXCL), then renamed into place;
- * - a header keyed by the bundle's SHA-256, the node version, the architecture and the node
- *   flags, so a new build or a new node never takes a stale cache; the payload's SHA-256 too, as
- *   V8 (release builds) does not checksum what it deserializes.
+ * - a key from the bundle's SHA-256, the node version, the architecture and the node flags, in
+ *   the file's name and header, so a new build or a new node never takes a stale cache (and two
+ *   builds in use side by side do not overwrite each other's; the newest KEEP_PER_COMMAND files of
+ *   a command are kept); the payload's SHA-256 too, as V8 (release builds) does not checksum what
+ *   it deserializes.
  * Nothing here fails the command: any problem means a plain compile (FLEET_DEBUG=1 says why on
  * stderr), and a cache V8 rejects (`cachedDataRejected`) is rewritten. FLEET_NO_CODE_CACHE=1
  * turns it off: no directory is touched.
@@ -36,6 +38,8 @@ const HEX_LINE = 65; // 64 hex digits + '\n'
 const HEADER_BYTES = MAGIC.length + 2 * HEX_LINE;
 /** A cache is ~90 % of its bundle's size; anything far larger is not ours. */
 const MAX_CACHE_BYTES = 64 * 1024 * 1024;
+/** Cache files kept per command (builds or node versions in use side by side); older ones are removed on write. */
+const KEEP_PER_COMMAND = 4;
 
 /** Where this user's caches live, or undefined when no absolute home is known. */
 export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -106,6 +110,22 @@ export function readCacheFile(file: string, key: string): CacheRead {
   }
 }
 
+/** `<cacheName>-<key prefix>.v8cache`: one file per build, node and flags. */
+export function cacheFileName(cacheName: string, key: string): string {
+  return `${cacheName}-${key.slice(0, 16)}.v8cache`;
+}
+
+/** Removes all but the `keep` newest cache files of `cacheName` in `dir` (regular files of this user only). */
+export function pruneCacheFiles(dir: string, cacheName: string, keep = KEEP_PER_COMMAND): void {
+  const pattern = new RegExp(`^${cacheName.replace(/[^a-z0-9-]/gi, '')}-[0-9a-f]{16}\\.v8cache$`);
+  const uid = currentUid();
+  const files = fs.readdirSync(dir).filter((f) => pattern.test(f)).flatMap((f) => {
+    const st = fs.lstatSync(path.join(dir, f), { throwIfNoEntry: false });
+    return st?.isFile() && st.uid === uid ? [{ file: path.join(dir, f), mtime: st.mtimeMs }] : [];
+  });
+  for (const old of files.sort((a, b) => b.mtime - a.mtime).slice(keep)) fs.rmSync(old.file, { force: true });
+}
+
 /** Writes `payload` under `key` atomically: a new 0600 file (never an existing name), then rename. */
 export function writeCacheFile(file: string, key: string, payload: Buffer): void {
   const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
@@ -136,7 +156,7 @@ export interface CompiledBundle {
 }
 
 /**
- * Compiles the CommonJS file `file` as Node would, with the cache `<dir>/<cacheName>.v8cache`
+ * Compiles the CommonJS file `file` as Node would, with the cache `<dir>/<cacheName>-<key>.v8cache`
  * when one is usable. `env` supplies FLEET_NO_CODE_CACHE, FLEET_DEBUG and the cache directory.
  */
 export function compileWithCodeCache(file: string, cacheName: string, env: NodeJS.ProcessEnv = process.env): CompiledBundle {
@@ -154,7 +174,8 @@ export function compileWithCodeCache(file: string, cacheName: string, env: NodeJ
       const dir = codeCacheDir(env);
       if (!dir) throw new Error('no home directory: code cache off');
       ensurePrivateDir(dir);
-      target = { file: path.join(dir, `${cacheName}.v8cache`), key: cacheKey(source, env) };
+      const key = cacheKey(source, env);
+      target = { file: path.join(dir, cacheFileName(cacheName, key)), key };
       const read = readCacheFile(target.file, target.key);
       if ('data' in read) cachedData = read.data;
       else reason = read.missing;
@@ -182,6 +203,7 @@ export function compileWithCodeCache(file: string, cacheName: string, env: NodeJ
       if (cache !== 'write') return false;
       try {
         writeCacheFile(target!.file, target!.key, script.createCachedData());
+        pruneCacheFiles(path.dirname(target!.file), cacheName);
         return true;
       } catch (err) {
         debug(`not written: ${err instanceof Error ? err.message : String(err)}`);

@@ -39,7 +39,8 @@ function exec(bin: string, args: string[], env: Record<string, string> = {}): Pr
 
 const bundled = (args: string[], env?: Record<string, string>) => exec(path.join(dir, 'fleet.mjs'), args, env);
 const checkout = (args: string[]) => exec(path.join(PROJECT_ROOT, 'bin', 'fleet.js'), args);
-const cacheFiles = () => (fs.existsSync(path.join(cacheHome, 'agent-fleet')) ? fs.readdirSync(path.join(cacheHome, 'agent-fleet')).sort() : []);
+/** The cache files there are, by command (`fleet-status-<key>.v8cache` → `fleet-status`). */
+const cacheFiles = () => (fs.existsSync(path.join(cacheHome, 'agent-fleet')) ? fs.readdirSync(path.join(cacheHome, 'agent-fleet')).map((f) => f.replace(/-[0-9a-f]{16}\.v8cache$/, '')).sort() : []);
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleet-cli-bundle-'));
@@ -73,9 +74,9 @@ describe('the standalone CLI bundle', () => {
     expect(expected.code).toBe(0);
     const first = await bundled(['status', taskIds[0], '--json'], { FLEET_DEBUG: '1' });
     expect(first.stderr).toMatch(/code cache: no cache yet/);
-    expect(cacheFiles()).toEqual(['fleet-status.v8cache']);
+    expect(cacheFiles()).toEqual(['fleet-status']);
     const second = await bundled(['status', taskIds[0], '--json'], { FLEET_DEBUG: '1' });
-    expect(second.stderr).toMatch(/code cache: using .*fleet-status\.v8cache/);
+    expect(second.stderr).toMatch(/code cache: using .*fleet-status-[0-9a-f]{16}\.v8cache/);
     const optOut = await bundled(['status', taskIds[0], '--json'], { FLEET_DEBUG: '1', FLEET_NO_CODE_CACHE: '1' });
     expect(optOut.stderr).toMatch(/code cache: off \(FLEET_NO_CODE_CACHE=1\)/);
     for (const run of [first, second, optOut]) expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 0, stdout: expected.stdout });
@@ -88,7 +89,7 @@ describe('the standalone CLI bundle', () => {
     expect(page.next_cursor).not.toBeNull();
     const runs = [await bundled(['list', '--limit', '2', '--json']), await bundled(['list', '--limit', '2', '--json']), await bundled(['list', '--limit', '2', '--json'], { FLEET_NO_CODE_CACHE: '1' })];
     for (const run of runs) expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 0, stdout: expected.stdout });
-    expect(cacheFiles()).toEqual(['fleet-list.v8cache', 'fleet-status.v8cache']);
+    expect(cacheFiles()).toEqual(['fleet-list', 'fleet-status']);
 
     const next = ['list', '--limit', '2', '--cursor', page.next_cursor!, '--json'];
     const [nextBundled, nextCheckout] = await Promise.all([bundled(next), checkout(next)]);

@@ -10,14 +10,19 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { codeCacheDir, compileWithCodeCache, readCacheFile, cacheKey } from '../../scripts/cli/code-cache';
+import { cacheFileName, cacheKey, codeCacheDir, compileWithCodeCache, readCacheFile } from '../../scripts/cli/code-cache';
 
 let root: string;
 let bundle: string;
 let cacheHome: string;
 let env: NodeJS.ProcessEnv;
 const cacheDir = () => path.join(cacheHome, 'agent-fleet');
-const cacheFile = () => path.join(cacheDir(), 'fleet-status.v8cache');
+/** The one cache file of `fleet-status` (named after its key). */
+const cacheFile = () => {
+  const files = fs.readdirSync(cacheDir()).filter((f) => /^fleet-status-[0-9a-f]{16}\.v8cache$/.test(f));
+  expect(files).toHaveLength(1);
+  return path.join(cacheDir(), files[0]);
+};
 const mode = (p: string) => fs.lstatSync(p).mode & 0o777;
 
 const SOURCE = `'use strict';
@@ -61,7 +66,7 @@ describe('compileWithCodeCache', () => {
     expect(first.saveCache()).toBe(true);
     expect(mode(cacheDir())).toBe(0o700);
     expect(mode(cacheFile())).toBe(0o600);
-    expect(fs.readdirSync(cacheDir())).toEqual(['fleet-status.v8cache']);
+    expect(fs.readdirSync(cacheDir())).toEqual([path.basename(cacheFile())]);
 
     const second = compileWithCodeCache(bundle, 'fleet-status', env);
     expect(second.cache).toBe('used');
@@ -120,10 +125,11 @@ describe('compileWithCodeCache', () => {
     expect(compileWithCodeCache(bundle, 'fleet-status', env).cache).toBe('used');
 
     const target = path.join(root, 'planted');
-    fs.copyFileSync(cacheFile(), target);
+    const file = cacheFile();
+    fs.copyFileSync(file, target);
     fs.chmodSync(target, 0o600);
-    fs.rmSync(cacheFile());
-    fs.symlinkSync(target, cacheFile());
+    fs.rmSync(file);
+    fs.symlinkSync(target, file);
     const linked = compileWithCodeCache(bundle, 'fleet-status', env);
     expect(linked.cache).toBe('write');
     expect(linked.reason).toMatch(/cannot open .* \(ELOOP\)/);
@@ -153,7 +159,7 @@ describe('compileWithCodeCache', () => {
     const key = cacheKey(fs.readFileSync(bundle), env);
     const payload = Buffer.alloc(4096, 7);
     const checksum = createHash('sha256').update(payload).digest('hex');
-    fs.writeFileSync(cacheFile(), Buffer.concat([Buffer.from(`agent-fleet v8 code cache 1\n${key}\n${checksum}\n`, 'latin1'), payload]), { mode: 0o600 });
+    fs.writeFileSync(path.join(cacheDir(), cacheFileName('fleet-status', key)), Buffer.concat([Buffer.from(`agent-fleet v8 code cache 1\n${key}\n${checksum}\n`, 'latin1'), payload]), { mode: 0o600 });
     expect('data' in readCacheFile(cacheFile(), key)).toBe(true);
     const rejected = compileWithCodeCache(bundle, 'fleet-status', env);
     expect(rejected.cache).toBe('write');
@@ -163,14 +169,39 @@ describe('compileWithCodeCache', () => {
     expect(compileWithCodeCache(bundle, 'fleet-status', env).cache).toBe('used');
   });
 
-  it('never takes the cache of another build (a changed bundle is a new key)', () => {
+  it('never takes the cache of another build (a changed bundle is a new key and a new file)', () => {
     const written = compileWithCodeCache(bundle, 'fleet-status', env);
     written.run();
     written.saveCache();
+    const firstFile = cacheFile();
     fs.writeFileSync(bundle, SOURCE.replace('n * n', 'n * n * 1'));
     const rebuilt = compileWithCodeCache(bundle, 'fleet-status', env);
     expect(rebuilt.cache).toBe('write');
-    expect(rebuilt.reason).toBe('the cache is of another build, node or flags');
+    expect(rebuilt.reason).toBe('no cache yet');
     runs(rebuilt);
+    expect(rebuilt.saveCache()).toBe(true);
+    // Both builds keep their own cache.
+    expect(fs.readdirSync(cacheDir())).toHaveLength(2);
+    expect(fs.readdirSync(cacheDir())).toContain(path.basename(firstFile));
+    // A file of another key under this key's name (a collision of the 16-digit prefix) is not taken.
+    const newKey = cacheKey(fs.readFileSync(bundle), env);
+    fs.copyFileSync(firstFile, path.join(cacheDir(), cacheFileName('fleet-status', newKey)));
+    const collided = compileWithCodeCache(bundle, 'fleet-status', env);
+    expect(collided.reason).toBe('the cache is of another build, node or flags');
+  });
+
+  it('keeps the newest four cache files of a command when it writes one', () => {
+    fs.mkdirSync(cacheDir(), { recursive: true, mode: 0o700 });
+    const old = ['0', '1', '2', '3', '4'].map((d, i) => {
+      const f = path.join(cacheDir(), `fleet-status-${d.repeat(16)}.v8cache`);
+      fs.writeFileSync(f, 'old', { mode: 0o600 });
+      fs.utimesSync(f, 1_000_000 + i, 1_000_000 + i);
+      return path.basename(f);
+    });
+    fs.writeFileSync(path.join(cacheDir(), `fleet-list-${'0'.repeat(16)}.v8cache`), 'other command', { mode: 0o600 });
+    const compiled = compileWithCodeCache(bundle, 'fleet-status', env);
+    compiled.run();
+    expect(compiled.saveCache()).toBe(true);
+    expect(fs.readdirSync(cacheDir()).sort()).toEqual([`fleet-list-${'0'.repeat(16)}.v8cache`, cacheFileName('fleet-status', cacheKey(fs.readFileSync(bundle), env)), ...old.slice(2)].sort());
   });
 });
