@@ -5,7 +5,6 @@
  * the first run (cache written after it), the next (cache used) and with FLEET_NO_CODE_CACHE=1;
  * paging with --cursor included. `--help` and errors never write a cache.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,28 +12,15 @@ import { CLI_ENTRIES, bundle } from '../../scripts/bundle';
 import { FleetClient } from '../../scripts/lib/client';
 import { PROJECT_ROOT } from '../../scripts/dev/local/paths';
 import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
+import { runNode, type NodeRun } from '../helpers/run-node';
 
 let fleet: TestFleet;
 let dir: string;
 let cacheHome: string;
 const taskIds: string[] = [];
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function exec(bin: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...fleet.env, XDG_CACHE_HOME: cacheHome, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr: stderr.split('\n').filter((l) => !/NodeVersionSupportWarning|versions published after|require node >=22|To continue receiving|security updates please|More information can be found|trace-warnings|^\s*$/.test(l)).join('\n') }));
-  });
+function exec(bin: string, args: string[], env: Record<string, string> = {}): Promise<NodeRun> {
+  return runNode(bin, args, { ...process.env, ...fleet.env, XDG_CACHE_HOME: cacheHome, ...env });
 }
 
 const bundled = (args: string[], env?: Record<string, string>) => exec(path.join(dir, 'fleet.mjs'), args, env);
