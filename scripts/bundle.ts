@@ -5,7 +5,7 @@
  *   daemon/src/main.ts → dist/bundle/fleetd.js (+ .map): one CommonJS file (the AMI's)
  *   daemon/src/instance-tags-child.ts → dist/bundle/fleetd-ec2.js: fleetd's EC2 tag helper
  *                        process (the only holder of @aws-sdk/client-ec2; issue #18), beside it
- *   scripts/fleet.ts   → dist/bundle/fleet.mjs (+ fleet-*-<hash>.mjs chunks, + .maps): ES modules split
+ *   scripts/fleet-bundle.ts → dist/bundle/fleet.mjs (+ fleet-*-<hash>.mjs chunks, + .maps): ES modules split
  *                        at each command's `await import` (scripts/cli/program.ts), so `fleet
  *                        --help` reads and compiles only the small entry chunk and a command loads
  *                        only the AWS clients it calls (issue #18: 0.95 s → see docs/benchmarks.md).
