@@ -219,7 +219,7 @@ export function bundleOptions(entries: readonly BundleEntry[], outdir: string, c
     // Mappings and names only: fleetd runs with --enable-source-maps (FLEETD_NODE_FLAGS), and
     // Node keeps a loaded map in memory; the sources' text in it cost ~20 MiB of RSS (issue #18).
     sourcesContent: false,
-    // fleetd (cjs): V8 keeps a script's source text for lazy compilation, so whitespace is heap
+    // fleetd (cjs; the CLI's read bundle too): V8 keeps a script's source text for lazy compilation, so whitespace is heap
     // for the daemon's whole life (4.4 -> 3.2 MB, ~4.5 MiB of heap). Stack traces go through the
     // source map. Identifiers are kept (keepNames, readable logs).
     ...(esm ? {} : { minifyWhitespace: true }),
@@ -237,13 +237,12 @@ export function bundleOptions(entries: readonly BundleEntry[], outdir: string, c
 
 /** Imports the bundle leaves to run time that are neither built-ins nor allowed optional natives. */
 export function unexpectedExternals(metafile: Metafile): string[] {
-  const builtins = BUILTINS;
   const optional = (p: string) =>
     OPTIONAL_NATIVE_EXTERNALS.some((x) => (x.startsWith('*') ? p.endsWith(x.slice(1)) : p === x));
   const found = new Set<string>();
   for (const output of Object.values(metafile.outputs)) {
     for (const imp of output.imports) {
-      if (imp.external && !builtins.has(imp.path) && !optional(imp.path)) found.add(imp.path);
+      if (imp.external && !BUILTINS.has(imp.path) && !optional(imp.path)) found.add(imp.path);
     }
   }
   return [...found].sort();
