@@ -14,12 +14,18 @@ export type ReadBundleCommand = (typeof READ_BUNDLE_COMMANDS)[number];
 /** program.ts's lazily imported command modules that no read command reaches. */
 export const READ_BUNDLE_OMITTED = ['./config', './submit', './watch', './logs', './artifacts', './cancel', './instances', './operate', './rollout'] as const;
 
+/** Options that answer without running the command. */
+const ANSWERED_BY_THE_PROGRAM = new Set(['-h', '--help', '-V', '--version']);
+
 /**
  * The read command `args` (argv without node and the script) runs, if any: the first word that is
  * not the global option `--env-file FILE`. Anything else (`--help`, `-V`, `help status`, an
- * unknown word, a missing value) is the full program's to parse.
+ * unknown word, a missing value) is the full program's to parse; so is `status --help`: a run
+ * that exits 0 without reading would leave a code cache without the read path's functions in it,
+ * and every later run would take that cache (code-cache.ts writes it after the first success).
  */
 export function readBundleCommand(args: readonly string[]): ReadBundleCommand | undefined {
+  if (args.some((a) => ANSWERED_BY_THE_PROGRAM.has(a))) return undefined;
   let i = 0;
   while (i < args.length && args[i].startsWith('--env-file')) {
     if (args[i] === '--env-file') i += 2;

@@ -43,12 +43,16 @@ afterAll(() => {
 });
 
 describe('the standalone CLI bundle', () => {
-  it('answers --help and errors from the full program without writing a cache', async () => {
+  it('answers --help, each read command\'s help and errors as the checkout does, without writing a cache', async () => {
     const help = await bundled(['--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('Usage: fleet');
     const missing = await bundled(['status', 't-00000000000000000000000000']);
     expect({ code: missing.code, stderr: missing.stderr }).toEqual({ code: 3, stderr: (await checkout(['status', 't-00000000000000000000000000'])).stderr });
+    for (const command of ['status', 'list']) {
+      const [ownHelp, checkoutHelp] = await Promise.all([bundled([command, '--help']), checkout([command, '--help'])]);
+      expect({ code: ownHelp.code, stdout: ownHelp.stdout }).toEqual({ code: 0, stdout: checkoutHelp.stdout });
+    }
     const usage = await bundled(['list', '--limit', '0']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toBe((await checkout(['list', '--limit', '0'])).stderr);
