@@ -207,6 +207,7 @@ async function timeRounds(options: Parameters<typeof cliVsAwsPhase>[0], built: {
       const run = await timedRun(c.argv, env, taskId);
       if (round >= 0) runs.get(c.key)!.push(run);
     }
+    if (round === -1) assertCodeCaches(env, built.dir);
   }
   const figures = commands.map((c): CliCommandFigures => {
     const r = runs.get(c.key)!;
@@ -234,6 +235,16 @@ async function timeRounds(options: Parameters<typeof cliVsAwsPhase>[0], built: {
       : { target: `${f.key}: median ≤ 1/3 of aws get-item's`, met: false, measured: `not compared: the AWS CLI is ${version}` },
   ]);
   return { rounds, bundleDir: built.dir, ...(options.baselineDir ? { baselineDir: options.baselineDir } : {}), bundleSeconds: built.seconds, awsVersion: version, commands: figures, load: { start: loadStart, end: formatLoad(loadAverage()) }, verdicts };
+}
+
+/** After the warm-up: the runs to time use the code cache (unless it is off, or the build predates it), or the figures would be an uncached CLI's. */
+function assertCodeCaches(env: NodeJS.ProcessEnv, bundleDir: string): void {
+  if (env.FLEET_NO_CODE_CACHE || !fs.existsSync(path.join(bundleDir, 'fleet-read.cjs'))) return;
+  const dir = path.join(env.XDG_CACHE_HOME!, 'agent-fleet');
+  const files = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+  for (const command of ['fleet-status', 'fleet-list']) {
+    if (!files.some((f) => f.startsWith(`${command}-`) && f.endsWith('.v8cache'))) throw new Error(`no ${command} code cache in ${dir} after the warm-up rounds (FLEET_DEBUG=1 on the CLI says why)`);
+  }
 }
 
 export function renderCliVsAws(r: CliVsAwsResult): string {
