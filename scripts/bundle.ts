@@ -5,13 +5,18 @@
  *   daemon/src/main.ts → dist/bundle/fleetd.js (+ .map): one CommonJS file (the AMI's)
  *   daemon/src/instance-tags-child.ts → dist/bundle/fleetd-ec2.js: fleetd's EC2 tag helper
  *                        process (the only holder of @aws-sdk/client-ec2; issue #18), beside it
- *   scripts/fleet.ts   → dist/bundle/fleet.mjs (+ fleet-*-<hash>.mjs chunks, + .maps): ES modules split
+ *   scripts/fleet-bundle.ts → dist/bundle/fleet.mjs (+ fleet-*-<hash>.mjs chunks, + .maps): ES modules split
  *                        at each command's `await import` (scripts/cli/program.ts), so `fleet
  *                        --help` reads and compiles only the small entry chunk and a command loads
  *                        only the AWS clients it calls (issue #18: 0.95 s → see docs/benchmarks.md).
  *                        A `require`, `__dirname` and `__filename` for the CommonJS code inside
  *                        come from a banner (createRequire, import.meta.url); chunks sit beside the
- *                        entry so `__dirname` is the same in each.
+ *                        entry so `__dirname` is the same in each. The entry is
+ *                        scripts/fleet-bundle.ts: `status` and `list` go to fleet-read.cjs.
+ *   scripts/fleet.ts   → dist/bundle/fleet-read.cjs (+ .map): the same program as one CommonJS file
+ *                        for `fleet status` and `fleet list`, run with a V8 code cache
+ *                        (scripts/cli/code-cache.ts, read-bundle.ts): the other commands' modules
+ *                        are stubs, `import()`s of built-ins are `require`s (format 'cjs-cached').
  *
  * What is not inside the bundle, and why that is safe:
  * - Node built-ins (platform node).
@@ -32,6 +37,7 @@ import { spawnSync } from 'node:child_process';
 import { builtinModules } from 'node:module';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { READ_BUNDLE_OMITTED } from './cli/read-bundle';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -42,8 +48,13 @@ export interface BundleEntry {
   readonly name: string;
   /** Source file, relative to the repository root. */
   readonly source: string;
-  /** 'cjs': one file. 'esm-split': ES modules split at dynamic imports (lazy commands). @default 'cjs' */
-  readonly format?: 'cjs' | 'esm-split';
+  /**
+   * 'cjs': one file. 'esm-split': ES modules split at dynamic imports (lazy commands).
+   * 'cjs-cached': one CommonJS `<name>.cjs` for the CLI's code-cache loader (scripts/cli/code-cache.ts):
+   * built as the CLI's ES modules are (the SDK's `module` builds, English-only zod), no `import()`
+   * left, and READ_BUNDLE_OMITTED's command modules stubbed. @default 'cjs'
+   */
+  readonly format?: 'cjs' | 'esm-split' | 'cjs-cached';
   /**
    * Packages this entry must never load, replaced by a stub that throws BundleOmittedError on
    * use: what another entry does instead (fleetd's EC2 calls are its helper's). cjs only.
@@ -69,10 +80,13 @@ export const FLEETD_ENTRIES: readonly BundleEntry[] = [
   },
 ];
 
-export const BUNDLE_ENTRIES: readonly BundleEntry[] = [
-  ...FLEETD_ENTRIES,
-  { name: 'fleet', source: 'scripts/fleet.ts', format: 'esm-split' },
+/** The standalone CLI: fleet.mjs (+ chunks) and the read bundle it runs `status` and `list` from. */
+export const CLI_ENTRIES: readonly BundleEntry[] = [
+  { name: 'fleet', source: 'scripts/fleet-bundle.ts', format: 'esm-split' },
+  { name: 'fleet-read', source: 'scripts/fleet.ts', format: 'cjs-cached' },
 ];
+
+export const BUNDLE_ENTRIES: readonly BundleEntry[] = [...FLEETD_ENTRIES, ...CLI_ENTRIES];
 
 /** CommonJS code inside an ES module bundle needs these three (see the header). */
 const ESM_BANNER = [
@@ -118,6 +132,31 @@ const DOCKER_MODEM_LAZY_DEBUG: Plugin = {
   },
 };
 
+const BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+
+/**
+ * The read bundle: `import("node:http")` (the SDK's HTTP handler) becomes a `require`. In Node 20 a
+ * function restored from a V8 code cache has lost vm's dynamic-import callback, and `import()`
+ * there fails with ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING (bundle() also checks none is left).
+ */
+const BUILTIN_IMPORTS_AS_REQUIRE: Plugin = {
+  name: 'builtin-imports-as-require',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, (args) => (args.kind === 'dynamic-import' && BUILTINS.has(args.path) ? { path: args.path, namespace: 'builtin-require' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'builtin-require' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
+  },
+};
+
+/** The read bundle: program.ts's imports of the commands it never runs become throwing stubs (scripts/cli/read-bundle.ts). */
+const READ_BUNDLE_STUBS: Plugin = {
+  name: 'read-bundle-stubs',
+  setup(b) {
+    const requests = new Set<string>(READ_BUNDLE_OMITTED);
+    b.onResolve({ filter: /^\.\/[a-z-]+$/ }, (args) =>
+      requests.has(args.path) && /[\\/]scripts[\\/]cli[\\/]program\.ts$/.test(args.importer) ? { path: `scripts/cli/${args.path.slice(2)}`, namespace: 'omitted', pluginData: omittedPackageSource(`scripts/cli/${args.path.slice(2)}.ts`, 'fleet-read.cjs runs status and list only: scripts/cli/read-bundle.ts') } : undefined);
+  },
+};
+
 /** Optional native modules left out of the bundle (see the header). */
 export const OPTIONAL_NATIVE_EXTERNALS: readonly string[] = ['cpu-features', '*.node'];
 
@@ -138,8 +177,8 @@ function omittedModuleSource(m: (typeof OMITTED_MODULES)[number]): string {
 }
 
 /** A whole package left out of one entry: any property read throws (interop probes excepted). */
-function omittedPackageSource(pkg: string): string {
-  const message = JSON.stringify(`${pkg}: left out of this bundle entry (scripts/bundle.ts omitPackages)`);
+function omittedPackageSource(pkg: string, why = 'scripts/bundle.ts omitPackages'): string {
+  const message = JSON.stringify(`${pkg}: left out of this bundle entry (${why})`);
   return `module.exports = new Proxy({}, { get(_, key) { if (typeof key !== 'string' || key === '__esModule' || key === 'then') return undefined; const e = new Error(${message}); e.name = 'BundleOmittedError'; throw e; } });`;
 }
 
@@ -176,8 +215,11 @@ export function buildCommit(env: NodeJS.ProcessEnv = process.env): string | unde
 
 export function bundleOptions(entries: readonly BundleEntry[], outdir: string, commit = buildCommit()): BuildOptions {
   const esm = entries.some((e) => e.format === 'esm-split');
+  // The CLI's two builds (esm-split and cjs-cached) resolve and trim the SDK and zod alike.
+  const cachedCjs = entries.some((e) => e.format === 'cjs-cached');
+  const cli = esm || cachedCjs;
   if (esm && entries.some((e) => e.format !== 'esm-split')) throw new Error('bundle: cjs and esm-split entries are built separately (bundle() groups them)');
-  if (entries.some((e) => e.omitPackages?.length) && entries.length > 1) throw new Error('bundle: an entry with omitPackages is built on its own (bundle() groups them)');
+  if ((entries.some((e) => e.omitPackages?.length) || cachedCjs) && entries.length > 1) throw new Error('bundle: an entry with omitPackages or format cjs-cached is built on its own (bundle() groups them)');
   return {
     absWorkingDir: ROOT,
     entryPoints: Object.fromEntries(entries.map((e) => [e.name, path.resolve(ROOT, e.source)])),
@@ -187,15 +229,16 @@ export function bundleOptions(entries: readonly BundleEntry[], outdir: string, c
     target: 'node20',
     format: esm ? 'esm' : 'cjs',
     ...(esm ? { splitting: true, outExtension: { '.js': '.mjs' }, chunkNames: 'fleet-[name]-[hash]', banner: { js: ESM_BANNER } } : {}),
+    ...(cachedCjs ? { outExtension: { '.js': '.cjs' } } : {}),
     // The CLI: the AWS SDK's ES module builds (dist-es, `module`), as AWS advises for bundling:
     // they tree-shake, and the credential chain's providers stay behind their `import()`s (own
     // chunks, read only when used). `fleet status`: 2.3 → 1.9 MB of chunks read (docs/benchmarks.md).
-    ...(esm ? { mainFields: ['module', 'main'] } : {}),
+    ...(cli ? { mainFields: ['module', 'main'] } : {}),
     sourcemap: 'linked',
     // Mappings and names only: fleetd runs with --enable-source-maps (FLEETD_NODE_FLAGS), and
     // Node keeps a loaded map in memory; the sources' text in it cost ~20 MiB of RSS (issue #18).
     sourcesContent: false,
-    // fleetd (cjs): V8 keeps a script's source text for lazy compilation, so whitespace is heap
+    // fleetd (cjs; the CLI's read bundle too): V8 keeps a script's source text for lazy compilation, so whitespace is heap
     // for the daemon's whole life (4.4 -> 3.2 MB, ~4.5 MiB of heap). Stack traces go through the
     // source map. Identifiers are kept (keepNames, readable logs).
     ...(esm ? {} : { minifyWhitespace: true }),
@@ -203,7 +246,7 @@ export function bundleOptions(entries: readonly BundleEntry[], outdir: string, c
     keepNames: true,
     external: [...OPTIONAL_NATIVE_EXTERNALS],
     // The CLI drops zod's locales; each entry leaves out what it never calls (omitPackages).
-    plugins: [...(esm ? [ZOD_ENGLISH_ONLY] : [DOCKER_MODEM_LAZY_DEBUG]), omitModules(entries[0]?.omitPackages)],
+    plugins: [...(cli ? [ZOD_ENGLISH_ONLY] : [DOCKER_MODEM_LAZY_DEBUG]), ...(cachedCjs ? [BUILTIN_IMPORTS_AS_REQUIRE, READ_BUNDLE_STUBS] : []), omitModules(entries[0]?.omitPackages)],
     // The build's commit, fixed in the bundle (daemon/src/version.ts); left to the environment when unknown.
     ...(commit ? { define: { 'process.env.FLEET_BUILD_COMMIT': JSON.stringify(commit) } } : {}),
     metafile: true,
@@ -213,16 +256,20 @@ export function bundleOptions(entries: readonly BundleEntry[], outdir: string, c
 
 /** Imports the bundle leaves to run time that are neither built-ins nor allowed optional natives. */
 export function unexpectedExternals(metafile: Metafile): string[] {
-  const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
   const optional = (p: string) =>
     OPTIONAL_NATIVE_EXTERNALS.some((x) => (x.startsWith('*') ? p.endsWith(x.slice(1)) : p === x));
   const found = new Set<string>();
   for (const output of Object.values(metafile.outputs)) {
     for (const imp of output.imports) {
-      if (imp.external && !builtins.has(imp.path) && !optional(imp.path)) found.add(imp.path);
+      if (imp.external && !BUILTINS.has(imp.path) && !optional(imp.path)) found.add(imp.path);
     }
   }
   return [...found].sort();
+}
+
+/** `import()`s left in an output: a code-cached bundle cannot run them in Node 20 (see BUILTIN_IMPORTS_AS_REQUIRE). */
+export function dynamicImportsLeft(metafile: Metafile): string[] {
+  return [...new Set(Object.values(metafile.outputs).flatMap((o) => o.imports.filter((i) => i.kind === 'dynamic-import').map((i) => i.path)))].sort();
 }
 
 export interface BundleResult {
@@ -250,6 +297,8 @@ export async function bundle(entries: readonly BundleEntry[] = BUNDLE_ENTRIES, o
     if (unexpected.length > 0) {
       throw new Error(`bundle: imports left external that the instance would not have: ${unexpected.join(', ')}`);
     }
+    const dynamic = group[0].format === 'cjs-cached' ? dynamicImportsLeft(result.metafile!) : [];
+    if (dynamic.length > 0) throw new Error(`bundle: ${group[0].name}.cjs runs with a code cache and must not use import(): ${dynamic.join(', ')}`);
     outputs.push(...Object.keys(result.metafile!.outputs));
   }
   const files = outputs.map((f) => path.relative(ROOT, path.resolve(ROOT, f)));

@@ -15,7 +15,7 @@
  * waits minutes in its queue. While this agent runs, a marker file (ownAgentMarker) tells the
  * shared agent to leave the instance alone: one agent per instance, as on EC2.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -29,6 +29,7 @@ import { LOG_DIR, PROJECT_ROOT, instanceDir } from '../../scripts/dev/local/path
 import { buildArgv, ownAgentMarker } from '../../scripts/dev/local/ssm-agent';
 import { TestDaemon } from '../../scripts/dev/harness/daemon';
 import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
+import { runNode, type NodeRun } from '../helpers/run-node';
 
 const FLEET = path.join(PROJECT_ROOT, 'bin', 'fleet.js');
 const FLEETD = path.join(PROJECT_ROOT, 'bin', 'fleetd.js');
@@ -37,23 +38,9 @@ let fleet: TestFleet;
 let client: FleetClient;
 const daemons: TestDaemon[] = [];
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** Runs a command the way a user's shell would (argv, no shell), with the test fleet's environment. */
-function exec(bin: string, args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...fleet.env, ...env } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr: stderr.split('\n').filter((l) => !/NodeVersionSupportWarning|versions published after|require node >=22|To continue receiving|security updates please|More information can be found|trace-warnings|^\s*$/.test(l)).join('\n') }));
-  });
+function exec(bin: string, args: string[], env: Record<string, string | undefined> = {}): Promise<NodeRun> {
+  return runNode(bin, args, { ...process.env, ...fleet.env, ...env } as NodeJS.ProcessEnv);
 }
 
 const fleetCli = (args: string[], env?: Record<string, string | undefined>) => exec(FLEET, args, env);

@@ -14,7 +14,7 @@ const ROOT = path.resolve(__dirname, '..', '..');
 
 /** The product's source: what ships on the AMI, in the CLI, or as a Lambda. */
 const PRODUCT_DIRS = ['daemon/src', 'scripts/lib', 'scripts/cli', 'infra/handlers'];
-const PRODUCT_FILES = ['scripts/fleet.ts'];
+const PRODUCT_FILES = ['scripts/fleet.ts', 'scripts/fleet-bundle.ts'];
 
 /** Files allowed to send DynamoDB writes, and why. */
 const WRITERS: Record<string, string> = {

@@ -9,7 +9,9 @@
  * after two warm-up rounds (page cache, moto's first answers). Wall time is spawn → exit as seen
  * here; peak RSS (and user + system CPU) come from GNU time (/usr/bin/time -f) when installed.
  * Every run must exit 0 and print the task id, or the phase fails (a fast wrong answer is no
- * figure).
+ * figure). `status` and `list` run from fleet-read.cjs with a V8 code cache (scripts/cli/code-cache.ts)
+ * kept in a temp XDG_CACHE_HOME of this run: the warm-up rounds write it, as a user's first run
+ * would. CLI_BENCH_NO_CODE_CACHE=1 times them without it (FLEET_NO_CODE_CACHE).
  *
  * Part of `npm run bench` (bench.ts); alone, against the local stack (provisions a throwaway
  * fleet in moto, ~10 s, then ~2 s per round at load 2):
@@ -28,7 +30,7 @@ import * as path from 'node:path';
 import { createAwsClients, type AwsClients } from '../../../daemon/src/aws';
 import { FLEET_ENV } from '../../../daemon/src/contract';
 import { FleetClient, type FleetNames } from '../../lib/client';
-import { bundle } from '../../bundle';
+import { bundle, CLI_ENTRIES } from '../../bundle';
 import { provisionFleet } from '../local/provision';
 import { formatLoad, loadAverage } from './machine';
 import { percentile, summarize, type Summary } from './stats';
@@ -100,7 +102,7 @@ async function timedRun(argv: readonly string[], env: NodeJS.ProcessEnv, expect:
 /** The fleet CLI bundle, built from the current sources into a temp dir (never dist/). */
 export async function buildCliBundle(): Promise<{ dir: string; seconds: number }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-fleet-bench-cli-'));
-  const { seconds } = await bundle([{ name: 'fleet', source: 'scripts/fleet.ts', format: 'esm-split' }], dir);
+  const { seconds } = await bundle(CLI_ENTRIES, dir);
   return { dir, seconds };
 }
 
@@ -152,7 +154,7 @@ export async function cliVsAwsPhase(options: {
 }
 
 async function timeCommands(options: Parameters<typeof cliVsAwsPhase>[0], built: { dir: string; seconds: number }): Promise<CliVsAwsResult> {
-  const { clients, names, stackEnv, rounds } = options;
+  const { clients, names, stackEnv } = options;
   const client = new FleetClient(clients, names);
   const taskId = await client.submitTaskRecordOnly({ image: 'agent-fleet/demo-agent:latest', command: ['true'], env: { BENCH: 'cli' }, memory_mb: 64, timeout_s: 60 });
   const env: NodeJS.ProcessEnv = {
@@ -169,6 +171,19 @@ async function timeCommands(options: Parameters<typeof cliVsAwsPhase>[0], built:
   // The AWS CLI v1 reads its region from AWS_DEFAULT_REGION only.
   env.AWS_DEFAULT_REGION ??= env.AWS_REGION;
   delete env.NODE_OPTIONS;
+  // The CLI's code cache: this run's own, never the user's (removed at the end).
+  const cacheHome = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-fleet-bench-cache-'));
+  env.XDG_CACHE_HOME = cacheHome;
+  if (process.env.CLI_BENCH_NO_CODE_CACHE) env.FLEET_NO_CODE_CACHE = '1';
+  try {
+    return await timeRounds(options, built, { env, taskId });
+  } finally {
+    fs.rmSync(cacheHome, { recursive: true, force: true });
+  }
+}
+
+async function timeRounds(options: Parameters<typeof cliVsAwsPhase>[0], built: { dir: string; seconds: number }, { env, taskId }: { env: NodeJS.ProcessEnv; taskId: string }): Promise<CliVsAwsResult> {
+  const { names, rounds } = options;
   const fleet = path.join(built.dir, 'fleet.mjs');
   const version = await awsVersion(env);
   const commands: Array<{ key: CliCommandKey; argv: string[] }> = [
@@ -192,6 +207,7 @@ async function timeCommands(options: Parameters<typeof cliVsAwsPhase>[0], built:
       const run = await timedRun(c.argv, env, taskId);
       if (round >= 0) runs.get(c.key)!.push(run);
     }
+    if (round === -1) assertCodeCaches(env, built.dir);
   }
   const figures = commands.map((c): CliCommandFigures => {
     const r = runs.get(c.key)!;
@@ -219,6 +235,16 @@ async function timeCommands(options: Parameters<typeof cliVsAwsPhase>[0], built:
       : { target: `${f.key}: median ≤ 1/3 of aws get-item's`, met: false, measured: `not compared: the AWS CLI is ${version}` },
   ]);
   return { rounds, bundleDir: built.dir, ...(options.baselineDir ? { baselineDir: options.baselineDir } : {}), bundleSeconds: built.seconds, awsVersion: version, commands: figures, load: { start: loadStart, end: formatLoad(loadAverage()) }, verdicts };
+}
+
+/** After the warm-up: the runs to time use the code cache (unless it is off, or the build predates it), or the figures would be an uncached CLI's. */
+function assertCodeCaches(env: NodeJS.ProcessEnv, bundleDir: string): void {
+  if (env.FLEET_NO_CODE_CACHE || !fs.existsSync(path.join(bundleDir, 'fleet-read.cjs'))) return;
+  const dir = path.join(env.XDG_CACHE_HOME!, 'agent-fleet');
+  const files = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+  for (const command of ['fleet-status', 'fleet-list']) {
+    if (!files.some((f) => f.startsWith(`${command}-`) && f.endsWith('.v8cache'))) throw new Error(`no ${command} code cache in ${dir} after the warm-up rounds (FLEET_DEBUG=1 on the CLI says why)`);
+  }
 }
 
 export function renderCliVsAws(r: CliVsAwsResult): string {
