@@ -19,7 +19,7 @@ import { FleetClient } from '../../lib/client';
 import { provisionFleet } from '../local/provision';
 import { EngineEvents, RawEngine } from './engine';
 import { followToEnd, submit, trivialSpec, type BenchContext, type BenchFleet } from './fleet-task';
-import { BenchDaemon, buildFleetdBundle } from './fleetd-process';
+import { BenchDaemon, buildFleetdBundle, withBenchDaemon } from './fleetd-process';
 import { formatLoad, loadAverage } from './machine';
 import { runStandalone } from './standalone';
 import { stackEnv as localStackEnv } from '../harness/fleet';
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   const daemon = new BenchDaemon({ name: 'prof', fleet: resources, instanceId: resources.instanceIds[0], slots, stackEnv, bundlePath, runDir, nodeArgs: [...FLEETD_NODE_FLAGS, ...profiling] });
   const fleet: BenchFleet = { resources, daemon, client: new FleetClient(clients, resources) };
   const spec = trivialSpec(ctx.demoImage);
-  try {
+  await withBenchDaemon(daemon, { events, runDir }, async () => {
     await daemon.boot();
     let done = 0;
     let mark: { cpu: number; done: number; at: number } | undefined;
@@ -68,14 +68,7 @@ async function main(): Promise<void> {
       while (Date.now() < deadline && alive()) await sleep(500);
       console.log(`profile: ${fs.readdirSync(profDir).map((f) => path.join(profDir, f)).join(' ')} (source map: ${bundlePath}.map; read both with cpu-profile-summary.ts)`);
     }
-  } catch (err) {
-    console.error(`fleetd's last lines:\n${daemon.tail(20)}`);
-    throw err;
-  } finally {
-    await daemon.kill();
-    events.close();
-    fs.rmSync(runDir, { recursive: true, force: true });
-  }
+  });
 }
 
 if (require.main === module) runStandalone('cpu-profile', main);

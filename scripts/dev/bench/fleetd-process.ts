@@ -208,3 +208,21 @@ export class BenchDaemon {
     await this.exited;
   }
 }
+
+/**
+ * A one-daemon bench script's body: on a failure, fleetd's last lines go to stderr before the
+ * error; whatever happens, the daemon is killed, the engine-event stream closed and the run
+ * directory removed.
+ */
+export async function withBenchDaemon<T>(daemon: BenchDaemon, cleanup: { events: { close(): void }; runDir: string }, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    console.error(`fleetd's last lines:\n${daemon.tail(20)}`);
+    throw err;
+  } finally {
+    await daemon.kill();
+    cleanup.events.close();
+    fs.rmSync(cleanup.runDir, { recursive: true, force: true });
+  }
+}

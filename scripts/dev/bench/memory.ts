@@ -23,7 +23,7 @@ import { provisionFleet } from '../local/provision';
 import { bareNodeRss, type BareNodeResult } from './baseline';
 import { EngineEvents, RawEngine } from './engine';
 import type { BenchContext, BenchFleet } from './fleet-task';
-import { BenchDaemon, buildFleetdBundle } from './fleetd-process';
+import { BenchDaemon, buildFleetdBundle, withBenchDaemon } from './fleetd-process';
 import { leakPhase, renderLeak, type LeakResult } from './leak';
 import { formatLoad, loadAverage } from './machine';
 import { renderStartup, startupOf, type StartupResult } from './startup';
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   if (snapshotDir) fs.mkdirSync(snapshotDir, { recursive: true });
   say(`fleetd node flags: ${nodeArgs.join(' ')}`);
   const daemon = new BenchDaemon({ name: 'mem', fleet: resources, instanceId: resources.instanceIds[0], slots: 4, stackEnv, bundlePath: bundle.path, runDir, nodeArgs });
-  try {
+  await withBenchDaemon(daemon, { events, runDir }, async () => {
     const spawnedAt = Date.now();
     const readyAt = await daemon.boot();
     const startup = [startupOf(daemon, spawnedAt, readyAt)];
@@ -99,14 +99,7 @@ async function main(): Promise<void> {
     const fleet: BenchFleet = { resources, daemon, client: new FleetClient(clients, resources) };
     const result = await memoryPhase(ctx, { idleRssMiB: summarize(samples.map((s) => s.rssKiB / 1024)), idleCpuSecondsPerHour: cpuPerHour, startup, leakFleet: fleet, leakTasks, until: Date.now() + 20 * 60_000 });
     console.log(renderMemory(result));
-  } catch (err) {
-    console.error(`fleetd's last lines:\n${daemon.tail(20)}`);
-    throw err;
-  } finally {
-    await daemon.kill();
-    events.close();
-    fs.rmSync(runDir, { recursive: true, force: true });
-  }
+  });
 }
 
 if (require.main === module) runStandalone('memory', main);
