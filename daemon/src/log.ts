@@ -55,16 +55,12 @@ export class Logger {
    * `{}` when even that line spells the secret.
    */
   private encode(entry: { ts: string; level: LogLevel; msg: string }): string {
-    let text: string;
+    let plain: unknown;
     try {
-      text = JSON.stringify(entry, errorReplacer);
+      plain = JSON.parse(JSON.stringify(entry, errorReplacer)) as unknown;
     } catch (err) {
-      text = JSON.stringify({ ts: entry.ts, level: entry.level, msg: entry.msg, log_error: `the entry's fields could not be encoded: ${(err as Error).message}` });
+      plain = { ts: entry.ts, level: entry.level, msg: entry.msg, log_error: `the entry's fields could not be encoded: ${(err as Error).message}` };
     }
-    // No secret registered (no running task has any): redaction would change nothing, so the
-    // line is encoded once instead of four JSON passes (issue #18, docs/benchmarks.md "Throughput").
-    if (!this.redactor.holdsSecrets) return text;
-    const plain = JSON.parse(text) as unknown;
     let line: string;
     try {
       line = JSON.stringify(this.redactor.redactValue(plain));

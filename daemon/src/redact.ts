@@ -230,11 +230,6 @@ export class Redactor {
     this.compiled = undefined;
   }
 
-  /** Whether any secret is registered (else `redact` returns its input). */
-  get holdsSecrets(): boolean {
-    return this.counts.size > 0;
-  }
-
   /** The longest registered form (0 when none): the carry-over a stream must keep. */
   get longest(): number {
     return this.compile()?.longest ?? 0;

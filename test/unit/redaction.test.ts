@@ -355,20 +355,6 @@ describe('Logger', () => {
     expect(JSON.parse(lines[0])).toMatchObject({ msg: 'login', password: REDACTED, error: { name: 'Error', message: `bad ${REDACTED}` } });
   });
 
-  test('with no secret registered a line is the entry encoded once (errors as name and message), and a secret added later is redacted at once (issue #18)', () => {
-    const lines: string[] = [];
-    const log = new Logger({ component: 'fleetd' }, new Redactor(), 'debug', (l) => lines.push(l));
-    const circular: Record<string, unknown> = {};
-    circular.self = circular;
-    log.info('plain', { n: 1, nested: { list: ['a', 2] }, error: new Error('boom') });
-    log.info('circular', { circular });
-    log.secrets.add('hunter22');
-    log.info('hunter22 later');
-    expect(JSON.parse(lines[0])).toEqual({ ts: expect.any(String), level: 'info', msg: 'plain', component: 'fleetd', n: 1, nested: { list: ['a', 2] }, error: { name: 'Error', message: 'boom' } });
-    expect(JSON.parse(lines[1])).toMatchObject({ msg: 'circular', log_error: expect.stringMatching(/could not be encoded/) });
-    expect(JSON.parse(lines[2])).toMatchObject({ msg: `${REDACTED} later` });
-  });
-
   test('a line whose own JSON text spells the secret is withheld, still one JSON object', () => {
     const lines: string[] = [];
     const log = new Logger({}, new Redactor(), 'debug', (l) => lines.push(l));
