@@ -90,15 +90,19 @@ export class TestDaemon {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
-    let partial = '';
-    const onData = (c: Buffer) => {
-      partial += c.toString();
-      const parts = partial.split('\n');
-      partial = parts.pop() ?? '';
-      this.lines.push(...parts.filter(Boolean));
+    // One line buffer per stream: a chunk of stderr (a node warning) arriving between two chunks
+    // of one stdout line must not cut that line in two.
+    const lineReader = () => {
+      let partial = '';
+      return (c: Buffer) => {
+        partial += c.toString();
+        const parts = partial.split('\n');
+        partial = parts.pop() ?? '';
+        this.lines.push(...parts.filter(Boolean));
+      };
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout!.on('data', lineReader());
+    child.stderr!.on('data', lineReader());
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
     return this;
   }
