@@ -31,6 +31,14 @@ export interface ProcSample {
   readonly cpuSeconds: number;
 }
 
+/**
+ * The node flags of an experiment's fleetd: the unit's (FLEETD_NODE_FLAGS; none with
+ * RSS_NO_UNIT_FLAGS=1), then RSS_NODE_ARGS (space-separated), then `extra`.
+ */
+export function experimentNodeArgs(extra: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): string[] {
+  return [...(env.RSS_NO_UNIT_FLAGS ? [] : FLEETD_NODE_FLAGS), ...(env.RSS_NODE_ARGS ?? '').split(' ').filter(Boolean), ...extra];
+}
+
 export interface BenchDaemonOptions {
   readonly name: string;
   /** The fleet's resources, with this daemon's own queue and instance. */

@@ -1,7 +1,8 @@
 /**
  * Memory and start-up of fleetd (issue #18), a phase of `npm run bench`, also run on its own:
  *   npx tsx scripts/dev/bench/memory.ts [leak tasks, default 300]   (needs `npm run local -- up`)
- *   RSS_NODE_ARGS="--flag ..." adds node flags after the unit's (as rss-trace.ts does);
+ *   RSS_NODE_ARGS="--flag ..." adds node flags after the unit's, RSS_NO_UNIT_FLAGS=1 leaves the
+ *   unit's out (fleetd-process.ts experimentNodeArgs, as rss-trace.ts);
  *   LEAK_HEAP_SNAPSHOTS=dir writes a V8 heap snapshot at each leak reading into dir, to compare
  *   what the heap holds after 30 and after all tasks (open both in Chrome DevTools, Comparison).
  * - idle RSS of fleetd (the bench's idle window, or here a 40 s window) beside a bare `node -e`
@@ -15,7 +16,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createAwsClients } from '../../../daemon/src/aws';
-import { FLEETD_NODE_FLAGS } from '../../../daemon/src/contract';
 import { dockerClient } from '../../../daemon/src/docker';
 import { sleep } from '../../../daemon/src/retry';
 import { FleetClient } from '../../lib/client';
@@ -23,7 +23,7 @@ import { provisionFleet } from '../local/provision';
 import { bareNodeRss, type BareNodeResult } from './baseline';
 import { EngineEvents, RawEngine } from './engine';
 import type { BenchContext, BenchFleet } from './fleet-task';
-import { BenchDaemon, buildFleetdBundle, withBenchDaemon } from './fleetd-process';
+import { BenchDaemon, buildFleetdBundle, experimentNodeArgs, withBenchDaemon } from './fleetd-process';
 import { leakPhase, renderLeak, type LeakResult } from './leak';
 import { formatLoad, loadAverage } from './machine';
 import { renderStartup, startupOf, type StartupResult } from './startup';
@@ -76,12 +76,8 @@ async function main(): Promise<void> {
   const events = await EngineEvents.start(docker);
   const ctx: BenchContext = { docker, events, raw: new RawEngine(docker, runDir, 'mem-raw'), demoImage: stackEnv.FLEET_LOCAL_DEMO_IMAGE, say };
   const snapshotDir = process.env.LEAK_HEAP_SNAPSHOTS;
-  const nodeArgs = [
-    ...FLEETD_NODE_FLAGS,
-    ...(process.env.RSS_NODE_ARGS ?? '').split(' ').filter(Boolean),
-    // node writes Heap.<date>.<pid>.<n>.heapsnapshot into its working directory on SIGUSR2.
-    ...(snapshotDir ? [`--heapsnapshot-signal=SIGUSR2`, `--diagnostic-dir=${path.resolve(snapshotDir)}`] : []),
-  ];
+  // On SIGUSR2 node writes Heap.<date>.<pid>.<n>.heapsnapshot into the diagnostic dir.
+  const nodeArgs = experimentNodeArgs(snapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${path.resolve(snapshotDir)}`] : []);
   if (snapshotDir) fs.mkdirSync(snapshotDir, { recursive: true });
   say(`fleetd node flags: ${nodeArgs.join(' ')}`);
   const daemon = new BenchDaemon({ name: 'mem', fleet: resources, instanceId: resources.instanceIds[0], slots: 4, stackEnv, bundlePath: bundle.path, runDir, nodeArgs });
