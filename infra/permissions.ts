@@ -129,6 +129,9 @@ export const TASK_WRITE_ATTRIBUTES = {
     'log_tail',
     'artifacts',
     'artifacts_error',
+    // The attempt's dispatch timings (contract/record.ts DispatchTimingsSchema), carried by the
+    // first heartbeat or the terminal write.
+    'dispatch',
   ],
   /** `fleet cancel` (FleetClient.cancelTask → TaskStore.transitionSeen). */
   cancel: [TASKS_TABLE.partitionKey, 'status', 'attempt', 'cancel_requested_at', 'reason', 'updated_at', 'finished_at', 'expires_at'],

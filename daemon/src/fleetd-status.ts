@@ -33,17 +33,19 @@ export function fleetdStatus(parts: FleetdParts): FleetdStatus {
   const idleFor = parts.runs.size || parts.activity.handling ? 0 : Math.round((Date.now() - parts.activity.lastBusyAt) / 1000);
   const credentials = parts.credentials;
   const lastPrune = parts.pruner?.last;
+  // A task whose container exited no longer holds its slot (receiver.ts `freeSlots`).
+  const holding = [...parts.runs.values()].filter((r) => r.phase !== 'finishing').length;
   return {
     instance_id: parts.identity?.instanceId ?? null,
     state: parts.instance?.status ?? InstanceStatus.BOOTING,
     fleetd_state: s.kind,
     receiving: isReceiving(s),
-    not_claiming: notClaimingReason(s, parts.gates, { running: parts.runs.size, total: config.slots }),
+    not_claiming: notClaimingReason(s, parts.gates, { running: holding, total: config.slots }),
     draining: Boolean(drain),
     drain: drain ? { reason: drain.reason, since: new Date(drain.since).toISOString(), releasing: drain.releasing ?? null } : null,
     interruption: parts.state.interruption ?? null,
     slots: config.slots,
-    free_slots: Math.max(0, config.slots - parts.runs.size),
+    free_slots: Math.max(0, config.slots - holding),
     idle: { idle_for_s: idleFor, terminate_after_s: config.asgName ? config.timings.idleBeforeTerminateSeconds : null, state: parts.idleState },
     disk_problem: parts.gates.disk ?? null,
     engine_problem: parts.gates.engine ?? null,

@@ -2,9 +2,10 @@
  * Receiving: one receive loop for all the slots (README.md "Where things are": receive). Each
  * long poll asks for as many messages as there are free slots (SQS's cap: 10), and each message
  * received takes a free slot at once: it is claimed in DynamoDB (store `TaskStore.claim`) and
- * its task run to the end (task-run.ts) before the slot is free again, so fleetd never holds
- * more messages than it can run. An idle instance makes one long poll per 20 s whatever its
- * slot count (docs/benchmarks.md "Idle API calls"). A message is then deleted (stale),
+ * its task run (task-run.ts) until its container exits; the slot is free again there, while the
+ * outcome is recorded (at most `slots` outcomes at once: `freeSlots`). So fleetd never runs more
+ * containers than slots, nor holds more than twice as many messages. An idle instance makes
+ * one long poll per 20 s whatever its slot count (docs/benchmarks.md "Idle API calls"). A message is then deleted (stale),
  * dead-lettered with its reason (malformed, no or an invalid record), or left hidden until a
  * live lease could expire (README.md "The guarantees").
  */
@@ -46,8 +47,11 @@ export class ReceiveActivity {
   }
 }
 
-/** What a receive needs from the task run it starts: the run, then its background tail. */
-export type ReceivedRun = Pick<TaskRun, 'execute' | 'tail'>;
+/**
+ * What a receive needs from the task run it starts: the run, its container's exit (the slot
+ * frees there; without it, when the run resolves), then its background tail.
+ */
+export type ReceivedRun = Pick<TaskRun, 'execute' | 'tail'> & Partial<Pick<TaskRun, 'exited'>>;
 
 export interface ReceiverDeps {
   readonly sqs: SQSClient;
@@ -70,8 +74,10 @@ export interface ReceiverDeps {
 }
 
 export class Receiver {
-  /** Slots holding a message: from its receive to the end of its handling. */
-  private occupied = 0;
+  /** Slots holding a message: from its receive to its container's exit (or the end of its handling). */
+  private holding = 0;
+  /** Tasks whose container exited and whose outcome is still being recorded (TaskRun `exited` → `execute` resolved). */
+  private finishing = 0;
   /** Wakes the loop waiting for a free slot. */
   private slotFreed?: () => void;
   /** Messages being handled (each holds a slot). */
@@ -90,9 +96,15 @@ export class Receiver {
     while (this.handlers.size > 0 || this.tails.size > 0) await Promise.all([...this.handlers, ...this.tails]);
   }
 
-  /** Slots not holding a message. */
+  /**
+   * Slots not holding a message. A slot frees when its container exits: recording the outcome
+   * (the log's last lines, the artifacts, the terminal write) goes on beside the next task, as
+   * the message's deletion and the container's removal do after it. At most `slots` outcomes are
+   * recorded at once, so writes that stall stop the receiving rather than pile tasks up.
+   */
   get freeSlots(): number {
-    return this.d.config.slots - this.occupied;
+    const { slots } = this.d.config;
+    return Math.max(0, Math.min(slots - this.holding, 2 * slots - this.holding - this.finishing));
   }
 
   private get receiving(): boolean {
@@ -176,12 +188,22 @@ export class Receiver {
   /** The message takes a free slot now (synchronously) and is handled in the background. */
   private dispatch(message: Message): void {
     const { activity } = this.d;
-    this.occupied++;
+    let stage: 'holding' | 'finishing' | 'done' = 'holding';
+    const containerExited = () => {
+      if (stage !== 'holding') return;
+      stage = 'finishing';
+      this.holding--;
+      this.finishing++;
+      this.slotFreed?.();
+    };
+    this.holding++;
     activity.handling++;
-    const handled = this.handleMessage(message)
+    const handled = this.handleMessage(message, containerExited)
       .catch((err: unknown) => this.d.taskError('handling a message failed; it will be received again', { error: err, message_id: message.MessageId }))
       .finally(() => {
-        this.occupied--;
+        if (stage === 'holding') this.holding--;
+        else this.finishing--;
+        stage = 'done';
         activity.handling--;
         activity.markBusy();
         this.handlers.delete(handled);
@@ -212,8 +234,8 @@ export class Receiver {
     this.tails.add(tracked);
   }
 
-  /** Decode, claim, and dispatch on the claim's outcome. */
-  private async handleMessage(message: Message): Promise<void> {
+  /** Decode, claim, and dispatch on the claim's outcome. `containerExited` frees the slot early. */
+  private async handleMessage(message: Message, containerExited: () => void): Promise<void> {
     const { sqs, config, store } = this.d;
     const decoded = decodeEnvelope(message.Body);
     if (!decoded.ok) {
@@ -231,6 +253,7 @@ export class Receiver {
       case 'claimed': {
         log.info(outcome.takeover ? 'took over a task whose lease expired' : 'claimed task', { attempt: outcome.lease.attempt, receive_count: message.Attributes?.ApproximateReceiveCount });
         const run = this.d.newRun(outcome.lease, outcome.record, message.ReceiptHandle, { startedAt: claimStartedAt, endedAt: Date.now() });
+        void run.exited?.then(containerExited);
         const result = await run.execute();
         // The slot frees now; deleting the message and removing the container go on behind it.
         this.track(run.tail);

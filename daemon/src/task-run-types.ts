@@ -28,6 +28,8 @@ export interface TaskRunDeps {
   /** Extra env (e.g. the per-task credentials endpoint) added by the daemon. */
   readonly extraEnv?: (lease: Lease) => Promise<string[]>;
   readonly onTaskEnd?: (lease: Lease) => void;
+  /** The attempt's container runs (started, or adopted after a restart). */
+  readonly onContainerStarted?: (lease: Lease) => void;
   /** Local copies of each renewed lease, for the lease guard (lease-guard.ts). */
   readonly leaseFiles?: LeaseFiles;
   /** Told when the Docker engine stopped answering, so the daemon stops claiming until it is back. */

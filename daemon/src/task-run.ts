@@ -13,8 +13,8 @@ import { abcaAtMostOnce, abcaTaskIdOf } from './abca-mirror';
 import { DispatchClock, type ClaimTiming } from './dispatch-timing';
 import { RETRY_POLICIES, retry, sleep } from './retry';
 import { heartbeatLoop } from './task-heartbeat';
-import { TERMINAL_STATUSES, TaskStatus, type DispatchTimings, type TaskRecord, type TaskSpec } from './contract';
-import type { Lease } from './store';
+import { TERMINAL_STATUSES, TaskStatus, type TaskRecord, type TaskSpec } from './contract';
+import type { Lease, StartFacts } from './store';
 import type { Logger } from './log';
 import { isEngineServerError, isEngineUnreachable, isSignalExit } from './engine-errors';
 import type { ExitFacts, TaskFiles } from './runner';
@@ -48,8 +48,8 @@ export class TaskRun {
   phase: 'preparing' | 'running' | 'stopping' | 'finishing' = 'preparing';
   /** Per-phase dispatch timings (a claimed task; not an adopted one). */
   private readonly dispatch?: DispatchClock;
-  /** The dispatch timings completed at the start and not yet written (see TaskStore.heartbeat). */
-  private dispatchUnwritten = false;
+  /** Which start facts (StartFacts: the container id, the dispatch timings) a write has carried. */
+  private readonly factsWritten = { container: false, dispatch: false };
   /** The task's output, once opened (closed at the cleanup). */
   private output?: TaskOutput;
   /**
@@ -61,6 +61,12 @@ export class TaskRun {
    * by the next boot's recovery (recovery.ts). The receiver waits for it before a drain ends.
    */
   tail: Promise<void> = Promise.resolve();
+  /**
+   * Resolves when the container has exited, before the outcome is recorded (the receiver frees
+   * the slot there: receiver.ts `freeSlots`), or when the run ends without one. Never rejects.
+   */
+  readonly exited: Promise<void>;
+  private markExited!: () => void;
 
   constructor(
     private readonly deps: TaskRunDeps,
@@ -70,6 +76,7 @@ export class TaskRun {
     claim?: ClaimTiming,
   ) {
     this.taskId = lease.taskId;
+    this.exited = new Promise<void>((resolve) => (this.markExited = resolve));
     this.dispatch = claim ? new DispatchClock(record, claim) : undefined;
     this.log = deps.log.child({ task_id: lease.taskId, attempt: lease.attempt });
     this.leaseExpiresAt = Date.now() + deps.config.timings.leaseSeconds * 1000;
@@ -140,6 +147,7 @@ export class TaskRun {
         this.container = container;
         this.started = true;
         this.phase = 'running';
+        this.deps.onContainerStarted?.(this.lease);
         if (this.record.lease_expires_at) this.deps.leaseFiles?.write({ task_id: this.taskId, attempt: this.lease.attempt, lease_expires_at: this.record.lease_expires_at });
         const { done: streamDone } = await runner.attach(container, output);
         const startedAt = this.record.started_at ?? Date.now();
@@ -158,6 +166,7 @@ export class TaskRun {
     try {
       return await body();
     } finally {
+      this.markExited();
       this.heartbeatAbort.abort();
       await heartbeats;
       this.deps.leaseFiles?.remove(this.taskId);
@@ -204,36 +213,40 @@ export class TaskRun {
       env = [...this.inputs.baseEnv(payload, spec), ...(await this.inputs.secretEnv(spec)), ...(this.deps.extraEnv ? await this.deps.extraEnv(this.lease) : [])];
       const image = await this.timed('image_pull_ms', () => runner.ensureImage(spec.image));
       this.dispatch?.pulled(image === 'pulled');
-      const taskFiles = await runner.prepareFiles(this.taskId, payload, spec.disk_mb);
-      files = taskFiles;
-      this.container = await this.timed('container_create_ms', () => runner.create({ taskId: this.taskId, attempt: this.lease.attempt, spec, env, files: taskFiles, graceSeconds: config.timings.cancelGraceSeconds }));
+      files = await runner.prepareFiles(this.taskId, payload, spec.disk_mb);
     } catch (err) {
-      if (this.stopReason) return await this.endWithoutStart();
-      if (err instanceof SealUnverifiedError) return await this.engineInterrupted(err.message, false, true);
-      if (isEngineUnreachable(err)) return await this.engineInterrupted(`the Docker engine did not answer while preparing the task: ${(err as Error).message}`, true);
-      if (isEngineServerError(err)) return await this.engineInterrupted(`the Docker engine failed while preparing the task (this attempt counts): ${(err as Error).message}`, false, false);
-      const reason = err instanceof PrepareError || /Image(Policy|Pull)Error/.test((err as Error).name) ? (err as Error).message : `preparing the task failed: ${(err as Error).message}`;
-      this.log.warn('task failed before start', { reason });
-      return await this.outcome.finish(TaskStatus.FAILED, { reason: this.deps.log.secrets.redact(reason) });
+      return await this.failedBeforeStart(err);
     }
     if (this.stopReason) return await this.endWithoutStart();
 
-    // The first heartbeat must succeed before the container starts.
+    // The first heartbeat (RUNNING) must land before the container starts. It goes out beside
+    // the container's creation and attach: neither needs the other (the record learns the
+    // container's id with the next write, StartFacts), so the start waits for the slower of
+    // the two rather than for both in a row. Whatever the write says, `this.container` is set
+    // when a create succeeded, so the cleanup removes a container that never starts.
     const sentAt = Date.now();
-    const running = await store.markRunning(this.lease, this.container.id, this.dispatch?.timings);
-    if (running === 'fenced') return this.outcome.fenced('first heartbeat fenced out');
-    if (running === 'cancel-requested' || this.stopReason) {
+    const taskFiles = files;
+    const [running, created] = await Promise.allSettled([
+      store.markRunning(this.lease),
+      (async () => {
+        const container = (this.container = await this.timed('container_create_ms', () => runner.create({ taskId: this.taskId, attempt: this.lease.attempt, spec, env, files: taskFiles, graceSeconds: config.timings.cancelGraceSeconds })));
+        const output = (this.output = this.outputs.open(taskFiles));
+        return { container, output, ...(await runner.attach(container, output)) };
+      })(),
+    ]);
+    if (running.status === 'rejected') throw running.reason;
+    if (running.value === 'fenced') return this.outcome.fenced('first heartbeat fenced out');
+    if (running.value === 'cancel-requested' || this.stopReason) {
       this.stopReason ??= 'cancel';
       return await this.endWithoutStart();
     }
     // Before the start: the lease guard kills a running container that has no local lease.
     this.recordLease(sentAt);
-
-    const output = (this.output = this.outputs.open(files));
-    const { done: streamDone } = await runner.attach(this.container, output);
+    if (created.status === 'rejected') return await this.failedBeforeStart(created.reason);
+    const { container, output, done: streamDone } = created.value;
     const startedAt = Date.now();
     try {
-      await this.timed('container_start_ms', () => this.container!.start());
+      await this.timed('container_start_ms', () => container.start());
     } catch (err) {
       if (isEngineUnreachable(err)) return await this.engineInterrupted(`the Docker engine did not answer when starting the container: ${(err as Error).message}`, true);
       // A 5xx is the engine's own trouble (seen right after a dockerd restart: "failed to update
@@ -244,16 +257,15 @@ export class TaskRun {
       // in the image): the task's own fault, and every attempt would fail the same way.
       const reason = this.deps.log.secrets.redact(`the container could not start: ${(err as Error).message}`);
       this.log.warn('task failed at container start', { reason });
-      return await this.outcome.finish(TaskStatus.FAILED, { reason });
+      return await this.outcome.finish(TaskStatus.FAILED, { reason, ...this.unwrittenStartFacts() });
     }
     this.started = true;
     this.phase = 'running';
-    this.log.info('container started', { container_id: this.container.id, image: spec.image, dispatch: this.dispatch?.timings });
-    // container_start_ms rides on the first heartbeat or the terminal write, whichever comes first.
-    this.dispatchUnwritten = this.dispatch !== undefined;
+    this.deps.onContainerStarted?.(this.lease);
+    this.log.info('container started', { container_id: container.id, image: spec.image, dispatch: this.dispatch?.timings });
     // A stop requested between markRunning and start applies now.
-    if (this.stopReason) runner.stop(this.container, config.timings.cancelGraceSeconds).catch(() => undefined);
-    return await this.supervise(spec, files, output, streamDone, startedAt);
+    if (this.stopReason) runner.stop(container, config.timings.cancelGraceSeconds).catch(() => undefined);
+    return await this.supervise(spec, taskFiles, output, streamDone, startedAt);
   }
 
   /** Waits for the container under heartbeats and the timeout, then the one terminal write. */
@@ -266,6 +278,9 @@ export class TaskRun {
     let engineLost: string | undefined;
     try {
       const facts = await this.waitThroughEngineRestarts();
+      // The slot frees here (receiver.ts); the outcome is recorded beside the next task.
+      this.phase = 'finishing';
+      this.markExited();
       oom.stop();
       if (facts === 'engine-lost') {
         engineLost = `the Docker engine stopped answering while the container ran and was not back within ${this.deps.config.timings.leaseSeconds} s`;
@@ -282,7 +297,6 @@ export class TaskRun {
     // Before the terminal write: the stream gets what it still holds (bounded by a deadline).
     await this.outputs.closeLog();
     const duration_ms = Date.now() - startedAt;
-    this.phase = 'finishing';
     this.log.info('container exited', { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, stop_reason: this.stopReason });
 
     if (this.fencedOut || this.stopReason === 'lease-lost') return this.outcome.fenced('lease lost while running');
@@ -296,7 +310,7 @@ export class TaskRun {
       if (outside) return await this.engineInterrupted(`${outside}; use \`fleet cancel\` to stop a task for good`);
     }
     const outFiles = await runner.outputFiles(this.container!, files);
-    const common = { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, log_tail: output.tail(), ...runner.readResult(outFiles, (s) => this.deps.log.secrets.redact(s)), ...(await this.outputs.artifacts(outFiles)), ...this.unwrittenDispatch() };
+    const common = { exit_code: exit.exitCode, oom_killed: exit.oomKilled, duration_ms, log_tail: output.tail(), ...runner.readResult(outFiles, (s) => this.deps.log.secrets.redact(s)), ...(await this.outputs.artifacts(outFiles)), ...this.unwrittenStartFacts() };
     if (this.stopReason === 'cancel') return await this.outcome.finish(TaskStatus.CANCELLED, { ...common, reason: 'cancelled by request' });
     if (this.stopReason === 'timeout') return await this.outcome.finish(TaskStatus.TIMED_OUT, { ...common, reason: `timed out after ${spec.timeout_s} s` });
     if (exit.exitCode === 0 && !exit.oomKilled) return await this.outcome.finish(TaskStatus.COMPLETED, common);
@@ -350,6 +364,17 @@ export class TaskRun {
     return this.outcome.release(this.releaseReason, refund);
   }
 
+  /** Preparing or creating the container failed: the engine's fault gets another attempt, the task's own ends it. */
+  private async failedBeforeStart(err: unknown): Promise<TaskRunResult> {
+    if (this.stopReason) return await this.endWithoutStart();
+    if (err instanceof SealUnverifiedError) return await this.engineInterrupted(err.message, false, true);
+    if (isEngineUnreachable(err)) return await this.engineInterrupted(`the Docker engine did not answer while preparing the task: ${(err as Error).message}`, true);
+    if (isEngineServerError(err)) return await this.engineInterrupted(`the Docker engine failed while preparing the task (this attempt counts): ${(err as Error).message}`, false, false);
+    const reason = err instanceof PrepareError || /Image(Policy|Pull)Error/.test((err as Error).name) ? (err as Error).message : `preparing the task failed: ${(err as Error).message}`;
+    this.log.warn('task failed before start', { reason });
+    return await this.outcome.finish(TaskStatus.FAILED, { reason: this.deps.log.secrets.redact(reason) });
+  }
+
   private async endWithoutStart(): Promise<TaskRunResult> {
     if (this.stopReason === 'release') return this.outcome.release(this.releaseReason);
     if (this.stopReason === 'lease-lost') return this.outcome.fenced('lease lost before start');
@@ -359,9 +384,12 @@ export class TaskRun {
     return this.outcome.finish(TaskStatus.CANCELLED, { reason: 'cancelled before the container started' });
   }
 
-  /** The dispatch timings for the next write, while no write carried them since the start. */
-  private unwrittenDispatch(): { dispatch?: DispatchTimings } {
-    return this.dispatchUnwritten && this.dispatch ? { dispatch: this.dispatch.timings } : {};
+  /** The start facts no write has carried yet: the container's id, and the dispatch timings once started. */
+  private unwrittenStartFacts(): StartFacts {
+    return {
+      ...(this.container && !this.factsWritten.container ? { container_id: this.container.id } : {}),
+      ...(this.started && this.dispatch && !this.factsWritten.dispatch ? { dispatch: this.dispatch.timings } : {}),
+    };
   }
 
   private timed<T>(phase: 'image_pull_ms' | 'container_create_ms' | 'container_start_ms', fn: () => Promise<T>): Promise<T> {
@@ -381,8 +409,12 @@ export class TaskRun {
     return heartbeatLoop({
       timings: this.deps.config.timings, signal: this.heartbeatAbort.signal, lease: this.lease, record: this.record, log: this.log, abcaMirror: this.deps.abcaMirror,
       beat: async (l) => {
-        const beat = await this.deps.store.heartbeat(l, this.unwrittenDispatch().dispatch);
-        if (beat.kind === 'ok') this.dispatchUnwritten = false;
+        const facts = this.unwrittenStartFacts();
+        const beat = await this.deps.store.heartbeat(l, facts);
+        if (beat.kind === 'ok') {
+          if (facts.container_id) this.factsWritten.container = true;
+          if (facts.dispatch) this.factsWritten.dispatch = true;
+        }
         return beat;
       },
       leaseExpiresAt: () => this.leaseExpiresAt,

@@ -39,6 +39,7 @@ const PINNED = {
     'log_tail',
     'artifacts',
     'artifacts_error',
+    'dispatch',
   ],
   cancel: [KEY, 'status', 'attempt', 'cancel_requested_at', 'reason', 'updated_at', 'finished_at', 'expires_at'],
   resend: [KEY, 'status', 'attempt', 'lease_expires_at', 'message_sent_at', 'updated_at'],

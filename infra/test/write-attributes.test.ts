@@ -9,7 +9,7 @@
  */
 import { GetCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../../daemon/src/aws';
-import { TASKS_TABLE, TaskStatus, newTaskId, type TaskRecord } from '../../daemon/src/contract';
+import { TASKS_TABLE, TaskStatus, newTaskId, type DispatchTimings, type TaskRecord } from '../../daemon/src/contract';
 import { TaskStore, type Lease } from '../../daemon/src/store';
 import { FleetClient } from '../../scripts/lib/client';
 import { SUBMITTER_ONLY_ATTRIBUTES, TASK_WRITE_ATTRIBUTES, TASK_WRITE_RETURN_VALUES, type TaskWriter } from '../permissions';
@@ -17,6 +17,7 @@ import { SUBMITTER_ONLY_ATTRIBUTES, TASK_WRITE_ATTRIBUTES, TASK_WRITE_RETURN_VAL
 const TASKS = 'tasks';
 const EVENTS = 'events';
 const NOW = 1_700_000_000_000;
+const DISPATCH: DispatchTimings = { queue_wait_ms: 1, claim_ms: 2, image_pull_ms: 0, image_pulled: false, container_create_ms: 3, container_start_ms: 4 };
 
 /** One UpdateItem on the tasks table as the store sent it. */
 interface SentUpdate {
@@ -180,8 +181,10 @@ function leasedScenarios(): Array<[string, (rec: Recorder) => Promise<unknown>]>
     return { r, lease };
   };
   return [
-    ['markRunning', (rec) => { const { r, lease } = held(TaskStatus.CLAIMED); return store(fakeDdb(() => r, rec)).markRunning(lease, 'c-1'); }],
+    ['markRunning', (rec) => { const { r, lease } = held(TaskStatus.CLAIMED); return store(fakeDdb(() => r, rec)).markRunning(lease); }],
+    ['markRunning with its start facts', (rec) => { const { r, lease } = held(TaskStatus.CLAIMED); return store(fakeDdb(() => r, rec)).markRunning(lease, { container_id: 'c-1', dispatch: DISPATCH }); }],
     ['heartbeat (ReturnValues ALL_NEW)', (rec) => { const { r, lease } = held(TaskStatus.RUNNING); return store(fakeDdb(() => r, rec)).heartbeat(lease); }],
+    ['first heartbeat, carrying the start facts', (rec) => { const { r, lease } = held(TaskStatus.RUNNING); return store(fakeDdb(() => r, rec)).heartbeat(lease, { container_id: 'c-1', dispatch: DISPATCH }); }],
     ['finish with every terminal field', (rec) => {
       const { r, lease } = held(TaskStatus.RUNNING);
       return store(fakeDdb(() => r, rec)).finish(lease, TaskStatus.FAILED, {
@@ -194,6 +197,8 @@ function leasedScenarios(): Array<[string, (rec: Recorder) => Promise<unknown>]>
         reason: 'oom',
         artifacts: { prefix: 'artifacts/t/1/', count: 1, bytes: 2, truncated: false },
         artifacts_error: 'upload failed',
+        container_id: 'c-1',
+        dispatch: DISPATCH,
       });
     }],
     ['release with the attempt refunded', (rec) => { const { r, lease } = held(TaskStatus.RUNNING); return store(fakeDdb(() => r, rec)).release(lease, 'drain'); }],

@@ -184,6 +184,29 @@ test('kill -9 of a daemon and its instance mid-task: another daemon takes over a
   expect(events.filter((e) => e.type === EventType.COMPLETED)).toHaveLength(1);
 });
 
+test("a running task's record names its container and its dispatch timings from its first heartbeat (the RUNNING write goes out beside the create)", async () => {
+  // Prepare
+  const d = daemon(0, { timings: { leaseSeconds: 30, heartbeatSeconds: 2 } });
+  await d.ready();
+  const { taskId } = await client.submitTask(demoSpec({ DEMO_SLEEP_S: '8' }));
+  await waitForStatus(taskId, TaskStatus.RUNNING);
+  // Act: the first heartbeat (every 2 s ± 10 %) while the container runs.
+  const deadline = Date.now() + 15_000;
+  let running = await client.getTask(taskId);
+  while (running.container_id === undefined && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    running = await client.getTask(taskId);
+  }
+  // Assess: still RUNNING, with the id of the container the engine runs, and the timings.
+  expect(running.status).toBe(TaskStatus.RUNNING);
+  const containers = await fleet.docker.listContainers({ filters: { label: [`${CONTAINER_LABELS.taskId}=${taskId}`] } });
+  expect(containers.map((c) => c.Id)).toEqual([running.container_id]);
+  expect(running.dispatch?.container_start_ms).toEqual(expect.any(Number));
+  const done = await client.waitForTerminal(taskId, { timeoutMs: 60_000 });
+  expect(done.status).toBe(TaskStatus.COMPLETED);
+  expect(done.container_id).toBe(running.container_id);
+});
+
 test('a daemon restarted after kill -9 re-adopts the container whose lease it still holds; no second container', async () => {
   const a = daemon(0, { timings: { leaseSeconds: 30, heartbeatSeconds: 2 } });
   await a.ready();
@@ -195,6 +218,8 @@ test('a daemon restarted after kill -9 re-adopts the container whose lease it st
   const record = await client.waitForTerminal(taskId, { timeoutMs: 60_000 });
   expect(record.status).toBe(TaskStatus.COMPLETED);
   expect(record.attempt).toBe(1);
+  // Written by the adopting run when the first daemon died before its first heartbeat carried it.
+  expect(record.container_id).toMatch(/^[0-9a-f]{64}$/);
   const types = (await client.listEvents(taskId)).map((e) => e.type);
   expect(types).toEqual([EventType.SUBMITTED, EventType.CLAIMED, EventType.RUNNING, EventType.COMPLETED]);
   expect(await runningContainers(taskId)).toBe(0);

@@ -170,6 +170,8 @@ test("a task's record shows its dispatch phases; a task whose image was not prep
       container_create_ms: expect.any(Number),
       container_start_ms: expect.any(Number),
     });
+    // Carried with the dispatch timings by the terminal write (a task this short has no heartbeat).
+    expect(r.container_id).toMatch(/^[0-9a-f]{64}$/);
   }
   expect(prepulled.dispatch!.image_pulled).toBe(false);
   expect(pulled.dispatch!.image_pulled).toBe(true);

@@ -1,7 +1,7 @@
 /**
  * The one receive loop (daemon/src/receiver.ts): each long poll asks for as many messages as
- * there are free slots, every message takes a slot at once, and fleetd never holds more
- * messages than free slots. SQS and the store are fakes; each long poll is answered by the test,
+ * there are free slots, every message takes a slot at once until its container exits, and
+ * fleetd never holds more messages than free slots plus the outcomes still being recorded. SQS and the store are fakes; each long poll is answered by the test,
  * so nothing here depends on time.
  */
 import { ChangeMessageVisibilityCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
@@ -25,7 +25,9 @@ interface FakeRun {
   readonly taskId: string;
   /** The run ended (`finish` was called). */
   readonly ended: boolean;
-  /** Ends the run (the terminal write is done: the slot frees). */
+  /** The run's container exits (its outcome is still to be recorded: the slot frees). */
+  exit(): void;
+  /** Ends the run (the terminal write is done; the slot frees if `exit` did not free it). */
   finish(): void;
   /** Ends the run's background tail (message deletion, container removal). */
   finishTail(): void;
@@ -92,6 +94,7 @@ function harness(slots: number) {
     log: quiet,
     newRun: (lease) => {
       const ended = deferred<TaskRunResult>();
+      const exited = deferred();
       const tail = deferred();
       let tailDone = false;
       running++;
@@ -99,10 +102,12 @@ function harness(slots: number) {
       const run = {
         taskId: lease.taskId,
         ended: false,
+        exit: () => exited.resolve(),
         finish: () => {
           if (run.ended) return;
           run.ended = true;
           running--;
+          exited.resolve();
           ended.resolve({ taskId: lease.taskId, status: 'COMPLETED' as TaskRunResult['status'] });
         },
         finishTail: () => {
@@ -113,6 +118,7 @@ function harness(slots: number) {
       runs.push(run);
       return {
         execute: () => ended.promise,
+        exited: exited.promise,
         get tail() {
           return tailDone ? Promise.resolve() : tail.promise;
         },
@@ -198,6 +204,37 @@ describe('one receive loop for all slots', () => {
     // Cleanup
     await settle(() => h.polls.length === 7, 'the poll for the slot the last round freed');
     await drainAndEnd(h, h.polls[6], done);
+  });
+
+  it('frees a slot when its container exits, and records at most as many outcomes at once as there are slots', async () => {
+    // Prepare: 1 slot, task A running.
+    const h = harness(1);
+    const done = h.receiver.start();
+    (await h.nextPoll()).answer([newTaskId()]);
+    await settle(() => h.running === 1, 'task A running');
+    expect(h.receiver.freeSlots).toBe(0);
+    // Act: A's container exits; its outcome is not recorded yet.
+    h.runs[0].exit();
+    // Assess: the slot is free for task B while A's terminal write goes on.
+    const second = await h.nextPoll();
+    expect(second.asked).toBe(1);
+    second.answer([newTaskId()]);
+    await settle(() => h.running === 2, 'A finishing beside B running');
+    expect(h.receiver.freeSlots).toBe(0);
+    // Act: B exits too while A's outcome is still being recorded.
+    h.runs[1].exit();
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+    // Assess: two outcomes in flight on one slot: no poll until one of them is recorded.
+    expect(h.receiver.freeSlots).toBe(0);
+    expect(h.polls).toHaveLength(2);
+    // Act: A's terminal write lands.
+    h.runs[0].finish();
+    // Assess: a slot again, and never more than 2 × slots messages in hand.
+    const third = await h.nextPoll();
+    expect(third.asked).toBe(1);
+    expect(h.mostInHand).toBeLessThanOrEqual(2);
+    // Cleanup
+    await drainAndEnd(h, third, done);
   });
 
   it('hands back at once a message that arrives after a drain began, and ends only after the running tasks and their background tails', async () => {

@@ -16,9 +16,9 @@ const statusEnum = z.enum(ALL_STATUSES as [TaskStatus, ...TaskStatus[]]);
 const durationMs = z.number().int().nonnegative();
 
 /**
- * Per-phase dispatch timings of an attempt, written by fleetd with the RUNNING transition
- * (container_start_ms with the first heartbeat or the terminal write, whichever comes first).
- * docs/scaling.md "Dispatch timings".
+ * Per-phase dispatch timings of an attempt, written by fleetd with the attempt's first heartbeat
+ * or its terminal write, whichever comes first (with `container_id`: the RUNNING write goes out
+ * beside the container's creation, before either is known). docs/scaling.md "Dispatch timings".
  */
 export const DispatchTimingsSchema = z.object({
   /** Message sent (or the record created) → this fleetd began the claim: the queue and the receive. */

@@ -26,13 +26,12 @@ import {
   parseTaskRecord,
   retentionExpiresAt,
   statusesLeadingTo,
-  type DispatchTimings,
   takeoverVerdict,
   type TaskRecord,
 } from '../contract';
 import { and, buildUpdate, isConditionFailure, leaseExpired, unchangedSince, StoreError, type UpdateSpec } from './dynamo';
 import { eventRow } from './events';
-import type { ClaimOutcome, HeartbeatOutcome, Lease, ResendOutcome, TerminalFields } from './task-types';
+import type { ClaimOutcome, HeartbeatOutcome, Lease, ResendOutcome, StartFacts, TerminalFields } from './task-types';
 import { TaskWrites } from './task-writes';
 
 export * from './task-types';
@@ -246,16 +245,18 @@ export class TaskStore extends TaskWrites {
    * First heartbeat: CLAIMED → RUNNING with the container id. The container is started only
    * after this write succeeds. 'cancel-requested' when a cancel arrived meanwhile.
    */
-  async markRunning(lease: Lease, containerId: string, dispatch?: DispatchTimings): Promise<'ok' | 'cancel-requested' | 'fenced'> {
+  async markRunning(lease: Lease, facts: StartFacts = {}): Promise<'ok' | 'cancel-requested' | 'fenced'> {
     const now = this.now();
-    // Timeline: t0 claimed (attempt A, CLAIMED) → t1 image pulled, container created →
-    // t2 this write, fenced on A and CLAIMED. A cancel at t1 made the status CANCEL_REQUESTED
-    // (condition fails, we report it); a takeover at t1 changed the attempt (fenced).
+    // Timeline: t0 claimed (attempt A, CLAIMED) → t1 image present, container being created
+    // (fleetd sends this write beside the create, so the record names its container on a later
+    // write: StartFacts) → t2 this write, fenced on A and CLAIMED; the container starts only
+    // after it landed. A cancel at t1 made the status CANCEL_REQUESTED (condition fails, we
+    // report it); a takeover at t1 changed the attempt (fenced).
     const ok = await this.transition(
       lease.taskId,
-      { set: { status: TaskStatus.RUNNING, container_id: containerId, started_at: now, heartbeat_at: now, lease_expires_at: this.leaseUntil(now), updated_at: now, dispatch } },
+      { set: { status: TaskStatus.RUNNING, ...facts, started_at: now, heartbeat_at: now, lease_expires_at: this.leaseUntil(now), updated_at: now } },
       this.fenced(lease, [TaskStatus.CLAIMED]),
-      { type: EventType.RUNNING, at: now, status: TaskStatus.RUNNING, attempt: lease.attempt, instance_id: lease.instanceId, detail: { container_id: containerId } },
+      { type: EventType.RUNNING, at: now, status: TaskStatus.RUNNING, attempt: lease.attempt, instance_id: lease.instanceId, ...(facts.container_id ? { detail: { container_id: facts.container_id } } : {}) },
     );
     if (ok) return 'ok';
     const { record } = await this.get(lease.taskId);
@@ -264,14 +265,15 @@ export class TaskStore extends TaskWrites {
   }
 
   /**
-   * Extends the lease. Not a transition, so no event row. `dispatch`: the attempt's timings
-   * completed after the start (container_start_ms), carried by the first beat (or else by the
-   * terminal write) rather than by a write of their own: one DynamoDB call less per task (issue #18).
+   * Extends the lease. Not a transition, so no event row. `facts`: what the attempt learned
+   * after its RUNNING write (its container id, its dispatch timings), carried by the first beat
+   * (or else by the terminal write) rather than by a write of their own: one DynamoDB call less
+   * per task (issue #18).
    */
-  async heartbeat(lease: Lease, dispatch?: DispatchTimings): Promise<HeartbeatOutcome> {
+  async heartbeat(lease: Lease, facts: StartFacts = {}): Promise<HeartbeatOutcome> {
     const now = this.now();
     const update = buildUpdate(
-      { set: { heartbeat_at: now, lease_expires_at: this.leaseUntil(now), updated_at: now, ...(dispatch ? { dispatch } : {}) } },
+      { set: { heartbeat_at: now, lease_expires_at: this.leaseUntil(now), updated_at: now, ...facts } },
       this.fenced(lease, [TaskStatus.CLAIMED, TaskStatus.RUNNING, TaskStatus.CANCEL_REQUESTED]),
     );
     try {

@@ -29,7 +29,17 @@ export type ClaimOutcome =
 
 export type HeartbeatOutcome = { kind: 'ok'; status: TaskStatus } | { kind: 'fenced'; record?: TaskRecord };
 
-export interface TerminalFields {
+/**
+ * What an attempt learns only once its RUNNING write is out (the write goes beside the
+ * container's creation: task-run.ts): its container and its dispatch timings. They ride on the
+ * attempt's next write, the first heartbeat or the terminal write, whichever comes first.
+ */
+export interface StartFacts {
+  readonly container_id?: string;
+  readonly dispatch?: DispatchTimings;
+}
+
+export interface TerminalFields extends StartFacts {
   readonly exit_code?: number;
   readonly oom_killed?: boolean;
   readonly duration_ms?: number;
@@ -39,8 +49,6 @@ export interface TerminalFields {
   readonly reason?: string;
   readonly artifacts?: ArtifactsSummary;
   readonly artifacts_error?: string;
-  /** The attempt's dispatch timings, when no heartbeat carried them since the start (TaskStore.heartbeat). */
-  readonly dispatch?: DispatchTimings;
 }
 
 /** 'raced': the record changed since it was read (nothing sent); 'ended': it is terminal (nothing to send). */

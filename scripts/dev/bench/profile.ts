@@ -3,12 +3,28 @@
  * "container gone", taken from the tracing proxies in front of moto and dockerd (fleetd itself
  * is not changed). Offsets are from the record's created_at. The proxies add a hop to every
  * call; that cost is measured here too and reported beside the profile.
+ *
+ * Part of `npm run bench` (3 samples on its idle daemon). Alone, against the local stack, on a
+ * daemon of its own (BENCH_BUNDLE=path profiles another fleetd build, e.g. a base for an A/B):
+ *   npx tsx scripts/dev/bench/profile.ts [samples, default 5]
  */
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import '../../../daemon/src/quiet-sdk-warning';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createAwsClients } from '../../../daemon/src/aws';
 import { dockerClient } from '../../../daemon/src/docker';
 import { sleep } from '../../../daemon/src/retry';
+import { FleetClient } from '../../lib/client';
+import { stackEnv as localStackEnv } from '../harness/fleet';
+import { provisionFleet } from '../local/provision';
+import { EngineEvents, RawEngine } from './engine';
 import { runOneTask, trivialSpec, type BenchContext, type BenchFleet, type TaskTimeline } from './fleet-task';
-import type { AwsProxy, DockerTraceProxy, TracedCall } from './proxy';
+import { BenchDaemon, buildFleetdBundle } from './fleetd-process';
+import { formatLoad, loadAverage } from './machine';
+import { AwsProxy, DockerTraceProxy, type TracedCall } from './proxy';
+import { runStandalone } from './standalone';
 import { summarize, type Summary } from './stats';
 
 /** What the n-th call of an operation does in fleetd's dispatch path (task-run.ts, lease.ts). */
@@ -127,3 +143,50 @@ export async function profilePhase(ctx: BenchContext, fleet: BenchFleet, aws: Aw
   const start = steps.find((s) => s.call === 'POST /containers/:id/start #1');
   return { samples, timelines, steps, toStartRequestMs: start?.startMs ?? summarize([]), proxyOverheadMs: await proxyOverhead(ctx, fleet, aws, docker) };
 }
+
+/** The profile alone: one 1-slot daemon behind both tracing proxies, `samples` dispatches. */
+async function main(): Promise<void> {
+  const samples = Number(process.argv[2] ?? 5);
+  if (!Number.isInteger(samples) || samples < 1) throw new Error(`usage: profile.ts [samples]; got ${process.argv[2]}`);
+  const bundlePath = process.env.BENCH_BUNDLE ?? (await buildFleetdBundle()).path;
+  if (!fs.existsSync(bundlePath)) throw new Error(`BENCH_BUNDLE: ${bundlePath} does not exist`);
+  const stackEnv = localStackEnv();
+  const say = (line: string) => console.error(`[profile] ${line}`);
+  const dockerSocket = stackEnv.DOCKER_HOST?.startsWith('unix://') ? stackEnv.DOCKER_HOST.slice('unix://'.length) : undefined;
+  if (!dockerSocket) throw new Error(`the Docker trace proxy needs a unix socket DOCKER_HOST; got ${stackEnv.DOCKER_HOST}`);
+  const docker = dockerClient(stackEnv.DOCKER_HOST);
+  const clients = createAwsClients();
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleet-profile-'));
+  const run = `prof${Date.now().toString(36)}`;
+  const resources = await provisionFleet(clients, run, { instances: 1, minSize: 1, maxSize: 1 });
+  const aws = await AwsProxy.start(stackEnv.AWS_ENDPOINT_URL);
+  const dockerTrace = await DockerTraceProxy.start(dockerSocket, path.join(runDir, 'docker.sock'));
+  const events = await EngineEvents.start(docker);
+  // The SQS client sends each request to its QueueUrl's host: the queue URLs name the proxy too.
+  const viaProxy = (url: string) => `${aws.url}${new URL(url).pathname}`;
+  const daemon = new BenchDaemon({
+    name: 'profile', fleet: { ...resources, queueUrl: viaProxy(resources.queueUrl), dlqUrl: viaProxy(resources.dlqUrl) }, instanceId: resources.instanceIds[0], slots: 1,
+    stackEnv, bundlePath, runDir, awsEndpoint: aws.url, dockerHost: `unix://${dockerTrace.socketPath}`,
+  });
+  const ctx: BenchContext = { docker, events, raw: new RawEngine(docker, runDir, `${run}-raw`), demoImage: stackEnv.FLEET_LOCAL_DEMO_IMAGE, say };
+  say(`load average ${formatLoad(loadAverage())}; fleetd ${bundlePath}`);
+  try {
+    await daemon.boot();
+    await sleep(5000); // past the boot's own calls, as the bench's idle daemon is
+    const result = await profilePhase(ctx, { resources, daemon, client: new FleetClient(clients, resources) }, aws, dockerTrace, samples);
+    for (const s of result.steps) {
+      console.log(`${s.call.padEnd(34)} seen ${s.seenIn}/${samples}  start ${s.startMs.median.toFixed(0).padStart(5)}  end ${Number.isFinite(s.endMs.median) ? s.endMs.median.toFixed(0).padStart(5) : '    —'} ms  ${s.meaning}`);
+    }
+    const t = result.toStartRequestMs;
+    console.log(`enqueue → start request: median ${t.median.toFixed(0)} ms (${result.samples} samples; min ${t.min.toFixed(0)}, max ${t.max.toFixed(0)})`);
+    console.log(`proxy hop: aws ${result.proxyOverheadMs.aws.toFixed(1)} ms, docker ${result.proxyOverheadMs.docker.toFixed(1)} ms; load average at end ${formatLoad(loadAverage())}`);
+  } finally {
+    await daemon.kill();
+    events.close();
+    await aws.close();
+    await dockerTrace.close();
+    fs.rmSync(runDir, { recursive: true, force: true });
+  }
+}
+
+if (require.main === module) runStandalone('profile', main);
