@@ -37,7 +37,7 @@ import { spawnSync } from 'node:child_process';
 import { builtinModules } from 'node:module';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { READ_BUNDLE_OMITTED } from './cli/read-bundle';
+import { READ_BUNDLE_MODULES, READ_BUNDLE_OMITTED } from './cli/read-bundle';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -157,6 +157,30 @@ const READ_BUNDLE_STUBS: Plugin = {
   },
 };
 
+/**
+ * The read bundle: program.ts's `import()`s of the modules status and list run (READ_BUNDLE_MODULES)
+ * become static imports. esbuild wraps the target of an `import()` (and all it imports) in lazy
+ * initializers, and keeps a wrapped package whole: the DynamoDB client with all ~65 of its commands
+ * and their schemas, built at every start. Imported statically, they are tree-shaken like the rest.
+ * A program.ts without one of these `import()`s fails the build, so the change is never silently lost.
+ */
+const READ_BUNDLE_STATIC_IMPORTS: Plugin = {
+  name: 'read-bundle-static-imports',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]scripts[\\/]cli[\\/]program\.ts$/ }, async (args) => {
+      let text = await fs.promises.readFile(args.path, 'utf8');
+      const head: string[] = [];
+      READ_BUNDLE_MODULES.forEach((m, i) => {
+        const call = `import('${m}')`;
+        if (!text.includes(call)) throw new Error(`bundle: ${args.path} no longer contains ${call} (scripts/bundle.ts READ_BUNDLE_STATIC_IMPORTS)`);
+        text = text.split(call).join(`Promise.resolve(__fleetReadModule${i})`);
+        head.push(`import * as __fleetReadModule${i} from '${m}';`);
+      });
+      return { contents: `${head.join(' ')}${text}`, loader: 'ts' };
+    });
+  },
+};
+
 /** Optional native modules left out of the bundle (see the header). */
 export const OPTIONAL_NATIVE_EXTERNALS: readonly string[] = ['cpu-features', '*.node'];
 
@@ -246,7 +270,7 @@ export function bundleOptions(entries: readonly BundleEntry[], outdir: string, c
     keepNames: true,
     external: [...OPTIONAL_NATIVE_EXTERNALS],
     // The CLI drops zod's locales; each entry leaves out what it never calls (omitPackages).
-    plugins: [...(cli ? [ZOD_ENGLISH_ONLY] : [DOCKER_MODEM_LAZY_DEBUG]), ...(cachedCjs ? [BUILTIN_IMPORTS_AS_REQUIRE, READ_BUNDLE_STUBS] : []), omitModules(entries[0]?.omitPackages)],
+    plugins: [...(cli ? [ZOD_ENGLISH_ONLY] : [DOCKER_MODEM_LAZY_DEBUG]), ...(cachedCjs ? [BUILTIN_IMPORTS_AS_REQUIRE, READ_BUNDLE_STUBS, READ_BUNDLE_STATIC_IMPORTS] : []), omitModules(entries[0]?.omitPackages)],
     // The build's commit, fixed in the bundle (daemon/src/version.ts); left to the environment when unknown.
     ...(commit ? { define: { 'process.env.FLEET_BUILD_COMMIT': JSON.stringify(commit) } } : {}),
     metafile: true,

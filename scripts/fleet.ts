@@ -2,6 +2,7 @@
  * `fleet`: the operator's command line for agent-fleet (bin/fleet.js launches it; the standalone bundle
  * is dist/bundle/fleet.mjs). Commands and exit codes: scripts/cli/program.ts and docs/cli.md.
  */
+import './cli/zod-jitless';
 import '../daemon/src/quiet-sdk-warning';
 import { main } from './cli/program';
 

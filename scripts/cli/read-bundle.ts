@@ -11,6 +11,14 @@
 export const READ_BUNDLE_COMMANDS = ['status', 'list'] as const;
 export type ReadBundleCommand = (typeof READ_BUNDLE_COMMANDS)[number];
 
+/**
+ * program.ts's lazily imported modules that the read commands run. The read bundle imports them
+ * statically (scripts/bundle.ts READ_BUNDLE_STATIC_IMPORTS): an `import()` of a bundled module makes
+ * esbuild wrap it and everything it imports in lazy initializers, and a wrapped package is kept
+ * whole (every one of client-dynamodb's ~65 commands and their schemas was built at start-up).
+ */
+export const READ_BUNDLE_MODULES = ['./read-context', './tasks'] as const;
+
 /** program.ts's lazily imported command modules that no read command reaches. */
 export const READ_BUNDLE_OMITTED = ['./config', './submit', './watch', './logs', './artifacts', './cancel', './instances', './operate', './rollout'] as const;
 

@@ -3,7 +3,7 @@
  * (infra/) or by the local stack. Environment variables (FLEET_ENV) override single fields.
  * Unknown keys are rejected so a typo is an error at boot, not a silent default.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TERMINATION_HOOK_NAME } from './deployment';
 import { ARTIFACT_DEFAULTS } from './logs';
 import { DEFAULT_TAG_PREFIX, TAG_PREFIX_PATTERN } from './tags';

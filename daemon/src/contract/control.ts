@@ -6,7 +6,7 @@
  * clear error instead of `undefined` fields. What the status fields mean: docs/lifecycle.md
  * ("`fleetd status`").
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TASK_ID_PATTERN } from './ids';
 import { InstanceStatus } from './tags';
 import { describeValue, oneLine, parseWith, type Parsed } from './validation';

@@ -2,7 +2,7 @@
  * The SQS message body: small and versioned. It carries only the task id; the record in
  * DynamoDB is the truth, so a forged or replayed message can do no more than point at a task.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TASK_ID_PATTERN } from './ids';
 import { LIMITS } from './timings';
 import { describeValue, oneLine, parseWith, type Parsed } from './validation';

@@ -12,7 +12,7 @@
  * redelivered message never makes a second task.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { taskIdForIdempotencyKey } from './ids';
 import { MAX_PAYLOAD_DEPTH, TaskSpecSchema, cleanString, jsonDepth, parseTaskSpec } from './spec';
 import { LIMITS } from './timings';

@@ -4,7 +4,7 @@
  * the payload bucket under `artifacts/<task_id>/<attempt>/`. fleetd writes both; the CLI, the
  * client library, the ABCA adapter and infra/ (IAM scopes, lifecycle rule) read these names.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Key prefix of every artifact in the payload bucket (infra/ scopes PutObject and the lifecycle rule to it). */
 export const ARTIFACTS_KEY_PREFIX = 'artifacts/';

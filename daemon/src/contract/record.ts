@@ -3,7 +3,7 @@
  * rows fleetd keeps about itself. Every read from DynamoDB is validated with these schemas:
  * the tables may be written by other tools and versions.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ALL_STATUSES, EventType, type TaskStatus } from './states';
 import { InstanceStatus } from './tags';
 import { ArtifactsSummarySchema } from './logs';

@@ -13,7 +13,7 @@
  * and `fleet instances` (a scan of the instances table) stays a list of instances. The tag is
  * not propagated at launch (PropagateAtLaunch false).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** The group tag holding the marker (a fixed key: the scaler reads it without the tag prefix). */
 export const ROLLOUT_TAG_KEY = 'agent-fleet:rollout';

@@ -12,7 +12,7 @@
  * SHA-256 digest of that text.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const SEAL_VERSION = 1;
 export const SEAL_MAC_ALGORITHM = 'HMAC_SHA_256';

@@ -3,7 +3,7 @@
  * library, CLI) and again by fleetd before it runs anything: a record may have been written by
  * another tool, so fleetd trusts nothing it reads.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { DEFAULT_TIMINGS, LIMITS } from './timings';
 import { parseWith, type Parsed } from './validation';
 

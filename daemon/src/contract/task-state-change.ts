@@ -9,7 +9,7 @@
  * A transition is a change of `status` or of `attempt` (a takeover is CLAIMED → CLAIMED with a
  * new attempt); a record update that changes neither (a heartbeat, a send time) is none.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ALL_STATUSES, type TaskStatus } from './states';
 import type { TaskRecord } from './record';
 

@@ -2,7 +2,7 @@
  * Turning schema failures into messages a person can act on: each names the field, says what
  * was expected and what was got. Parsing never throws; callers get a `Parsed<T>`.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; problems: string[] };
 
