@@ -6,7 +6,7 @@
 // The contract's modules one by one, not its index: this file is in every command's start-up
 // (program.ts), and the index would build every schema of the contract (docs/benchmarks.md, "CLI start-up").
 import { TASK_ID_PATTERN, TASK_ID_PATTERN_SOURCE } from '../../daemon/src/contract/ids';
-import { ENV_NAME_PATTERN, isReservedEnvName } from '../../daemon/src/contract/spec';
+import { ENV_NAME_PATTERN, isReservedEnvName } from '../../daemon/src/contract/env-names';
 import { ALL_STATUSES, type TaskStatus } from '../../daemon/src/contract/states';
 import { quote } from '../../daemon/src/contract/validation';
 import { UsageError } from './errors';

@@ -4,6 +4,7 @@
  * another tool, so fleetd trusts nothing it reads.
  */
 import * as z from 'zod';
+import { ENV_NAME_PATTERN, RESERVED_ENV_NAMES, RESERVED_ENV_PREFIXES, isReservedEnvName } from './env-names';
 import { DEFAULT_TIMINGS, LIMITS } from './timings';
 import { parseWith, type Parsed } from './validation';
 
@@ -31,17 +32,7 @@ export const IMAGE_PATTERN =
  */
 export const IMAGE_MAX_LENGTH = 512;
 
-export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
-/** Names fleetd sets itself; a spec may not override them. */
-export const RESERVED_ENV_NAMES = ['TASK_ID', 'AGENT_PAYLOAD'] as const;
-export const RESERVED_ENV_PREFIXES = ['FLEET_', 'AWS_'] as const;
-
-export function isReservedEnvName(name: string): boolean {
-  return (
-    (RESERVED_ENV_NAMES as readonly string[]).includes(name) ||
-    RESERVED_ENV_PREFIXES.some((p) => name.startsWith(p))
-  );
-}
+export { ENV_NAME_PATTERN, RESERVED_ENV_NAMES, RESERVED_ENV_PREFIXES, isReservedEnvName } from './env-names';
 
 const envName = z
   .string()
