@@ -160,8 +160,6 @@ export class ContainerRunner {
   async create(args: { taskId: string; attempt: number; spec: TaskSpec; env: string[]; files: TaskFiles; graceSeconds: number; extraHosts?: string[] }): Promise<Docker.Container> {
     const { spec, files } = args;
     const name = this.containerName(args.taskId, args.attempt);
-    // A leftover from a crash of this same attempt: remove it, it never ran under our lease.
-    await this.o.docker.getContainer(name).remove({ force: true }).catch(() => undefined);
     const memory = spec.memory_mb * 1024 * 1024;
     const { sizeLimit } = await this.confinement.get();
     const options = (size: boolean): Docker.ContainerCreateOptions => ({
@@ -192,7 +190,7 @@ export class ContainerRunner {
       },
     });
     try {
-      const container = await this.o.docker.createContainer(options(sizeLimit));
+      const container = await this.createNamed(name, options(sizeLimit));
       // A fresh volume's root is the container root's, 0755: open it to a non-root image user.
       const volume = sizeLimit ? outputVolumeDir(await container.inspect()) : undefined;
       if (volume) try { fs.chmodSync(volume, 0o777); } catch (err) { this.o.log.warn('opening the output volume to non-root users failed', { error: err }); }
@@ -201,7 +199,23 @@ export class ContainerRunner {
       if (!sizeLimit || !isStorageOptRefusal(err)) throw err;
       this.o.log.warn('the engine refused a writable-layer size (storage-opt size needs overlay2 on xfs with pquota); task layers are not size-bounded', { error: err });
       this.confinement.refuseSize();
-      return this.o.docker.createContainer(options(false));
+      return this.createNamed(name, options(false));
+    }
+  }
+
+  /**
+   * Creates the container. A name already in use (409) is a leftover of a crash of this same
+   * attempt, which never ran under our lease: it is removed and the create made again. (Removing
+   * by name before every create cost a Docker call per task for a case only a crash makes.)
+   */
+  private async createNamed(name: string, options: Docker.ContainerCreateOptions): Promise<Docker.Container> {
+    try {
+      return await this.o.docker.createContainer(options);
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 409) throw err;
+      this.o.log.warn('removing a leftover container that holds this attempt\'s name', { name });
+      await this.o.docker.getContainer(name).remove({ force: true }).catch(() => undefined);
+      return this.o.docker.createContainer(options);
     }
   }
 

@@ -82,12 +82,13 @@ function harness(beforeWrite?: (items: Array<{ Update?: { Key?: Record<string, u
   return { store, clients: { ...clients, ddb }, lines, ended: [] };
 }
 
-async function runTask(h: Harness, spec: Record<string, unknown>): Promise<{ result: Awaited<ReturnType<TaskRun['execute']>>; record: TaskRecord }> {
+async function runTask(h: Harness, spec: Record<string, unknown>, beforeRun?: (runner: ContainerRunner, taskId: string, attempt: number) => Promise<void>): Promise<{ result: Awaited<ReturnType<TaskRun['execute']>>; record: TaskRecord }> {
   const { taskId } = await client.submitTask({ ...spec } as never);
   const claim = await h.store.claim(taskId, INSTANCE);
   if (claim.kind !== 'claimed') throw new Error(`claim: ${claim.kind}`);
   const log = new Logger({ component: 'fleetd', instance_id: INSTANCE }, new Redactor(), 'info', (l) => h.lines.push(l));
   const runner = new ContainerRunner({ docker: fleet.docker, workDir: config.workDir, instanceId: INSTANCE, allowedRegistries: config.allowedRegistries, log });
+  await beforeRun?.(runner, taskId, claim.lease.attempt);
   const run = new TaskRun(
     {
       store: h.store,
@@ -132,6 +133,25 @@ test('a task run from claim to cleanup: RUNNING, COMPLETED with its result, even
   expect(record).toMatchObject({ status: TaskStatus.COMPLETED, exit_code: 0, attempt: 1, instance_id: INSTANCE, result: { summary: 'demo agent finished' } });
   expect((await client.listEvents(record.task_id)).map((e) => e.type)).toEqual([EventType.SUBMITTED, EventType.CLAIMED, EventType.RUNNING, EventType.COMPLETED]);
   expect(h.ended).toEqual([record.task_id]);
+  expect(await fleet.docker.listContainers({ all: true, filters: { label: [`agent-fleet.task-id=${record.task_id}`] } })).toEqual([]);
+});
+
+test("a leftover container holding the attempt's name (fleetd died after creating it) is replaced: the task runs in a new container", async () => {
+  // Prepare: a created, never started container under the name this attempt will use.
+  const h = harness();
+  let leftoverId = '';
+  const leaveLeftover = async (runner: ContainerRunner, taskId: string, attempt: number) => {
+    const leftover = await fleet.docker.createContainer({ name: runner.containerName(taskId, attempt), Image: fleet.demoImage, Cmd: ['true'], Labels: { 'agent-fleet.task-id': taskId } });
+    leftoverId = leftover.id;
+  };
+  // Act
+  const { result, record } = await runTask(h, demoSpec(), leaveLeftover);
+  // Assess: completed in another container; the leftover is gone, and so is the task's own after its tail.
+  expect(result.status).toBe(TaskStatus.COMPLETED);
+  expect(record.container_id).toMatch(/^[0-9a-f]{64}$/);
+  expect(record.container_id).not.toBe(leftoverId);
+  expect(h.lines.filter((l) => l.includes('removing a leftover container'))).toHaveLength(1);
+  await expect(fleet.docker.getContainer(leftoverId).inspect()).rejects.toMatchObject({ statusCode: 404 });
   expect(await fleet.docker.listContainers({ all: true, filters: { label: [`agent-fleet.task-id=${record.task_id}`] } })).toEqual([]);
 });
 

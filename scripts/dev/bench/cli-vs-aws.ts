@@ -41,7 +41,15 @@ export const CLI_TARGET_MS = 400;
 export const CLI_TARGET_RATIO = 1 / 3;
 const GNU_TIME = '/usr/bin/time';
 
-export type CliCommandKey = 'fleet status' | 'fleet list' | 'aws get-item' | 'baseline status' | 'baseline list';
+export type CliCommandKey = 'fleet status' | 'fleet list' | 'aws get-item' | 'baseline status' | 'baseline list' | 'node -e' | 'node -e, no CA' | 'status, no CA';
+
+/**
+ * Node reads NODE_EXTRA_CA_CERTS when it starts, before any script runs (this machine sets it to
+ * the system bundle: ~45 ms). The AWS CLI reads its CA bundle only for an HTTPS connection, which
+ * the local stack's plain-http endpoint never makes. The rows measured without it show that
+ * floor beside the verdicts; the verdicts are judged on the machine's environment as it is.
+ */
+const NODE_EXTRA_CA_CERTS = 'NODE_EXTRA_CA_CERTS';
 
 export interface CliCommandFigures {
   readonly key: CliCommandKey;
@@ -186,10 +194,17 @@ async function timeRounds(options: Parameters<typeof cliVsAwsPhase>[0], built: {
   const { names, rounds } = options;
   const fleet = path.join(built.dir, 'fleet.mjs');
   const version = await awsVersion(env);
-  const commands: Array<{ key: CliCommandKey; argv: string[] }> = [
+  const commands: Array<{ key: CliCommandKey; argv: string[]; env?: NodeJS.ProcessEnv }> = [
     { key: 'fleet status', argv: [process.execPath, fleet, 'status', taskId] },
     { key: 'fleet list', argv: [process.execPath, fleet, 'list'] },
+    // Node's own start-up in the same environment: the floor under any node CLI here.
+    { key: 'node -e', argv: [process.execPath, '-e', 'console.log(process.argv[1])', taskId] },
   ];
+  if (env[NODE_EXTRA_CA_CERTS]) {
+    const noCa = { ...env };
+    delete noCa[NODE_EXTRA_CA_CERTS];
+    commands.push({ key: 'node -e, no CA', argv: [process.execPath, '-e', 'console.log(process.argv[1])', taskId], env: noCa }, { key: 'status, no CA', argv: [process.execPath, fleet, 'status', taskId], env: noCa });
+  }
   // Without an AWS CLI the fleet rows are still measured; the ratio verdicts say why they are missing.
   if (!version.startsWith('not runnable')) {
     commands.push({ key: 'aws get-item', argv: [awsExecutable(env), 'dynamodb', 'get-item', '--table-name', names.tasksTable, '--key', JSON.stringify({ task_id: { S: taskId } }), '--consistent-read', '--output', 'json'] });
@@ -204,7 +219,7 @@ async function timeRounds(options: Parameters<typeof cliVsAwsPhase>[0], built: {
     const offset = ((round % commands.length) + commands.length) % commands.length;
     for (let i = 0; i < commands.length; i++) {
       const c = commands[(i + offset) % commands.length];
-      const run = await timedRun(c.argv, env, taskId);
+      const run = await timedRun(c.argv, c.env ?? env, taskId);
       if (round >= 0) runs.get(c.key)!.push(run);
     }
     if (round === -1) assertCodeCaches(env, built.dir);
@@ -216,7 +231,7 @@ async function timeRounds(options: Parameters<typeof cliVsAwsPhase>[0], built: {
     const cpu = r.flatMap((x) => (x.cpuS === undefined ? [] : [x.cpuS]));
     return {
       key: c.key,
-      argv: c.argv.map((a) => (a === process.execPath ? 'node' : a === fleet || a === baseline ? 'fleet.mjs' : a.includes('/') ? path.basename(a) : a)),
+      argv: [...(c.env ? [`${NODE_EXTRA_CA_CERTS}=`] : []), ...c.argv.map((a) => (a === process.execPath ? 'node' : a === fleet || a === baseline ? 'fleet.mjs' : a.includes('/') ? path.basename(a) : a))],
       wallMs: summarize(walls),
       p90Ms: percentile([...walls].sort((a, b) => a - b), 90),
       ...(rss.length ? { maxRssMiB: summarize(rss) } : {}),
@@ -258,6 +273,11 @@ export function renderCliVsAws(r: CliVsAwsResult): string {
     lines.push(`${f.key.padEnd(15)} ${ms(f.wallMs.median)} ${ms(f.p90Ms)} ${ms(f.wallMs.min)} ${ms(f.wallMs.max)}  ${rss.padEnd(24)} ${f.cpuS ? f.cpuS.median.toFixed(2) : 'n/a'}`);
   }
   for (const v of r.verdicts) lines.push(`  ${v.met ? 'met   ' : 'MISSED'}  ${v.target}: ${v.measured}`);
+  const median = (key: CliCommandKey) => r.commands.find((c) => c.key === key)?.wallMs.median;
+  const [aws, noCa, floor, floorNoCa] = [median('aws get-item'), median('status, no CA'), median('node -e'), median('node -e, no CA')];
+  if (aws !== undefined && noCa !== undefined && floor !== undefined && floorNoCa !== undefined) {
+    lines.push(`  (not judged) node alone starts in ${floor.toFixed(0)} ms here, ${floorNoCa.toFixed(0)} ms without ${NODE_EXTRA_CA_CERTS}; fleet status without it: ${noCa.toFixed(0)} ms, ratio ${(noCa / aws).toFixed(2)} to aws get-item`);
+  }
   return lines.join('\n');
 }
 
