@@ -253,6 +253,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       activity: this.activity,
       log: this.log,
       newRun: (lease, record, receipt, claim) => this.newRun(lease, record, receipt, claim),
+      holds: (taskId) => this.runs.has(taskId),
       verifySealEarly: this.sealer ? (record) => this.sealer!.verifyEarly(record) : undefined,
       taskEnded: (r) => this.emit('task-ended', r),
       messageRejected: (reason) => this.emit('message-rejected', reason),

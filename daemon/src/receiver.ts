@@ -71,7 +71,16 @@ export interface ReceiverDeps {
   readonly abcaMirror?: AbcaHeartbeatMirror;
   /** Begins the seal's check on the record being claimed, beside the claim's write (seal.ts). */
   readonly verifySealEarly?: (record: TaskRecord) => void;
+  /**
+   * True while a run of this task is still in this fleetd. Its slot may be free already (the
+   * container exited; a release is still being written or cleaned up), and its files, lease
+   * file and credentials are keyed by task id: its message is not claimed until it is gone.
+   */
+  readonly holds: (taskId: string) => boolean;
 }
+
+/** How long a message stays hidden when this fleetd still holds a run of its task (seconds). */
+export const HELD_TASK_RETRY_SECONDS = 5;
 
 export class Receiver {
   /** Slots holding a message: from its receive to its container's exit (or the end of its handling). */
@@ -246,6 +255,15 @@ export class Receiver {
       return;
     }
     const taskId = decoded.value.task_id;
+    if (this.d.holds(taskId)) {
+      // An attempt of this task here ended and is still being released or cleaned up (its slot
+      // freed when its container exited): claiming now would run the next attempt beside it on
+      // the same task-id-keyed files. Hidden for a few seconds, it is claimed after (here or
+      // elsewhere); ChangeMessageVisibility does not count as a receive.
+      this.d.log.info('this fleetd still holds an earlier attempt of the task: leaving its message for a few seconds', { task_id: taskId, visibility_s: HELD_TASK_RETRY_SECONDS });
+      await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: config.queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: HELD_TASK_RETRY_SECONDS })).catch(() => undefined);
+      return;
+    }
     const claimStartedAt = Date.now();
     const outcome = await store.claim(taskId, this.d.instanceId, this.d.verifySealEarly);
     const log = this.d.log.child({ task_id: taskId });

@@ -5,8 +5,8 @@
  * release, kept hidden while the lease is renewed). docs/architecture.md, "One retry policy".
  *
  * After a terminal write, the message's deletion (and ABCA's record) are begun, not awaited:
- * `afterWrite`, which the run's background tail waits for (task-run.ts), so the slot frees at
- * the write. A crash before the deletion is safe: the message comes back after its visibility
+ * `afterWrite`, which the run's background tail waits for (task-run.ts), so the run ends at the
+ * write (its slot freed already when its container exited). A crash before the deletion is safe: the message comes back after its visibility
  * timeout, its claim finds the terminal record, and the message is deleted then.
  */
 import { ChangeMessageVisibilityCommand, DeleteMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';

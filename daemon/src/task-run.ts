@@ -1,9 +1,10 @@
 /**
  * One claimed task, from claim to cleanup (docs/architecture.md, "Where each step lives"):
- *   prepare (spec, payload, secrets, image, container) → first heartbeat RUNNING → start →
+ *   prepare (spec, payload, secrets, image) → the container's create beside the first heartbeat
+ *   (RUNNING) → start once both are done →
  *   heartbeat every `heartbeatSeconds` (lease + message visibility on the same tick) while
- *   waiting → one fenced terminal write; the slot frees there, and deleting the message and
- *   removing the container and files go on in the background (`tail`).
+ *   waiting → the container exits (the slot frees there: `exited`) → one fenced terminal write;
+ *   deleting the message and removing the container and files go on in the background (`tail`).
  * Stops come from three places and the first reason wins: a cancel (record or control
  * socket), the task timeout, or a release (drain / spot). A fenced-out heartbeat or a lease
  * that could not be renewed stops the container and writes nothing more.
@@ -177,7 +178,7 @@ export class TaskRun {
 
   /**
    * The attempt to its outcome, then the cleanup: in the background after a terminal write
-   * (`tail`: the slot frees at the write), awaited after any other end.
+   * (`tail`: the run ends at the write), awaited after any other end.
    */
   private async run(): Promise<TaskRunResult> {
     let result: TaskRunResult | undefined;

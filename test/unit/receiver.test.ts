@@ -9,7 +9,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { DEFAULT_TIMINGS, encodeEnvelope, newTaskId, type TaskRecord } from '../../daemon/src/contract';
 import { FleetdStateHolder } from '../../daemon/src/fleetd-state';
 import { Logger, Redactor } from '../../daemon/src/log';
-import { ReceiveActivity, Receiver } from '../../daemon/src/receiver';
+import { HELD_TASK_RETRY_SECONDS, ReceiveActivity, Receiver } from '../../daemon/src/receiver';
 import type { TaskRunResult } from '../../daemon/src/task-run';
 
 const sqsMock = mockClient(SQSClient);
@@ -63,6 +63,7 @@ function harness(slots: number) {
   const polls: Poll[] = [];
   const runs: FakeRun[] = [];
   const handedBack: string[] = [];
+  const hidden: Array<{ receipt: string; seconds: number }> = [];
   let running = 0;
   let mostInHand = 0;
   const activity = new ReceiveActivity();
@@ -76,6 +77,7 @@ function harness(slots: number) {
   });
   sqsMock.on(ChangeMessageVisibilityCommand).callsFake((input: { ReceiptHandle?: string; VisibilityTimeout?: number }) => {
     if (input.VisibilityTimeout === 0) handedBack.push(input.ReceiptHandle ?? '');
+    else hidden.push({ receipt: input.ReceiptHandle ?? '', seconds: input.VisibilityTimeout ?? -1 });
     return Promise.resolve({});
   });
   const state = new FleetdStateHolder();
@@ -92,6 +94,7 @@ function harness(slots: number) {
     gates: { checkDisk: () => undefined, engineAnswers: () => Promise.resolve(true) },
     activity,
     log: quiet,
+    holds: (taskId) => runs.some((r) => r.taskId === taskId && !r.ended),
     newRun: (lease) => {
       const ended = deferred<TaskRunResult>();
       const exited = deferred();
@@ -137,6 +140,7 @@ function harness(slots: number) {
     polls,
     runs,
     handedBack,
+    hidden,
     get running() {
       return running;
     },
@@ -233,6 +237,28 @@ describe('one receive loop for all slots', () => {
     const third = await h.nextPoll();
     expect(third.asked).toBe(1);
     expect(h.mostInHand).toBeLessThanOrEqual(2);
+    // Cleanup
+    await drainAndEnd(h, third, done);
+  });
+
+  it("does not claim a task whose earlier attempt here is still finishing: its message stays hidden a few seconds", async () => {
+    // Prepare: task A's container exited (slot free); its end (say a release) is still being written.
+    const h = harness(1);
+    const done = h.receiver.start();
+    const a = newTaskId();
+    (await h.nextPoll()).answer([a]);
+    await settle(() => h.running === 1, 'task A running');
+    h.runs[0].exit();
+    // Act: A's message comes back (released and visible again) while A is still in hand.
+    const second = await h.nextPoll();
+    second.answer([a]);
+    // Assess: not claimed, hidden for HELD_TASK_RETRY_SECONDS, and the slot is free again.
+    await settle(() => h.hidden.length === 1, 'the message hidden');
+    expect(h.hidden).toEqual([{ receipt: `r-${a}`, seconds: HELD_TASK_RETRY_SECONDS }]);
+    expect(h.runs).toHaveLength(1);
+    await settle(() => h.polls.length === 3, 'the next poll');
+    const third = h.polls[2];
+    expect(third.asked).toBe(1);
     // Cleanup
     await drainAndEnd(h, third, done);
   });
