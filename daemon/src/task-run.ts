@@ -103,9 +103,18 @@ export class TaskRun {
     return this.stopReason;
   }
 
-  /** Ask the task to stop: the first reason wins; the container gets the SIGTERM ladder. */
+  /**
+   * Ask the task to stop: the first reason wins; the container gets the SIGTERM ladder. Once the
+   * container exited, only a lost lease still counts: the exit is the outcome, and a cancel, a
+   * release or a timeout then has nothing to stop (a release would hand back, to run again, a
+   * task that finished).
+   */
   requestStop(reason: StopReason, detail = ''): void {
     if (this.stopReason) return;
+    if (this.phase === 'finishing' && reason !== 'lease-lost') {
+      this.log.info('the container already exited: its exit is the outcome', { ignored_stop: reason, detail });
+      return;
+    }
     this.stopReason = reason;
     if (reason === 'release') this.releaseReason = detail;
     this.log.info('stopping task', { reason, detail });

@@ -82,13 +82,20 @@ function harness(beforeWrite?: (items: Array<{ Update?: { Key?: Record<string, u
   return { store, clients: { ...clients, ddb }, lines, ended: [] };
 }
 
-async function runTask(h: Harness, spec: Record<string, unknown>, beforeRun?: (runner: ContainerRunner, taskId: string, attempt: number) => Promise<void>): Promise<{ result: Awaited<ReturnType<TaskRun['execute']>>; record: TaskRecord }> {
+interface RunHooks {
+  /** Before the run is made (the task is claimed). */
+  readonly beforeRun?: (runner: ContainerRunner, taskId: string, attempt: number) => Promise<void>;
+  /** The run, before it executes. */
+  readonly onRun?: (run: TaskRun) => void;
+}
+
+async function runTask(h: Harness, spec: Record<string, unknown>, hooks: RunHooks = {}): Promise<{ result: Awaited<ReturnType<TaskRun['execute']>>; record: TaskRecord }> {
   const { taskId } = await client.submitTask({ ...spec } as never);
   const claim = await h.store.claim(taskId, INSTANCE);
   if (claim.kind !== 'claimed') throw new Error(`claim: ${claim.kind}`);
   const log = new Logger({ component: 'fleetd', instance_id: INSTANCE }, new Redactor(), 'info', (l) => h.lines.push(l));
   const runner = new ContainerRunner({ docker: fleet.docker, workDir: config.workDir, instanceId: INSTANCE, allowedRegistries: config.allowedRegistries, log });
-  await beforeRun?.(runner, taskId, claim.lease.attempt);
+  await hooks.beforeRun?.(runner, taskId, claim.lease.attempt);
   const run = new TaskRun(
     {
       store: h.store,
@@ -106,8 +113,9 @@ async function runTask(h: Harness, spec: Record<string, unknown>, beforeRun?: (r
     claim.record,
     undefined,
   );
+  hooks.onRun?.(run);
   const result = await run.execute();
-  // The slot frees at the terminal write; the container's removal is the run's background tail.
+  // The run ends at the terminal write; the container's removal is the run's background tail.
   await run.tail;
   return { result, record: await client.getTask(taskId) };
 }
@@ -145,7 +153,7 @@ test("a leftover container holding the attempt's name (fleetd died after creatin
     leftoverId = leftover.id;
   };
   // Act
-  const { result, record } = await runTask(h, demoSpec(), leaveLeftover);
+  const { result, record } = await runTask(h, demoSpec(), { beforeRun: leaveLeftover });
   // Assess: completed in another container; the leftover is gone, and so is the task's own after its tail.
   expect(result.status).toBe(TaskStatus.COMPLETED);
   expect(record.container_id).toMatch(/^[0-9a-f]{64}$/);
@@ -153,6 +161,17 @@ test("a leftover container holding the attempt's name (fleetd died after creatin
   expect(h.lines.filter((l) => l.includes('removing a leftover container'))).toHaveLength(1);
   await expect(fleet.docker.getContainer(leftoverId).inspect()).rejects.toMatchObject({ statusCode: 404 });
   expect(await fleet.docker.listContainers({ all: true, filters: { label: [`agent-fleet.task-id=${record.task_id}`] } })).toEqual([]);
+});
+
+test('a release (a drain, a spot notice) that comes after the container exited does not hand back a finished task: it completes', async () => {
+  // Prepare
+  const h = harness();
+  // Act: the release arrives between the exit and the terminal write.
+  const { result, record } = await runTask(h, demoSpec(), { onRun: (run) => void run.exited.then(() => run.release('drain began')) });
+  // Assess
+  expect(result.status).toBe(TaskStatus.COMPLETED);
+  expect(record).toMatchObject({ status: TaskStatus.COMPLETED, exit_code: 0, attempt: 1 });
+  expect((await client.listEvents(record.task_id)).map((e) => e.type)).not.toContain(EventType.INTERRUPTED);
 });
 
 test('regression: a result.json nested past DynamoDB\'s 32 levels ends FAILED with what DynamoDB refused, and the slot is freed', async () => {
