@@ -253,7 +253,10 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       activity: this.activity,
       log: this.log,
       newRun: (lease, record, receipt, claim) => this.newRun(lease, record, receipt, claim),
-      holds: (taskId) => this.runs.has(taskId),
+      ending: (taskId) => {
+        const run = this.runs.get(taskId);
+        return run !== undefined && (run.phase === 'finishing' || run.stopping !== undefined);
+      },
       verifySealEarly: this.sealer ? (record) => this.sealer!.verifyEarly(record) : undefined,
       taskEnded: (r) => this.emit('task-ended', r),
       messageRejected: (reason) => this.emit('message-rejected', reason),

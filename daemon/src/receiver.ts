@@ -72,14 +72,16 @@ export interface ReceiverDeps {
   /** Begins the seal's check on the record being claimed, beside the claim's write (seal.ts). */
   readonly verifySealEarly?: (record: TaskRecord) => void;
   /**
-   * True while a run of this task is still in this fleetd. Its slot may be free already (the
-   * container exited; a release is still being written or cleaned up), and its files, lease
-   * file and credentials are keyed by task id: its message is not claimed until it is gone.
+   * True while a run of this task in this fleetd is ending: its container exited (its slot is
+   * free already) or a stop was asked, and its end may hand the task back while it still cleans
+   * up. Its files, lease file and credentials are keyed by task id, so its message is not
+   * claimed until that run is gone. (A run that is not ending holds a live lease: the claim
+   * answers `leased` and hides a duplicate message until that lease could expire.)
    */
-  readonly holds: (taskId: string) => boolean;
+  readonly ending: (taskId: string) => boolean;
 }
 
-/** How long a message stays hidden when this fleetd still holds a run of its task (seconds). */
+/** How long a message stays hidden while a run of its task here is ending (seconds). */
 export const HELD_TASK_RETRY_SECONDS = 5;
 
 export class Receiver {
@@ -255,12 +257,12 @@ export class Receiver {
       return;
     }
     const taskId = decoded.value.task_id;
-    if (this.d.holds(taskId)) {
-      // An attempt of this task here ended and is still being released or cleaned up (its slot
-      // freed when its container exited): claiming now would run the next attempt beside it on
-      // the same task-id-keyed files. Hidden for a few seconds, it is claimed after (here or
-      // elsewhere); ChangeMessageVisibility does not count as a receive.
-      this.d.log.info('this fleetd still holds an earlier attempt of the task: leaving its message for a few seconds', { task_id: taskId, visibility_s: HELD_TASK_RETRY_SECONDS });
+    if (this.d.ending(taskId)) {
+      // An attempt of this task here is ending and may still be released or cleaning up (its
+      // slot may have freed when its container exited): claiming now would run the next attempt
+      // beside it on the same task-id-keyed files. Hidden for a few seconds, it is claimed after
+      // (here or elsewhere). Only while that run ends, so this adds a receive or two at most.
+      this.d.log.info('an earlier attempt of the task is still ending here: leaving its message for a few seconds', { task_id: taskId, visibility_s: HELD_TASK_RETRY_SECONDS });
       await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: config.queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: HELD_TASK_RETRY_SECONDS })).catch(() => undefined);
       return;
     }

@@ -25,6 +25,8 @@ interface FakeRun {
   readonly taskId: string;
   /** The run ended (`finish` was called). */
   readonly ended: boolean;
+  /** The run's container exited (`exit` was called). */
+  readonly exited: boolean;
   /** The run's container exits (its outcome is still to be recorded: the slot frees). */
   exit(): void;
   /** Ends the run (the terminal write is done; the slot frees if `exit` did not free it). */
@@ -86,15 +88,20 @@ function harness(slots: number) {
     sqs: new SQSClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
     config: { queueUrl: 'https://sqs.local/q', dlqUrl: 'https://sqs.local/dlq', slots, timings: DEFAULT_TIMINGS },
     store: {
+      // A task with a run here that is not ending holds a live lease: the store answers `leased`.
       claim: (taskId: string, instanceId: string) =>
-        Promise.resolve({ kind: 'claimed' as const, takeover: false, lease: { taskId, instanceId, attempt: 1 }, record: { task_id: taskId, spec: {} } as unknown as TaskRecord }),
+        Promise.resolve(
+          runs.some((r) => r.taskId === taskId && !r.ended)
+            ? { kind: 'leased' as const, record: { task_id: taskId, lease_expires_at: Date.now() + 60_000 } as unknown as TaskRecord }
+            : { kind: 'claimed' as const, takeover: false, lease: { taskId, instanceId, attempt: 1 }, record: { task_id: taskId, spec: {} } as unknown as TaskRecord },
+        ),
     },
     instanceId: 'i-0receiver0000001',
     state,
     gates: { checkDisk: () => undefined, engineAnswers: () => Promise.resolve(true) },
     activity,
     log: quiet,
-    holds: (taskId) => runs.some((r) => r.taskId === taskId && !r.ended),
+    ending: (taskId) => runs.some((r) => r.taskId === taskId && r.exited && !r.ended),
     newRun: (lease) => {
       const ended = deferred<TaskRunResult>();
       const exited = deferred();
@@ -105,7 +112,11 @@ function harness(slots: number) {
       const run = {
         taskId: lease.taskId,
         ended: false,
-        exit: () => exited.resolve(),
+        exited: false,
+        exit: () => {
+          run.exited = true;
+          exited.resolve();
+        },
         finish: () => {
           if (run.ended) return;
           run.ended = true;
@@ -261,6 +272,26 @@ describe('one receive loop for all slots', () => {
     expect(third.asked).toBe(1);
     // Cleanup
     await drainAndEnd(h, third, done);
+  });
+
+  it('sends a duplicate message of a task running here (not ending) to the claim, which keeps it hidden for the lease', async () => {
+    // Prepare: 2 slots, task A running.
+    const h = harness(2);
+    const done = h.receiver.start();
+    const a = newTaskId();
+    (await h.nextPoll()).answer([a]);
+    await settle(() => h.running === 1, 'task A running');
+    // Act: a duplicate of A's message arrives.
+    await settle(() => h.polls.length === 2, 'the poll for the free slot');
+    h.polls[1].answer([a]);
+    // Assess: hidden until A's lease could expire (≥ 60 s), not for the ending run's 5 s.
+    await settle(() => h.hidden.length === 1, 'the duplicate hidden');
+    expect(h.hidden[0].receipt).toBe(`r-${a}`);
+    expect(h.hidden[0].seconds).toBeGreaterThanOrEqual(60);
+    expect(h.runs).toHaveLength(1);
+    // Cleanup
+    await settle(() => h.polls.length === 3, 'the next poll');
+    await drainAndEnd(h, h.polls[2], done);
   });
 
   it('hands back at once a message that arrives after a drain began, and ends only after the running tasks and their background tails', async () => {
