@@ -46,6 +46,9 @@ import type { ClaimTiming } from './dispatch-timing';
 
 import { BootError, type FleetdDeps, type FleetdEvents, type StopOptions } from './fleetd-types';
 
+/** How long a claimed task's busy advert waits for its container to start (newRun), ms. */
+export const CLAIM_ADVERT_DELAY_MS = 1000;
+
 export { BootError, type FleetdDeps, type FleetdEvents, type StopOptions };
 
 export class Fleetd extends EventEmitter<FleetdEvents> {
@@ -275,6 +278,17 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
   private newRun(lease: Lease, record: TaskRecord, receiptHandle: string | undefined, claim?: ClaimTiming): TaskRun {
     const { clients, config } = this.deps;
     const credentials = this.booted.credentials;
+    // Busy is advertised (tags, instance row) once the container runs, or CLAIM_ADVERT_DELAY_MS
+    // after the claim if it does not run by then (a long pull), not at the claim itself: those
+    // writes' own work then stays off the dispatch's critical path (docs/benchmarks.md).
+    let advertised = false;
+    const advertise = () => {
+      clearTimeout(advertTimer);
+      if (!advertised) this.advertiseClaimed();
+      advertised = true;
+    };
+    const advertTimer = setTimeout(advertise, CLAIM_ADVERT_DELAY_MS);
+    advertTimer.unref();
     const run = new TaskRun(
       {
         store: this.store!,
@@ -291,10 +305,9 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
         leaseFiles: this.leaseFiles,
         sealer: this.sealer,
         onEngineTrouble: (problem) => this.gates.engineTrouble(problem),
-        // Busy is advertised (tags, instance row) once the container runs, not at the claim: those
-        // writes' own work then stays off the dispatch's critical path (docs/benchmarks.md).
-        onContainerStarted: () => this.advertiseClaimed(),
+        onContainerStarted: advertise,
         onTaskEnd: (l) => {
+          clearTimeout(advertTimer);
           this.runs.delete(l.taskId);
           credentials?.revoke(l.taskId);
           this.activity.markBusy();
