@@ -258,7 +258,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       newRun: (lease, record, receipt, claim) => this.newRun(lease, record, receipt, claim),
       ending: (taskId) => {
         const run = this.runs.get(taskId);
-        return run !== undefined && (run.phase === 'finishing' || run.stopping !== undefined);
+        return run && (run.phase === 'finishing' || run.stopping !== undefined) ? run.ended : undefined;
       },
       verifySealEarly: this.sealer ? (record) => this.sealer!.verifyEarly(record) : undefined,
       taskEnded: (r) => this.emit('task-ended', r),

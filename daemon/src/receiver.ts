@@ -4,10 +4,10 @@
  * received takes a free slot at once: it is claimed in DynamoDB (store `TaskStore.claim`) and
  * its task run (task-run.ts) until its container exits; the slot is free again there, while the
  * outcome is recorded (at most `slots` outcomes at once: `freeSlots`). So fleetd never runs more
- * containers than slots, nor holds more than twice as many messages. An idle instance makes
- * one long poll per 20 s whatever its slot count (docs/benchmarks.md "Idle API calls"). A message is then deleted (stale),
- * dead-lettered with its reason (malformed, no or an invalid record), or left hidden until a
- * live lease could expire (README.md "The guarantees").
+ * containers than slots, nor holds more than twice as many messages. An idle instance makes one
+ * long poll per 20 s whatever its slot count (docs/benchmarks.md "Idle API calls"). A message is
+ * then deleted (stale), dead-lettered with its reason (malformed, no or an invalid record), or
+ * left hidden until a live lease could expire (README.md "The guarantees").
  */
 import { abcaTaskIdOf, type AbcaHeartbeatMirror } from './abca-mirror';
 import {
@@ -72,17 +72,18 @@ export interface ReceiverDeps {
   /** Begins the seal's check on the record being claimed, beside the claim's write (seal.ts). */
   readonly verifySealEarly?: (record: TaskRecord) => void;
   /**
-   * True while a run of this task in this fleetd is ending: its container exited (its slot is
-   * free already) or a stop was asked, and its end may hand the task back while it still cleans
-   * up. Its files, lease file and credentials are keyed by task id, so its message is not
-   * claimed until that run is gone. (A run that is not ending holds a live lease: the claim
-   * answers `leased` and hides a duplicate message until that lease could expire.)
+   * While a run of this task in this fleetd is ending (its container exited, its slot free
+   * already, or a stop was asked), so that its end may hand the task back while it still cleans
+   * up: a promise that resolves once that run is gone (`TaskRun.ended`); otherwise undefined.
+   * Its files, lease file and credentials are keyed by task id, so the task is not claimed, or
+   * not started, until then. (A run that is not ending holds a live lease: the claim answers
+   * `leased` and hides a duplicate message until that lease could expire.)
    */
-  readonly ending: (taskId: string) => boolean;
+  readonly ending: (taskId: string) => Promise<void> | undefined;
 }
 
 /** How long a message stays hidden while a run of its task here is ending (seconds). */
-export const HELD_TASK_RETRY_SECONDS = 5;
+export const ENDING_TASK_RETRY_SECONDS = 5;
 
 export class Receiver {
   /** Slots holding a message: from its receive to its container's exit (or the end of its handling). */
@@ -261,9 +262,9 @@ export class Receiver {
       // An attempt of this task here is ending and may still be released or cleaning up (its
       // slot may have freed when its container exited): claiming now would run the next attempt
       // beside it on the same task-id-keyed files. Hidden for a few seconds, it is claimed after
-      // (here or elsewhere). Only while that run ends, so this adds a receive or two at most.
-      this.d.log.info('an earlier attempt of the task is still ending here: leaving its message for a few seconds', { task_id: taskId, visibility_s: HELD_TASK_RETRY_SECONDS });
-      await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: config.queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: HELD_TASK_RETRY_SECONDS })).catch(() => undefined);
+      // (here or elsewhere). Only while that run ends (a stop's grace at most), so a few receives.
+      this.d.log.info('an earlier attempt of the task is still ending here: leaving its message for a few seconds', { task_id: taskId, visibility_s: ENDING_TASK_RETRY_SECONDS });
+      await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: config.queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: ENDING_TASK_RETRY_SECONDS })).catch(() => undefined);
       return;
     }
     const claimStartedAt = Date.now();
@@ -272,10 +273,15 @@ export class Receiver {
     switch (outcome.kind) {
       case 'claimed': {
         log.info(outcome.takeover ? 'took over a task whose lease expired' : 'claimed task', { attempt: outcome.lease.attempt, receive_count: message.Attributes?.ApproximateReceiveCount });
+        // The check above ran before the claim read the record: a run of this task here that began
+        // ending since, and handed the task back before that read, may still be cleaning up. Our
+        // attempt starts after it is gone (it ends within its write retries).
+        await this.d.ending(taskId);
         const run = this.d.newRun(outcome.lease, outcome.record, message.ReceiptHandle, { startedAt: claimStartedAt, endedAt: Date.now() });
         void run.exited?.then(containerExited);
         const result = await run.execute();
-        // The slot frees now; deleting the message and removing the container go on behind it.
+        // The run ended (its slot freed at its container's exit); deleting the message and
+        // removing the container go on behind it.
         this.track(run.tail);
         this.d.taskEnded(result);
         return;

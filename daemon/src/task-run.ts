@@ -68,6 +68,9 @@ export class TaskRun {
    */
   readonly exited: Promise<void>;
   private markExited!: () => void;
+  /** Resolves once the run is over: its outcome written (or abandoned) and `onTaskEnd` called. Never rejects. */
+  readonly ended: Promise<void>;
+  private markEnded!: () => void;
 
   constructor(
     private readonly deps: TaskRunDeps,
@@ -78,6 +81,7 @@ export class TaskRun {
   ) {
     this.taskId = lease.taskId;
     this.exited = new Promise<void>((resolve) => (this.markExited = resolve));
+    this.ended = new Promise<void>((resolve) => (this.markEnded = resolve));
     this.dispatch = claim ? new DispatchClock(record, claim) : undefined;
     this.log = deps.log.child({ task_id: lease.taskId, attempt: lease.attempt });
     this.leaseExpiresAt = Date.now() + deps.config.timings.leaseSeconds * 1000;
@@ -182,6 +186,7 @@ export class TaskRun {
       this.deps.leaseFiles?.remove(this.taskId);
       for (const v of this.inputs.secretValues) this.deps.log.secrets.remove(v);
       this.deps.onTaskEnd?.(this.lease);
+      this.markEnded();
     }
   }
 

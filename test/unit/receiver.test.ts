@@ -9,7 +9,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { DEFAULT_TIMINGS, encodeEnvelope, newTaskId, type TaskRecord } from '../../daemon/src/contract';
 import { FleetdStateHolder } from '../../daemon/src/fleetd-state';
 import { Logger, Redactor } from '../../daemon/src/log';
-import { HELD_TASK_RETRY_SECONDS, ReceiveActivity, Receiver } from '../../daemon/src/receiver';
+import { ENDING_TASK_RETRY_SECONDS, ReceiveActivity, Receiver } from '../../daemon/src/receiver';
 import type { TaskRunResult } from '../../daemon/src/task-run';
 
 const sqsMock = mockClient(SQSClient);
@@ -27,6 +27,8 @@ interface FakeRun {
   readonly ended: boolean;
   /** The run's container exited (`exit` was called). */
   readonly exited: boolean;
+  /** Resolves when the run ended (TaskRun.ended). */
+  readonly gone: Promise<void>;
   /** The run's container exits (its outcome is still to be recorded: the slot frees). */
   exit(): void;
   /** Ends the run (the terminal write is done; the slot frees if `exit` did not free it). */
@@ -61,7 +63,14 @@ async function drainAndEnd(h: ReturnType<typeof harness>, lastPoll: { answer(tas
   await done;
 }
 
-function harness(slots: number) {
+interface HarnessOptions {
+  /** Runs inside the store's claim, before it answers (a race the test makes happen there). */
+  readonly duringClaim?: (taskId: string) => void;
+  /** The claim succeeds even with a run of the task here (its release landed just before the read). */
+  readonly claimAlways?: boolean;
+}
+
+function harness(slots: number, options: HarnessOptions = {}) {
   const polls: Poll[] = [];
   const runs: FakeRun[] = [];
   const handedBack: string[] = [];
@@ -89,19 +98,21 @@ function harness(slots: number) {
     config: { queueUrl: 'https://sqs.local/q', dlqUrl: 'https://sqs.local/dlq', slots, timings: DEFAULT_TIMINGS },
     store: {
       // A task with a run here that is not ending holds a live lease: the store answers `leased`.
-      claim: (taskId: string, instanceId: string) =>
-        Promise.resolve(
-          runs.some((r) => r.taskId === taskId && !r.ended)
+      claim: (taskId: string, instanceId: string) => {
+        options.duringClaim?.(taskId);
+        return Promise.resolve(
+          !options.claimAlways && runs.some((r) => r.taskId === taskId && !r.ended)
             ? { kind: 'leased' as const, record: { task_id: taskId, lease_expires_at: Date.now() + 60_000 } as unknown as TaskRecord }
             : { kind: 'claimed' as const, takeover: false, lease: { taskId, instanceId, attempt: 1 }, record: { task_id: taskId, spec: {} } as unknown as TaskRecord },
-        ),
+        );
+      },
     },
     instanceId: 'i-0receiver0000001',
     state,
     gates: { checkDisk: () => undefined, engineAnswers: () => Promise.resolve(true) },
     activity,
     log: quiet,
-    ending: (taskId) => runs.some((r) => r.taskId === taskId && r.exited && !r.ended),
+    ending: (taskId) => runs.find((r) => r.taskId === taskId && r.exited && !r.ended)?.gone,
     newRun: (lease) => {
       const ended = deferred<TaskRunResult>();
       const exited = deferred();
@@ -113,6 +124,7 @@ function harness(slots: number) {
         taskId: lease.taskId,
         ended: false,
         exited: false,
+        gone: ended.promise.then(() => undefined),
         exit: () => {
           run.exited = true;
           exited.resolve();
@@ -263,9 +275,9 @@ describe('one receive loop for all slots', () => {
     // Act: A's message comes back (released and visible again) while A is still in hand.
     const second = await h.nextPoll();
     second.answer([a]);
-    // Assess: not claimed, hidden for HELD_TASK_RETRY_SECONDS, and the slot is free again.
+    // Assess: not claimed, hidden for ENDING_TASK_RETRY_SECONDS, and the slot is free again.
     await settle(() => h.hidden.length === 1, 'the message hidden');
-    expect(h.hidden).toEqual([{ receipt: `r-${a}`, seconds: HELD_TASK_RETRY_SECONDS }]);
+    expect(h.hidden).toEqual([{ receipt: `r-${a}`, seconds: ENDING_TASK_RETRY_SECONDS }]);
     expect(h.runs).toHaveLength(1);
     await settle(() => h.polls.length === 3, 'the next poll');
     const third = h.polls[2];
@@ -292,6 +304,29 @@ describe('one receive loop for all slots', () => {
     // Cleanup
     await settle(() => h.polls.length === 3, 'the next poll');
     await drainAndEnd(h, h.polls[2], done);
+  });
+
+  it('starts a claimed attempt only after a run of the same task here, which began ending during the claim, is gone', async () => {
+    // Prepare: 2 slots, task A running; A's container exits while the claim of A's returned
+    // message reads the record (the run was released just before that read).
+    const a = newTaskId();
+    const h = harness(2, { claimAlways: true, duringClaim: (taskId) => h.runs.find((r) => r.taskId === taskId && !r.ended)?.exit() });
+    const done = h.receiver.start();
+    (await h.nextPoll()).answer([a]);
+    await settle(() => h.running === 1, 'task A running');
+    // Act
+    await settle(() => h.polls.length === 2, 'the poll for the free slot');
+    h.polls[1].answer([a]);
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+    // Assess: claimed, but the new attempt waits for the old run.
+    expect(h.hidden).toEqual([]);
+    expect(h.runs).toHaveLength(1);
+    h.runs[0].finish();
+    await settle(() => h.runs.length === 2, 'the new attempt started after the old run ended');
+    expect(h.runs[1].taskId).toBe(a);
+    // Cleanup
+    await settle(() => h.polls.length >= 3, 'the next poll');
+    await drainAndEnd(h, h.polls[h.polls.length - 1], done);
   });
 
   it('hands back at once a message that arrives after a drain began, and ends only after the running tasks and their background tails', async () => {
