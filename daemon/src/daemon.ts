@@ -256,10 +256,7 @@ export class Fleetd extends EventEmitter<FleetdEvents> {
       activity: this.activity,
       log: this.log,
       newRun: (lease, record, receipt, claim) => this.newRun(lease, record, receipt, claim),
-      ending: (taskId) => {
-        const run = this.runs.get(taskId);
-        return run && (run.phase === 'finishing' || run.stopping !== undefined) ? run.ended : undefined;
-      },
+      runEnded: (taskId) => this.runs.get(taskId)?.ended,
       verifySealEarly: this.sealer ? (record) => this.sealer!.verifyEarly(record) : undefined,
       taskEnded: (r) => this.emit('task-ended', r),
       messageRejected: (reason) => this.emit('message-rejected', reason),

@@ -47,11 +47,8 @@ export class ReceiveActivity {
   }
 }
 
-/**
- * What a receive needs from the task run it starts: the run, its container's exit (the slot
- * frees there; without it, when the run resolves), then its background tail.
- */
-export type ReceivedRun = Pick<TaskRun, 'execute' | 'tail'> & Partial<Pick<TaskRun, 'exited'>>;
+/** What a receive needs from the task run it starts: the run, its container's exit (the slot frees there), then its background tail. */
+export type ReceivedRun = Pick<TaskRun, 'execute' | 'exited' | 'tail'>;
 
 export interface ReceiverDeps {
   readonly sqs: SQSClient;
@@ -71,19 +68,9 @@ export interface ReceiverDeps {
   readonly abcaMirror?: AbcaHeartbeatMirror;
   /** Begins the seal's check on the record being claimed, beside the claim's write (seal.ts). */
   readonly verifySealEarly?: (record: TaskRecord) => void;
-  /**
-   * While a run of this task in this fleetd is ending (its container exited, its slot free
-   * already, or a stop was asked), so that its end may hand the task back while it still cleans
-   * up: a promise that resolves once that run is gone (`TaskRun.ended`); otherwise undefined.
-   * Its files, lease file and credentials are keyed by task id, so the task is not claimed, or
-   * not started, until then. (A run that is not ending holds a live lease: the claim answers
-   * `leased` and hides a duplicate message until that lease could expire.)
-   */
-  readonly ending: (taskId: string) => Promise<void> | undefined;
+  /** The end of a run of this task still in this fleetd (`TaskRun.ended`), or undefined when there is none. */
+  readonly runEnded: (taskId: string) => Promise<void> | undefined;
 }
-
-/** How long a message stays hidden while a run of its task here is ending (seconds). */
-export const ENDING_TASK_RETRY_SECONDS = 5;
 
 export class Receiver {
   /** Slots holding a message: from its receive to its container's exit (or the end of its handling). */
@@ -258,27 +245,19 @@ export class Receiver {
       return;
     }
     const taskId = decoded.value.task_id;
-    if (this.d.ending(taskId)) {
-      // An attempt of this task here is ending and may still be released or cleaning up (its
-      // slot may have freed when its container exited): claiming now would run the next attempt
-      // beside it on the same task-id-keyed files. Hidden for a few seconds, it is claimed after
-      // (here or elsewhere). Only while that run ends (a stop's grace at most), so a few receives.
-      this.d.log.info('an earlier attempt of the task is still ending here: leaving its message for a few seconds', { task_id: taskId, visibility_s: ENDING_TASK_RETRY_SECONDS });
-      await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: config.queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: ENDING_TASK_RETRY_SECONDS })).catch(() => undefined);
-      return;
-    }
     const claimStartedAt = Date.now();
     const outcome = await store.claim(taskId, this.d.instanceId, this.d.verifySealEarly);
     const log = this.d.log.child({ task_id: taskId });
     switch (outcome.kind) {
       case 'claimed': {
         log.info(outcome.takeover ? 'took over a task whose lease expired' : 'claimed task', { attempt: outcome.lease.attempt, receive_count: message.Attributes?.ApproximateReceiveCount });
-        // The check above ran before the claim read the record: a run of this task here that began
-        // ending since, and handed the task back before that read, may still be cleaning up. Our
-        // attempt starts after it is gone (it ends within its write retries).
-        await this.d.ending(taskId);
+        // A run of this task still here can only be one that handed it back or lost its lease
+        // (a live one would have made the claim answer `leased`), still writing or cleaning up
+        // after its container exited and freed the slot. Its files, lease file and credentials
+        // are keyed by task id: our attempt starts once it ended (within its write retries).
+        await this.d.runEnded(taskId);
         const run = this.d.newRun(outcome.lease, outcome.record, message.ReceiptHandle, { startedAt: claimStartedAt, endedAt: Date.now() });
-        void run.exited?.then(containerExited);
+        void run.exited.then(containerExited);
         const result = await run.execute();
         // The run ended (its slot freed at its container's exit); deleting the message and
         // removing the container go on behind it.

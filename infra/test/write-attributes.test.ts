@@ -182,7 +182,6 @@ function leasedScenarios(): Array<[string, (rec: Recorder) => Promise<unknown>]>
   };
   return [
     ['markRunning', (rec) => { const { r, lease } = held(TaskStatus.CLAIMED); return store(fakeDdb(() => r, rec)).markRunning(lease); }],
-    ['markRunning with its start facts', (rec) => { const { r, lease } = held(TaskStatus.CLAIMED); return store(fakeDdb(() => r, rec)).markRunning(lease, { container_id: 'c-1', dispatch: DISPATCH }); }],
     ['heartbeat (ReturnValues ALL_NEW)', (rec) => { const { r, lease } = held(TaskStatus.RUNNING); return store(fakeDdb(() => r, rec)).heartbeat(lease); }],
     ['first heartbeat, carrying the start facts', (rec) => { const { r, lease } = held(TaskStatus.RUNNING); return store(fakeDdb(() => r, rec)).heartbeat(lease, { container_id: 'c-1', dispatch: DISPATCH }); }],
     ['finish with every terminal field', (rec) => {

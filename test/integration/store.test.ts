@@ -263,20 +263,22 @@ describe('claim', () => {
 });
 
 describe('after the claim: fenced writes', () => {
-  test('markRunning: RUNNING with the container id; a cancel first: cancel-requested; another attempt: fenced', async () => {
+  test('markRunning: RUNNING (the container id follows with the first heartbeat); a cancel first: cancel-requested; another attempt: fenced', async () => {
     const clock = manualClock();
     const store = storeAt(clock);
     const a = await claimed(store);
-    expect(await store.markRunning(a.lease, { container_id: 'c1' })).toBe('ok');
+    expect(await store.markRunning(a.lease)).toBe('ok');
+    expect(await recordOf(store, a.lease.taskId)).toMatchObject({ status: TaskStatus.RUNNING, started_at: T0 });
+    expect(await store.heartbeat(a.lease, { container_id: 'c1' })).toEqual({ kind: 'ok', status: TaskStatus.RUNNING });
     expect(await recordOf(store, a.lease.taskId)).toMatchObject({ status: TaskStatus.RUNNING, container_id: 'c1', started_at: T0 });
 
     const b = await claimed(store);
     expect(await store.requestCancel(b.lease, 'socket')).toBe(true);
-    expect(await store.markRunning(b.lease, { container_id: 'c2' })).toBe('cancel-requested');
+    expect(await store.markRunning(b.lease)).toBe('cancel-requested');
 
     const c = await claimed(store);
-    expect(await store.markRunning({ ...c.lease, attempt: c.lease.attempt + 1 }, { container_id: 'c3' })).toBe('fenced');
-    expect(await store.markRunning({ ...c.lease, instanceId: OTHER }, { container_id: 'c3' })).toBe('fenced');
+    expect(await store.markRunning({ ...c.lease, attempt: c.lease.attempt + 1 })).toBe('fenced');
+    expect(await store.markRunning({ ...c.lease, instanceId: OTHER })).toBe('fenced');
   });
 
   test('heartbeat: moves the lease and reports the status (a cancel request is read on the beat); fenced once another attempt owns it', async () => {
@@ -300,7 +302,7 @@ describe('after the claim: fenced writes', () => {
     const clock = manualClock();
     const store = storeAt(clock);
     const { lease } = await claimed(store);
-    await store.markRunning(lease, { container_id: 'c1' });
+    await store.markRunning(lease);
     expect(await store.finish({ ...lease, attempt: 99 }, TaskStatus.COMPLETED, { exit_code: 0 })).toBe(false);
     clock.advance(5000);
     expect(await store.finish(lease, TaskStatus.COMPLETED, { exit_code: 0, result: { ok: true } })).toBe(true);

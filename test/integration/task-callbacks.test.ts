@@ -111,7 +111,7 @@ test('a task INTERRUPTED and retried gets heartbeats while running, no outcome u
   expect(claim1.kind).toBe('claimed');
   const lease1: Lease = (claim1 as { lease: Lease }).lease;
   clock += 1000;
-  expect(await store.markRunning(lease1, { container_id: 'c1' })).toBe('ok');
+  expect(await store.markRunning(lease1)).toBe('ok');
   clock += 30_000;
   await store.heartbeat(lease1);
   clock += 30_000;
@@ -129,7 +129,7 @@ test('a task INTERRUPTED and retried gets heartbeats while running, no outcome u
   const lease2: Lease = (claim2 as { lease: Lease }).lease;
   expect(lease2.attempt).toBe(2);
   clock += 1000;
-  expect(await store.markRunning(lease2, { container_id: 'c2' })).toBe('ok');
+  expect(await store.markRunning(lease2)).toBe('ok');
   clock += HEARTBEAT_SECONDS * 1000;
   await store.heartbeat(lease2);
   clock += 1000;
@@ -151,7 +151,7 @@ test('a FAILED task gets exactly one SendTaskFailure: the status as error, the r
   const claim = await store.claim(queued.task_id, 'i-0000000000000bbb1');
   const lease: Lease = (claim as { lease: Lease }).lease;
   clock += 1000;
-  await store.markRunning(lease, { container_id: 'c3' });
+  await store.markRunning(lease);
   clock += 1000;
   const reason = `agent exited 2: ${'x'.repeat(40_000)}`;
   await store.finish(lease, TaskStatus.FAILED, { exit_code: 2, reason });

@@ -9,7 +9,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { DEFAULT_TIMINGS, encodeEnvelope, newTaskId, type TaskRecord } from '../../daemon/src/contract';
 import { FleetdStateHolder } from '../../daemon/src/fleetd-state';
 import { Logger, Redactor } from '../../daemon/src/log';
-import { ENDING_TASK_RETRY_SECONDS, ReceiveActivity, Receiver } from '../../daemon/src/receiver';
+import { ReceiveActivity, Receiver } from '../../daemon/src/receiver';
 import type { TaskRunResult } from '../../daemon/src/task-run';
 
 const sqsMock = mockClient(SQSClient);
@@ -25,8 +25,6 @@ interface FakeRun {
   readonly taskId: string;
   /** The run ended (`finish` was called). */
   readonly ended: boolean;
-  /** The run's container exited (`exit` was called). */
-  readonly exited: boolean;
   /** Resolves when the run ended (TaskRun.ended). */
   readonly gone: Promise<void>;
   /** The run's container exits (its outcome is still to be recorded: the slot frees). */
@@ -63,10 +61,17 @@ async function drainAndEnd(h: ReturnType<typeof harness>, lastPoll: { answer(tas
   await done;
 }
 
+/** Prepare: the loop started and one task running (its first poll answered with it). */
+async function withRunningTask(h: ReturnType<typeof harness>): Promise<{ done: Promise<void>; taskId: string }> {
+  const done = h.receiver.start();
+  const taskId = newTaskId();
+  (await h.nextPoll()).answer([taskId]);
+  await settle(() => h.running === 1, 'the task running');
+  return { done, taskId };
+}
+
 interface HarnessOptions {
-  /** Runs inside the store's claim, before it answers (a race the test makes happen there). */
-  readonly duringClaim?: (taskId: string) => void;
-  /** The claim succeeds even with a run of the task here (its release landed just before the read). */
+  /** The claim succeeds even with a run of the task here (that run handed it back: released). */
   readonly claimAlways?: boolean;
 }
 
@@ -77,6 +82,8 @@ function harness(slots: number, options: HarnessOptions = {}) {
   const hidden: Array<{ receipt: string; seconds: number }> = [];
   let running = 0;
   let mostInHand = 0;
+  /** Long polls already returned by nextPoll. */
+  let polled = 0;
   const activity = new ReceiveActivity();
   sqsMock.on(ReceiveMessageCommand).callsFake((input: { MaxNumberOfMessages?: number }) => {
     return new Promise((resolve) => {
@@ -97,9 +104,8 @@ function harness(slots: number, options: HarnessOptions = {}) {
     sqs: new SQSClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
     config: { queueUrl: 'https://sqs.local/q', dlqUrl: 'https://sqs.local/dlq', slots, timings: DEFAULT_TIMINGS },
     store: {
-      // A task with a run here that is not ending holds a live lease: the store answers `leased`.
+      // A task with a live run here holds a live lease: the store answers `leased`.
       claim: (taskId: string, instanceId: string) => {
-        options.duringClaim?.(taskId);
         return Promise.resolve(
           !options.claimAlways && runs.some((r) => r.taskId === taskId && !r.ended)
             ? { kind: 'leased' as const, record: { task_id: taskId, lease_expires_at: Date.now() + 60_000 } as unknown as TaskRecord }
@@ -112,7 +118,7 @@ function harness(slots: number, options: HarnessOptions = {}) {
     gates: { checkDisk: () => undefined, engineAnswers: () => Promise.resolve(true) },
     activity,
     log: quiet,
-    ending: (taskId) => runs.find((r) => r.taskId === taskId && r.exited && !r.ended)?.gone,
+    runEnded: (taskId) => runs.find((r) => r.taskId === taskId && !r.ended)?.gone,
     newRun: (lease) => {
       const ended = deferred<TaskRunResult>();
       const exited = deferred();
@@ -123,12 +129,8 @@ function harness(slots: number, options: HarnessOptions = {}) {
       const run = {
         taskId: lease.taskId,
         ended: false,
-        exited: false,
         gone: ended.promise.then(() => undefined),
-        exit: () => {
-          run.exited = true;
-          exited.resolve();
-        },
+        exit: () => exited.resolve(),
         finish: () => {
           if (run.ended) return;
           run.ended = true;
@@ -170,11 +172,10 @@ function harness(slots: number, options: HarnessOptions = {}) {
     get mostInHand() {
       return mostInHand;
     },
-    /** The next long poll, once the loop sent it. */
+    /** The next long poll not yet returned here, once the loop sent it (it may have been sent already). */
     async nextPoll(): Promise<Poll> {
-      const seen = polls.length;
-      await settle(() => polls.length > seen, 'a long poll');
-      return polls[seen];
+      await settle(() => polls.length > polled, 'a long poll');
+      return polls[polled++];
     },
   };
 }
@@ -229,8 +230,8 @@ describe('one receive loop for all slots', () => {
     }
     expect(h.mostInHand).toBeLessThanOrEqual(4);
     // Cleanup
-    await settle(() => h.polls.length === 7, 'the poll for the slot the last round freed');
-    await drainAndEnd(h, h.polls[6], done);
+    // the poll for the slot the last round freed
+    await drainAndEnd(h, await h.nextPoll(), done);
   });
 
   it('frees a slot when its container exits, and records at most as many outcomes at once as there are slots', async () => {
@@ -264,69 +265,38 @@ describe('one receive loop for all slots', () => {
     await drainAndEnd(h, third, done);
   });
 
-  it("does not claim a task whose earlier attempt here is still finishing: its message stays hidden a few seconds", async () => {
-    // Prepare: task A's container exited (slot free); its end (say a release) is still being written.
-    const h = harness(1);
-    const done = h.receiver.start();
-    const a = newTaskId();
-    (await h.nextPoll()).answer([a]);
-    await settle(() => h.running === 1, 'task A running');
-    h.runs[0].exit();
-    // Act: A's message comes back (released and visible again) while A is still in hand.
-    const second = await h.nextPoll();
-    second.answer([a]);
-    // Assess: not claimed, hidden for ENDING_TASK_RETRY_SECONDS, and the slot is free again.
-    await settle(() => h.hidden.length === 1, 'the message hidden');
-    expect(h.hidden).toEqual([{ receipt: `r-${a}`, seconds: ENDING_TASK_RETRY_SECONDS }]);
-    expect(h.runs).toHaveLength(1);
-    await settle(() => h.polls.length === 3, 'the next poll');
-    const third = h.polls[2];
-    expect(third.asked).toBe(1);
-    // Cleanup
-    await drainAndEnd(h, third, done);
-  });
-
-  it('sends a duplicate message of a task running here (not ending) to the claim, which keeps it hidden for the lease', async () => {
+  it('sends a duplicate message of a task running here to the claim, which keeps it hidden for the lease', async () => {
     // Prepare: 2 slots, task A running.
     const h = harness(2);
-    const done = h.receiver.start();
-    const a = newTaskId();
-    (await h.nextPoll()).answer([a]);
-    await settle(() => h.running === 1, 'task A running');
+    const { done, taskId: a } = await withRunningTask(h);
     // Act: a duplicate of A's message arrives.
-    await settle(() => h.polls.length === 2, 'the poll for the free slot');
-    h.polls[1].answer([a]);
-    // Assess: hidden until A's lease could expire (≥ 60 s), not for the ending run's 5 s.
+    (await h.nextPoll()).answer([a]);
+    // Assess: hidden until A's lease could expire (≥ 60 s); no second run.
     await settle(() => h.hidden.length === 1, 'the duplicate hidden');
     expect(h.hidden[0].receipt).toBe(`r-${a}`);
     expect(h.hidden[0].seconds).toBeGreaterThanOrEqual(60);
     expect(h.runs).toHaveLength(1);
     // Cleanup
-    await settle(() => h.polls.length === 3, 'the next poll');
-    await drainAndEnd(h, h.polls[2], done);
+    await drainAndEnd(h, await h.nextPoll(), done);
   });
 
-  it('starts a claimed attempt only after a run of the same task here, which began ending during the claim, is gone', async () => {
-    // Prepare: 2 slots, task A running; A's container exits while the claim of A's returned
-    // message reads the record (the run was released just before that read).
-    const a = newTaskId();
-    const h = harness(2, { claimAlways: true, duringClaim: (taskId) => h.runs.find((r) => r.taskId === taskId && !r.ended)?.exit() });
-    const done = h.receiver.start();
-    (await h.nextPoll()).answer([a]);
-    await settle(() => h.running === 1, 'task A running');
+  it('starts a task claimed again while its released run here still cleans up only after that run ended', async () => {
+    // Prepare: 1 slot; task A's container exited (slot free) and A was handed back, its run still
+    // cleaning up: A's message is visible again and its claim succeeds.
+    const h = harness(1, { claimAlways: true });
+    const { done, taskId: a } = await withRunningTask(h);
+    h.runs[0].exit();
     // Act
-    await settle(() => h.polls.length === 2, 'the poll for the free slot');
-    h.polls[1].answer([a]);
+    (await h.nextPoll()).answer([a]);
     for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
-    // Assess: claimed, but the new attempt waits for the old run.
+    // Assess: claimed (not hidden), but the new attempt waits for the old run.
     expect(h.hidden).toEqual([]);
     expect(h.runs).toHaveLength(1);
     h.runs[0].finish();
     await settle(() => h.runs.length === 2, 'the new attempt started after the old run ended');
     expect(h.runs[1].taskId).toBe(a);
-    // Cleanup
-    await settle(() => h.polls.length >= 3, 'the next poll');
-    await drainAndEnd(h, h.polls[h.polls.length - 1], done);
+    // Cleanup: the one slot is busy with the new attempt, so no poll is out.
+    await drainAndEnd(h, { answer: () => undefined }, done);
   });
 
   it('hands back at once a message that arrives after a drain began, and ends only after the running tasks and their background tails', async () => {

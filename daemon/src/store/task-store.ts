@@ -245,7 +245,7 @@ export class TaskStore extends TaskWrites {
    * First heartbeat: CLAIMED → RUNNING with the container id. The container is started only
    * after this write succeeds. 'cancel-requested' when a cancel arrived meanwhile.
    */
-  async markRunning(lease: Lease, facts: StartFacts = {}): Promise<'ok' | 'cancel-requested' | 'fenced'> {
+  async markRunning(lease: Lease): Promise<'ok' | 'cancel-requested' | 'fenced'> {
     const now = this.now();
     // Timeline: t0 claimed (attempt A, CLAIMED) → t1 image present, container being created
     // (fleetd sends this write beside the create, so the record names its container on a later
@@ -254,9 +254,9 @@ export class TaskStore extends TaskWrites {
     // report it); a takeover at t1 changed the attempt (fenced).
     const ok = await this.transition(
       lease.taskId,
-      { set: { status: TaskStatus.RUNNING, ...facts, started_at: now, heartbeat_at: now, lease_expires_at: this.leaseUntil(now), updated_at: now } },
+      { set: { status: TaskStatus.RUNNING, started_at: now, heartbeat_at: now, lease_expires_at: this.leaseUntil(now), updated_at: now } },
       this.fenced(lease, [TaskStatus.CLAIMED]),
-      { type: EventType.RUNNING, at: now, status: TaskStatus.RUNNING, attempt: lease.attempt, instance_id: lease.instanceId, ...(facts.container_id ? { detail: { container_id: facts.container_id } } : {}) },
+      { type: EventType.RUNNING, at: now, status: TaskStatus.RUNNING, attempt: lease.attempt, instance_id: lease.instanceId },
     );
     if (ok) return 'ok';
     const { record } = await this.get(lease.taskId);
