@@ -259,8 +259,8 @@ export function bundleOptions(entries: readonly BundleEntry[], outdir: string, c
     // chunks, read only when used). `fleet status`: 2.3 → 1.9 MB of chunks read (docs/benchmarks.md).
     ...(cli ? { mainFields: ['module', 'main'] } : {}),
     sourcemap: 'linked',
-    // Mappings and names only: fleetd runs with --enable-source-maps (FLEETD_NODE_FLAGS), and
-    // Node keeps a loaded map in memory; the sources' text in it cost ~20 MiB of RSS (issue #18).
+    // Mappings and names only: fleetd parses its map when it formats a stack (stack-source-map.ts)
+    // and holds it a while; the sources' text in it would cost ~20 MiB of RSS then (issue #18).
     sourcesContent: false,
     // fleetd (cjs; the CLI's read bundle too): V8 keeps a script's source text for lazy compilation, so whitespace is heap
     // for the daemon's whole life (4.4 -> 3.2 MB, ~4.5 MiB of heap). Stack traces go through the

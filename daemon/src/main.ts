@@ -10,6 +10,7 @@
  * (bad arguments, an invalid task id) · 78 invalid configuration (systemd does not restart it).
  */
 import './quiet-sdk-warning';
+import { installStackSourceMap } from './stack-source-map';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { createAwsClients } from './aws';
 import { ConfigError, loadConfig } from './config';
@@ -26,6 +27,10 @@ import { StartupTimer } from './startup-timing';
 import { versionLine } from './version';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 78 } as const;
+
+// The bundle's stacks name the TypeScript sources through its map, read only when a stack is
+// formatted (stack-source-map.ts; fleetd runs without --enable-source-maps for its idle memory).
+installStackSourceMap(__filename);
 
 function socketPath(): string {
   return process.env[FLEET_ENV.socket] ?? DEFAULT_SOCKET_PATH;

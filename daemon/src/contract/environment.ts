@@ -54,12 +54,12 @@ export const FLEETD_PROCESS_ENV = { MALLOC_TRIM_THRESHOLD_: '131072' } as const;
 /**
  * The Node flags fleetd runs with (packer/files/bin/fleetd; packer/check.sh compares), which the
  * bench uses too (docs/benchmarks.md, "Idle memory", measured each):
- * - `--enable-source-maps`: stack traces name the TypeScript sources. The bundle's source maps
- *   carry no `sourcesContent` (scripts/bundle.ts): with it, this flag cost ~20 MiB of idle RSS.
+ * - not `--enable-source-maps`: Node would parse the bundle's map at start and keep it (~2.6 MiB
+ *   of idle RSS); main.ts maps stacks through it only when one is formatted (stack-source-map.ts).
  * - `--max-semi-space-size=2` (MiB): V8's young generation grows to 16 MiB semi-spaces under
  *   work and keeps them; capped, RSS after 300 tasks stays within ~5 % of after 30 (was +20 %).
  * - `--expose-gc` and `--compact-on-every-full-gc`: main.ts runs one compacting collection right
  *   after ready, so start-up garbage goes at once instead of when V8's memory reducer gets to it
  *   (8–24 s later; it was the largest idle sample).
  */
-export const FLEETD_NODE_FLAGS = ['--enable-source-maps', '--max-semi-space-size=2', '--expose-gc', '--compact-on-every-full-gc'] as const;
+export const FLEETD_NODE_FLAGS = ['--max-semi-space-size=2', '--expose-gc', '--compact-on-every-full-gc'] as const;

@@ -8,9 +8,9 @@
  *   RSS_BEFORE_BUNDLE       (when set) another fleetd.js, run the same way: a before/after
  *   no glibc trim           the same without MALLOC_TRIM_THRESHOLD_
  *   no node flags           the same without FLEETD_NODE_FLAGS
+ *   source maps at start    + node --enable-source-maps (the map parsed at start and kept; fleetd
+ *                           instead reads it when it formats a stack, stack-source-map.ts)
  *   semi-space 1 MiB        + node --max-semi-space-size=1 (a smaller young generation)
- *   optimize for size       + node --optimize-for-size
- *   both V8 flags           + both
  * Run: npx tsx scripts/dev/bench/rss-experiment.ts  (needs `npm run local -- up`; RSS_WINDOW_S,
  * default 40)
  */
@@ -41,9 +41,8 @@ const VARIANTS: readonly Variant[] = [
   { name: 'production' },
   { name: 'no glibc trim', processEnv: {} },
   { name: 'no node flags', nodeArgs: [] },
+  { name: 'source maps at start', nodeArgs: ['--enable-source-maps', ...FLEETD_NODE_FLAGS] },
   { name: 'semi-space 1 MiB', nodeArgs: [...FLEETD_NODE_FLAGS, '--max-semi-space-size=1'] },
-  { name: 'optimize for size', nodeArgs: [...FLEETD_NODE_FLAGS, '--optimize-for-size'] },
-  { name: 'both V8 flags', nodeArgs: [...FLEETD_NODE_FLAGS, '--max-semi-space-size=1', '--optimize-for-size'] },
 ];
 
 async function main(): Promise<void> {
