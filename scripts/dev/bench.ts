@@ -50,7 +50,7 @@ import { memoryPhase, renderMemory } from './bench/memory';
 import { startupOf } from './bench/startup';
 import { renderSubmitSeal, submitSealPhase } from './bench/submit-seal';
 import { cliVsAwsPhase, renderCliVsAws } from './bench/cli-vs-aws';
-import { throughputPhase, type ThroughputResult } from './bench/throughput';
+import { throughputBatch, throughputPhase, type ThroughputResult } from './bench/throughput';
 
 const RESULTS = path.join(__dirname, '..', '..', 'bench', 'results.json');
 const T0 = Date.now();
@@ -66,12 +66,8 @@ const PLAN: readonly DaemonPlan[] = [
   { key: 'thr4', slots: 4 },
   { key: 'idle', slots: 1 },
 ];
-/** Batch sizes: a few waves per slot, small enough for two reps of each inside the budget. */
-const THROUGHPUT: ReadonlyArray<{ key: DaemonPlan['key']; tasks: number }> = [
-  { key: 'disp', tasks: 3 },
-  { key: 'thr2', tasks: 4 },
-  { key: 'thr4', tasks: 8 },
-];
+/** The daemons whose throughput is measured (batch sizes: throughput.ts `throughputBatch`). */
+const THROUGHPUT: ReadonlyArray<DaemonPlan['key']> = ['disp', 'thr2', 'thr4'];
 
 /** A task queue like the fleet's own (visibility = lease, same dead-letter queue), for one daemon. */
 async function daemonQueue(clients: AwsClients, fleet: FleetResources, key: string): Promise<string> {
@@ -202,9 +198,9 @@ async function main(): Promise<void> {
     }).length;
 
     const throughput: ThroughputResult[] = [];
-    for (const [i, t] of THROUGHPUT.entries()) {
+    for (const [i, key] of THROUGHPUT.entries()) {
       const share = (deadline - 30_000 - Date.now()) / (THROUGHPUT.length - i);
-      throughput.push(await phase(`throughput-${t.key}`, () => throughputPhase(ctx, fleet(t.key), { tasks: t.tasks, reps: 2, until: Date.now() + share / 2 })));
+      throughput.push(await phase(`throughput-${key}`, () => throughputPhase(ctx, fleet(key), { tasks: throughputBatch(fleet(key).daemon.o.slots), reps: 2, until: Date.now() + share / 2 })));
     }
 
     await idleBegins;

@@ -5,7 +5,7 @@
  * 30 s heartbeat). Its JSON log lines are kept with their own timestamps; its resident memory
  * and CPU time are read from /proc.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -14,6 +14,7 @@ import { FLEETD_ENTRIES, bundle } from '../../bundle';
 import { fleetEnvironment, fleetdConfigFor, type FleetResources } from '../local/provision';
 import { FLEET_ENV, FLEETD_NODE_FLAGS, FLEETD_PROCESS_ENV } from '../../../daemon/src/contract';
 import { forEachLine } from './lines';
+import { processCpuSeconds } from './machine';
 
 export interface FleetdLogLine {
   readonly ts: number;
@@ -94,27 +95,11 @@ export async function buildFleetdBundle(): Promise<{ path: string; seconds: numb
   return { path: file, seconds, cached: false };
 }
 
-let clockTicks: number | undefined;
-function ticksPerSecond(): number {
-  if (clockTicks === undefined) {
-    try {
-      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    } catch {
-      clockTicks = 100;
-    }
-  }
-  return clockTicks;
-}
-
 /** RSS, peak RSS and CPU seconds of a process, from /proc (Linux). */
 export function procSample(pid: number): ProcSample {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may contain spaces) start at field 3; utime/stime are 14/15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpuTicks = Number(fields[11]) + Number(fields[12]);
-  return { at: Date.now(), rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM'), cpuSeconds: cpuTicks / ticksPerSecond() };
+  return { at: Date.now(), rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM'), cpuSeconds: processCpuSeconds(pid) };
 }
 
 export class BenchDaemon {

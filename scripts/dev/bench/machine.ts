@@ -66,3 +66,44 @@ export async function machineInfo(docker: Docker): Promise<MachineInfo> {
     moto: motoVersion(),
   };
 }
+
+/**
+ * CPU seconds the whole machine has spent busy since boot (/proc/stat's first line: user, nice,
+ * system, irq, softirq, steal; not idle or iowait), every process on every core together.
+ */
+export function machineBusyCpuSeconds(): number {
+  const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = fields;
+  return (user + nice + system + irq + softirq + (steal ?? 0)) / clockTicksPerSecond();
+}
+
+let clockTicks: number | undefined;
+
+/** USER_HZ, the unit of /proc's CPU times (getconf CLK_TCK; 100 on Linux if unknown). */
+export function clockTicksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** CPU seconds (user + system) of one process so far, or NaN when it is gone. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces) start at field 3; utime/stime are 14/15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond();
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The local stack's moto server's pid (its state file), or undefined. */
+export function motoPid(): number | undefined {
+  return readState().moto?.pid;
+}

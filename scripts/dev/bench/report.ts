@@ -9,7 +9,7 @@ import type { LoadAverage, MachineInfo } from './machine';
 import { formatLoad } from './machine';
 import type { ProfileResult } from './profile';
 import type { Summary } from './stats';
-import type { ThroughputResult } from './throughput';
+import type { BatchCpu, ThroughputResult } from './throughput';
 import type { LogShippingResult } from './log-shipping';
 import type { SubmitSealResult } from './submit-seal';
 import { RSS_TARGET_ISSUE10_MIB, RSS_TARGET_MIB, type MemoryResult } from './memory';
@@ -80,7 +80,11 @@ export function targets(f: BenchFigures): TargetCheck[] {
     { target: 'issue #18: ≤ 200 AWS API calls per idle hour', measured: `${Math.round(f.idle.awsCallsPerHour)} /h (by design ${f.idle.expectedCallsPerHour} /h)`, met: f.idle.awsCallsPerHour <= 200 },
   ];
   for (const t of f.throughput) {
-    out.push({ target: `issue #18: throughput ≥ ${THROUGHPUT_TARGET * 100} % of the raw engine at ${t.slots} slot(s)`, measured: `${num(t.ratio.median * 100, 0)} % (median of ${t.ratio.n})`, met: t.ratio.median >= THROUGHPUT_TARGET });
+    out.push({
+      target: `issue #18: throughput ≥ ${THROUGHPUT_TARGET * 100} % of the raw engine at ${t.slots} slot(s), steady state`,
+      measured: `${num(t.steadyRatio.median * 100, 0)} % (median of ${t.steadyRatio.n}; whole batch, first dispatch and last removal included: ${num(t.ratio.median * 100, 0)} %)`,
+      met: t.steadyRatio.median >= THROUGHPUT_TARGET,
+    });
   }
   const share = f.profile?.toStartRequestMs.median ?? Number.NaN;
   out.push({ target: `issue #18: fleetd's share of dispatch (traced enqueue → start request) p50 ≤ ${DISPATCH_SHARE_TARGET_MS} ms`, measured: f.profile ? ms(share) : 'not traced', met: share <= DISPATCH_SHARE_TARGET_MS });
@@ -121,9 +125,13 @@ export function rows(f: BenchFigures): Row[] {
     { metric: `idle AWS calls per hour (${i.slots} slot)`, n: i.awsCalls, median: String(Math.round(i.awsCallsPerHour)), p95: '', target: '≤ 200', met: i.awsCallsPerHour <= 200 },
   ];
   for (const t of f.throughput) {
-    out.push(row(`throughput ${t.slots} slot(s), fleet, tasks/min`, t.fleetPerMin, (v) => num(v)));
-    out.push(row(`throughput ${t.slots} slot(s), raw engine, tasks/min`, t.rawPerMin, (v) => num(v)));
-    out.push(row(`throughput ${t.slots} slot(s), fleet ÷ raw`, t.ratio, (v) => `${num(v * 100, 0)} %`, `≥ ${THROUGHPUT_TARGET * 100} %`, t.ratio.median >= THROUGHPUT_TARGET));
+    out.push(row(`throughput ${t.slots} slot(s), steady, fleet, tasks/min`, t.fleetSteadyPerMin, (v) => num(v)));
+    out.push(row(`throughput ${t.slots} slot(s), steady, raw engine, tasks/min`, t.rawSteadyPerMin, (v) => num(v)));
+    out.push(row(`throughput ${t.slots} slot(s), steady, fleet ÷ raw`, t.steadyRatio, (v) => `${num(v * 100, 0)} %`, `≥ ${THROUGHPUT_TARGET * 100} %`, t.steadyRatio.median >= THROUGHPUT_TARGET));
+    out.push(row(`throughput ${t.slots} slot(s), batch of ${t.tasksPerBatch}, fleet ÷ raw`, t.ratio, (v) => `${num(v * 100, 0)} %`));
+    const cpu = (c: BatchCpu) => `${Math.round(c.machinePerTask * 1000)} ms`;
+    out.push({ metric: `throughput ${t.slots} slot(s), machine CPU per task, fleet (fleetd, moto)`, n: t.reps.length, median: `${cpu(t.cpu.fleet)} (${Math.round(t.cpu.fleet.fleetdPerTask * 1000)}, ${Math.round(t.cpu.fleet.motoPerTask * 1000)})`, p95: '' });
+    out.push({ metric: `throughput ${t.slots} slot(s), machine CPU per task, raw engine; cores busy fleet / raw`, n: t.reps.length, median: cpu(t.cpu.raw), p95: `${num(t.cpu.fleet.busy * 100, 0)} / ${num(t.cpu.raw.busy * 100, 0)} %` });
   }
   return out;
 }

@@ -1,9 +1,14 @@
 /**
  * Throughput of one daemon with N slots against the raw engine at the same concurrency.
- * Fleet: a batch of M trivial tasks enqueued at once; wall time from the first record's
- * created_at to the last container's removal (engine `destroy`). Raw: the same M containers
- * through N workers doing create + start + wait + remove back to back. Reps alternate the
- * order (fleet first, then raw first) so slow drift of the shared machine hits both sides.
+ * Fleet: a batch of M trivial tasks enqueued at once. Raw: the same M containers through N
+ * workers doing create + start + wait + remove back to back. Reps alternate the order (fleet
+ * first, then raw first) so slow drift of the shared machine hits both sides. Two rates per side:
+ * - steady state (judged, issue #18): tasks started per minute once every slot is busy, from the
+ *   N-th container start to the last (engine `start` events, both sides alike): M − N starts over
+ *   that span. It leaves out what a batch pays once, which the dispatch rows measure on their own:
+ *   the first dispatch (enqueue → SQS → claim → start) and the last task's outcome and removal.
+ * - batch: M over the wall time from the first record's created_at (raw: the first create) to the
+ *   last container's removal (engine `destroy`), once paid costs included.
  *
  * Alone, to compare two fleetd builds on the same machine at the same time (a change's A/B):
  *   BENCH_BASE_BUNDLE=/path/to/fleetd.js npx tsx scripts/dev/bench/throughput.ts [slot counts, default 1,4] [reps, default 3] [batch multiplier, default 1]
@@ -22,7 +27,7 @@ import { provisionFleet } from '../local/provision';
 import { EngineEvents, RawEngine } from './engine';
 import { followToEnd, submit, trivialSpec, type BenchContext, type BenchFleet, type TaskTimeline } from './fleet-task';
 import { BenchDaemon, buildFleetdBundle } from './fleetd-process';
-import { formatLoad, loadAverage } from './machine';
+import { formatLoad, loadAverage, machineBusyCpuSeconds, motoPid, processCpuSeconds } from './machine';
 import { summarize, type Summary } from './stats';
 import { runStandalone } from './standalone';
 import { stackEnv as localStackEnv } from '../harness/fleet';
@@ -32,8 +37,43 @@ export interface ThroughputRep {
   readonly rawWallMs: number;
   readonly fleetPerMin: number;
   readonly rawPerMin: number;
+  /** Batch rates: fleet ÷ raw. */
   readonly ratio: number;
+  /** Steady-state rates (`steadyPerMin`), tasks/min. */
+  readonly fleetSteadyPerMin: number;
+  readonly rawSteadyPerMin: number;
+  /** Steady-state rates: fleet ÷ raw (the judged figure). */
+  readonly steadyRatio: number;
+  /** CPU seconds per task over each batch: the whole machine, and within it fleetd and moto. */
+  readonly cpu: { readonly fleet: BatchCpu; readonly raw: BatchCpu };
   readonly failed: number;
+}
+
+/** CPU seconds per task of a batch (machine: every process, all cores) and the share of cores it kept busy. */
+export interface BatchCpu {
+  readonly machinePerTask: number;
+  readonly fleetdPerTask: number;
+  readonly motoPerTask: number;
+  /** Machine CPU ÷ (wall × cores): 1 = every core busy for the whole batch. */
+  readonly busy: number;
+}
+
+/** Runs a batch while counting the CPU the machine, fleetd (when given) and moto spend on it. */
+async function withCpu<T extends { wallMs: number }>(tasks: number, fleetdPid: number | undefined, batch: () => Promise<T>): Promise<T & { cpu: BatchCpu }> {
+  const moto = motoPid();
+  const before = { machine: machineBusyCpuSeconds(), fleetd: fleetdPid ? processCpuSeconds(fleetdPid) : 0, moto: moto ? processCpuSeconds(moto) : Number.NaN };
+  const out = await batch();
+  const after = { machine: machineBusyCpuSeconds(), fleetd: fleetdPid ? processCpuSeconds(fleetdPid) : 0, moto: moto ? processCpuSeconds(moto) : Number.NaN };
+  const machine = after.machine - before.machine;
+  return {
+    ...out,
+    cpu: {
+      machinePerTask: machine / tasks,
+      fleetdPerTask: (after.fleetd - before.fleetd) / tasks,
+      motoPerTask: (after.moto - before.moto) / tasks,
+      busy: machine / ((out.wallMs / 1000) * os.cpus().length),
+    },
+  };
 }
 
 export interface ThroughputResult {
@@ -42,8 +82,46 @@ export interface ThroughputResult {
   readonly reps: ThroughputRep[];
   readonly fleetPerMin: Summary;
   readonly rawPerMin: Summary;
-  /** Per rep: fleet tasks/min ÷ raw tasks/min. */
+  /** Per rep: fleet tasks/min ÷ raw tasks/min, batch rates. */
   readonly ratio: Summary;
+  readonly fleetSteadyPerMin: Summary;
+  readonly rawSteadyPerMin: Summary;
+  /** Per rep: fleet ÷ raw, steady-state rates (issue #18's judged figure). */
+  readonly steadyRatio: Summary;
+  /** Medians over the reps of each side's CPU per task (BatchCpu). */
+  readonly cpu: { readonly fleet: BatchCpu; readonly raw: BatchCpu };
+}
+
+export function formatCpu(c: BatchCpu): string {
+  const fleetd = c.fleetdPerTask > 0 ? `, fleetd ${(c.fleetdPerTask * 1000).toFixed(0)} ms` : '';
+  return `machine ${(c.machinePerTask * 1000).toFixed(0)} ms (moto ${(c.motoPerTask * 1000).toFixed(0)} ms${fleetd}; cores ${(c.busy * 100).toFixed(0)} % busy)`;
+}
+
+function medianCpu(all: readonly BatchCpu[]): BatchCpu {
+  const m = (pick: (c: BatchCpu) => number) => summarize(all.map(pick)).median;
+  return { machinePerTask: m((c) => c.machinePerTask), fleetdPerTask: m((c) => c.fleetdPerTask), motoPerTask: m((c) => c.motoPerTask), busy: m((c) => c.busy) };
+}
+
+/**
+ * Tasks started per minute once all `slots` are busy: container starts (engine times) from the
+ * `slots`-th to the last, `starts.length − slots` of them over that span. Both sides fill their
+ * slots at once (fleetd receives up to its free slots per poll; the raw engine runs `slots`
+ * workers), so the span is whole turns of every slot. NaN without a start after the fill.
+ */
+export function steadyPerMin(starts: readonly number[], slots: number): number {
+  const sorted = [...starts].sort((a, b) => a - b);
+  if (sorted.length <= slots) return Number.NaN;
+  const spanMs = sorted[sorted.length - 1] - sorted[slots - 1];
+  return spanMs > 0 ? ((sorted.length - slots) / spanMs) * 60_000 : Number.NaN;
+}
+
+/** Engine start times of a batch's containers (throws on one the engine never reported). */
+function startTimes(ctx: BenchContext, taskIds: readonly string[]): number[] {
+  return taskIds.map((id) => {
+    const at = ctx.events.times(id).start;
+    if (at === undefined) throw new Error(`throughput: no docker "start" event for ${id}`);
+    return at;
+  });
 }
 
 async function fleetBatch(ctx: BenchContext, fleet: BenchFleet, count: number): Promise<{ wallMs: number; failed: number; ends: TaskTimeline[] }> {
@@ -74,28 +152,40 @@ export async function throughputPhase(ctx: BenchContext, fleet: BenchFleet, opti
       break;
     }
     const prefix = `bench-raw-t${slots}r${r}-${Date.now().toString(36)}`;
-    let f: { wallMs: number; failed: number };
-    let raw: { wallMs: number };
+    let f: { wallMs: number; failed: number; ends: TaskTimeline[]; cpu: BatchCpu };
+    let raw: { wallMs: number; runs: Array<{ id: string }>; cpu: BatchCpu };
+    const fleetSide = () => withCpu(options.tasks, fleet.daemon.pid, () => fleetBatch(ctx, fleet, options.tasks));
+    const rawSide = () => withCpu(options.tasks, undefined, () => ctx.raw.batch(prefix, options.tasks, slots, spec));
     if (r % 2 === 0) {
-      f = await fleetBatch(ctx, fleet, options.tasks);
+      f = await fleetSide();
       await sleep(500);
-      raw = await ctx.raw.batch(prefix, options.tasks, slots, spec);
+      raw = await rawSide();
     } else {
-      raw = await ctx.raw.batch(prefix, options.tasks, slots, spec);
+      raw = await rawSide();
       await sleep(500);
-      f = await fleetBatch(ctx, fleet, options.tasks);
+      f = await fleetSide();
     }
     await sleep(500);
+    const fleetSteady = steadyPerMin(startTimes(ctx, f.ends.map((e) => e.taskId)), slots);
+    const rawSteady = steadyPerMin(startTimes(ctx, raw.runs.map((run) => run.id)), slots);
     const rep = {
       fleetWallMs: f.wallMs,
       rawWallMs: raw.wallMs,
       fleetPerMin: (options.tasks / f.wallMs) * 60_000,
       rawPerMin: (options.tasks / raw.wallMs) * 60_000,
       ratio: raw.wallMs / f.wallMs,
+      fleetSteadyPerMin: fleetSteady,
+      rawSteadyPerMin: rawSteady,
+      steadyRatio: fleetSteady / rawSteady,
+      cpu: { fleet: f.cpu, raw: raw.cpu },
       failed: f.failed,
     };
     reps.push(rep);
-    ctx.say(`throughput ${slots} slot(s) rep ${r + 1}: fleet ${rep.fleetPerMin.toFixed(1)}/min (${f.wallMs} ms), raw ${rep.rawPerMin.toFixed(1)}/min (${raw.wallMs} ms)`);
+    ctx.say(
+      `throughput ${slots} slot(s) rep ${r + 1}: steady fleet ${fleetSteady.toFixed(1)}/min, raw ${rawSteady.toFixed(1)}/min; ` +
+        `batch fleet ${rep.fleetPerMin.toFixed(1)}/min (${f.wallMs} ms), raw ${rep.rawPerMin.toFixed(1)}/min (${raw.wallMs} ms); ` +
+        `CPU per task: fleet ${formatCpu(f.cpu)}, raw ${formatCpu(raw.cpu)}`,
+    );
   }
   return {
     slots,
@@ -104,12 +194,19 @@ export async function throughputPhase(ctx: BenchContext, fleet: BenchFleet, opti
     fleetPerMin: summarize(reps.map((r) => r.fleetPerMin)),
     rawPerMin: summarize(reps.map((r) => r.rawPerMin)),
     ratio: summarize(reps.map((r) => r.ratio)),
+    fleetSteadyPerMin: summarize(reps.map((r) => r.fleetSteadyPerMin)),
+    rawSteadyPerMin: summarize(reps.map((r) => r.rawSteadyPerMin)),
+    steadyRatio: summarize(reps.map((r) => r.steadyRatio)),
+    cpu: { fleet: medianCpu(reps.map((r) => r.cpu.fleet)), raw: medianCpu(reps.map((r) => r.cpu.raw)) },
   };
 }
 
-/** Tasks per batch for a slot count (the full bench's 3 / 4 / 8 for 1 / 2 / 4 slots). */
-function batchFor(slots: number): number {
-  return Math.max(3, 2 * slots);
+/**
+ * Tasks per batch for a slot count: 8 / 10 / 16 for 1 / 2 / 4 slots, so the steady state has
+ * 7 / 8 / 12 starts after the fill (`npm run bench` uses the same batches).
+ */
+export function throughputBatch(slots: number): number {
+  return Math.max(8, slots * 4, slots + 8);
 }
 
 /** The throughput phase alone: this checkout's fleetd against a base bundle, batch by batch. */
@@ -144,8 +241,10 @@ async function main(): Promise<void> {
         await daemon.boot();
         fleets.push({ label: b.label, fleet: { resources, daemon, client: new FleetClient(clients, resources) } });
       }
-      const tasks = batchFor(slots) * batchMultiplier;
+      const tasks = throughputBatch(slots) * batchMultiplier;
       const perMin: Record<string, number[]> = Object.fromEntries([...builds.map((b) => [b.label, []]), ['raw', []]]);
+      const steady: Record<string, number[]> = Object.fromEntries([...builds.map((b) => [b.label, []]), ['raw', []]]);
+      const cpus: Record<string, BatchCpu[]> = Object.fromEntries([...builds.map((b) => [b.label, []]), ['raw', []]]);
       const turnarounds: Record<string, number[]> = Object.fromEntries(builds.map((b) => [b.label, []]));
       const removals: Record<string, number[]> = Object.fromEntries(builds.map((b) => [b.label, []]));
       // fleetd's utime + stime per task of each batch (issue #18): the build's CPU cost beside its rate.
@@ -154,21 +253,27 @@ async function main(): Promise<void> {
         const order = r % 2 === 0 ? fleets : [...fleets].reverse();
         for (const f of order) {
           const cpuBefore = f.fleet.daemon.sample().cpuSeconds;
-          const batch = await fleetBatch(ctx, f.fleet, tasks);
+          const batch = await withCpu(tasks, f.fleet.daemon.pid, () => fleetBatch(ctx, f.fleet, tasks));
+          cpus[f.label].push(batch.cpu);
           perMin[f.label].push((tasks / batch.wallMs) * 60_000);
+          steady[f.label].push(steadyPerMin(startTimes(ctx, batch.ends.map((e) => e.taskId)), slots));
           cpuPerTask[f.label].push((f.fleet.daemon.sample().cpuSeconds - cpuBefore) / tasks);
           if (slots === 1) turnarounds[f.label].push(...slotTurnaroundsMs(batch.ends));
           removals[f.label].push(...batch.ends.filter((e) => e.finishedAt !== undefined && e.engine.destroy !== undefined).map((e) => e.engine.destroy! - e.finishedAt!));
           if (batch.failed) say(`${f.label}: ${batch.failed} task(s) did not complete`);
           await sleep(500);
         }
-        const raw = await ctx.raw.batch(`${run}-raw-s${slots}r${r}`, tasks, slots, trivialSpec(ctx.demoImage));
+        const raw = await withCpu(tasks, undefined, () => ctx.raw.batch(`${run}-raw-s${slots}r${r}`, tasks, slots, trivialSpec(ctx.demoImage)));
+        cpus.raw.push(raw.cpu);
         perMin.raw.push((tasks / raw.wallMs) * 60_000);
-        say(`${slots} slot(s) rep ${r + 1}: ${Object.entries(perMin).map(([k, v]) => `${k} ${v[v.length - 1].toFixed(1)}/min`).join(', ')}`);
+        steady.raw.push(steadyPerMin(startTimes(ctx, raw.runs.map((run) => run.id)), slots));
+        say(`${slots} slot(s) rep ${r + 1}: steady ${Object.entries(steady).map(([k, v]) => `${k} ${v[v.length - 1].toFixed(1)}/min`).join(', ')}; batch ${Object.entries(perMin).map(([k, v]) => `${k} ${v[v.length - 1].toFixed(1)}/min`).join(', ')}`);
         await sleep(500);
       }
-      const line = Object.entries(perMin).map(([k, v]) => `${k} ${summarize(v).median.toFixed(1)}/min (reps ${v.map((x) => x.toFixed(1)).join(' ')})`).join('; ');
-      console.log(`${slots} slot(s), ${tasks} tasks per batch, ${reps} reps, median: ${line}`);
+      const line = (rates: Record<string, number[]>) => Object.entries(rates).map(([k, v]) => `${k} ${summarize(v).median.toFixed(1)}/min (reps ${v.map((x) => x.toFixed(1)).join(' ')})`).join('; ');
+      console.log(`${slots} slot(s), ${tasks} tasks per batch, ${reps} reps, median steady state: ${line(steady)}`);
+      console.log(`${slots} slot(s), median batch (enqueue → last removal): ${line(perMin)}`);
+      console.log(`${slots} slot(s), CPU per task (medians): ${Object.entries(cpus).map(([k, v]) => `${k} ${formatCpu(medianCpu(v))}`).join('; ')}`);
       if (slots === 1) {
         const turn = Object.entries(turnarounds).map(([k, v]) => { const t = summarize(v); return `${k} p50 ${t.median.toFixed(0)} ms, p95 ${t.p95.toFixed(0)} ms (n ${t.n})`; }).join('; ');
         console.log(`1 slot: terminal write → next claim: ${turn}`);
