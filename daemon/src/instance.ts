@@ -67,7 +67,10 @@ export interface InstanceStateOptions {
   readonly log: Logger;
 }
 
-/** How long a change of the running tasks alone waits for more before it is written (set). */
+/**
+ * How long a change that another one may soon follow waits before it is written (set): a change
+ * of the running tasks alone, and busy → idle (in a backlog the next claim comes within ms).
+ */
 export const RUNNING_ONLY_WAIT_MS = 1000;
 
 export class InstanceState {
@@ -94,24 +97,31 @@ export class InstanceState {
    * - a state set while an earlier one still waits for its turn replaces it (the waiting write
    *   takes the newest state);
    * - a change of the running tasks alone (same status and reason) waits up to
-   *   RUNNING_ONLY_WAIT_MS for more; a status change is written at once (with what waits).
+   *   RUNNING_ONLY_WAIT_MS for more, and so does busy → idle: a slot working through a backlog
+   *   goes busy → idle → busy once per task, and the next task's busy state (a status change)
+   *   then ends the wait and is written alone, so tags and row see one write per task, not
+   *   three calls for idle and two for busy again (docs/architecture.md "What an idle instance
+   *   costs"). Any other status change is written at once (with what waits).
    * The newest state is always written, and each caller's promise resolves once a write that
    * carries its state or a newer one is done. `flush` ends any wait.
    */
   set(status: InstanceStatus, running: string[] = this.running, reason?: string): Promise<void> {
-    const runningOnly = status === this.status && reason === this.reason;
+    const sameReason = reason === this.reason;
+    const runningOnly = status === this.status && sameReason;
+    const wentIdle = status === InstanceStatus.IDLE && this.status === InstanceStatus.BUSY && sameReason;
+    const mayWait = runningOnly || wentIdle;
     this.status = status;
     this.running = [...running];
     this.reason = reason;
     const snapshot = { status, running: [...running], reason };
     if (this.waiting) {
       this.waiting.snapshot = snapshot;
-      if (!runningOnly) this.waiting.now();
+      if (!mayWait) this.waiting.now();
       return this.waiting.done;
     }
     let timer: NodeJS.Timeout | undefined;
     let endWait = () => undefined as void;
-    const wait = runningOnly ? new Promise<void>((resolve) => ((endWait = resolve), (timer = setTimeout(resolve, RUNNING_ONLY_WAIT_MS)))) : undefined;
+    const wait = mayWait ? new Promise<void>((resolve) => ((endWait = resolve), (timer = setTimeout(resolve, RUNNING_ONLY_WAIT_MS)))) : undefined;
     const waiting = { snapshot, done: Promise.resolve(), now: () => (clearTimeout(timer), endWait()) };
     this.waiting = waiting;
     waiting.done = Promise.all([this.chain, wait])

@@ -5,6 +5,7 @@
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { DescribeTagsCommand } from '@aws-sdk/client-ec2';
 import { CONTAINER_LABELS, EventType, TaskStatus, encodeEnvelope, tagKeys, type TaskSpecInput } from '../../daemon/src/contract';
+import { RUNNING_ONLY_WAIT_MS } from '../../daemon/src/instance';
 import { FleetClient } from '../../scripts/lib/client';
 import { TestDaemon } from '../../scripts/dev/harness/daemon';
 import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
@@ -58,9 +59,12 @@ test('happy path: submit → claimed → RUNNING → COMPLETED with result, even
   const keys = tagKeys();
   const tags = await fleet.clients.ec2.send(new DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [d.instanceId] }] }));
   const byKey = Object.fromEntries((tags.Tags ?? []).map((t) => [t.Key, t.Value]));
-  await new Promise((r) => setTimeout(r, 500));
-  const tagsAfter = await fleet.clients.ec2.send(new DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [d.instanceId] }] }));
-  const after = Object.fromEntries((tagsAfter.Tags ?? []).map((t) => [t.Key, t.Value]));
+  // Busy → idle is written once nothing followed for RUNNING_ONLY_WAIT_MS (instance.ts).
+  let after: Record<string, string | undefined> = {};
+  for (const until = Date.now() + RUNNING_ONLY_WAIT_MS + 5000; Date.now() < until && after[keys.status] !== 'idle'; await new Promise((r) => setTimeout(r, 200))) {
+    const tagsAfter = await fleet.clients.ec2.send(new DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [d.instanceId] }] }));
+    after = Object.fromEntries((tagsAfter.Tags ?? []).map((t) => [t.Key, t.Value]));
+  }
   expect(after[keys.status]).toBe('idle');
   expect(after[keys.taskId]).toBeUndefined();
   expect(byKey[keys.fleet] ?? after[keys.fleet]).toBe(fleet.resources.fleetName);

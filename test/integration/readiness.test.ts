@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { EventType, InstanceStatus, READINESS_HOOK_NAME, TaskStatus, type TaskSpecInput } from '../../daemon/src/contract';
+import { RUNNING_ONLY_WAIT_MS } from '../../daemon/src/instance';
 import { formatRecord } from '../../scripts/cli/format';
 import { FleetClient } from '../../scripts/lib/client';
 import { setImdsOverrides } from '../../scripts/dev/local/imds-server';
@@ -84,7 +85,10 @@ test('warm pool: Warmed:Pending:Wait prepares, completes fleetd-ready CONTINUE a
   for (const r of records) expect(r).toMatchObject({ status: TaskStatus.COMPLETED, attempt: 1, instance_id: id });
   expect(events.filter((e) => e.type === EventType.TAKEN_OVER)).toEqual([]);
   expect((await client.listInstances()).instances.filter((i) => i.instanceId === id)).toHaveLength(1);
-  expect(await instanceRow(client, id)).toMatchObject({ status: InstanceStatus.IDLE });
+  // Busy → idle is written once nothing followed for RUNNING_ONLY_WAIT_MS (instance.ts).
+  let row = await instanceRow(client, id);
+  for (const until = Date.now() + RUNNING_ONLY_WAIT_MS + 5000; row?.status !== InstanceStatus.IDLE && Date.now() < until; row = await instanceRow(client, id)) await new Promise((r) => setTimeout(r, 200));
+  expect(row).toMatchObject({ status: InstanceStatus.IDLE });
 });
 
 test('a failed preflight ABANDONs the readiness hook (IMDS Pending:Wait) with the reason in the instance row; so does a prepull the policy refuses', async () => {

@@ -1,6 +1,6 @@
 /**
- * The instance's tags and row (daemon/src/instance.ts): a change of the running tasks alone
- * waits up to a second for more, a status change does not; a state set while an earlier write
+ * The instance's tags and row (daemon/src/instance.ts): a change of the running tasks alone,
+ * and busy → idle, wait up to a second for more, any other status change does not; a state set while an earlier write
  * still waits for its turn replaces that write's state (issue #18: task starts and ends at
  * several busy slots); the newest state is always written, in order, and each caller's
  * promise resolves once its state (or a newer one) is written.
@@ -63,10 +63,10 @@ test('a state set after the waiting write began gets a write of its own', async 
 
   // Act
   await instance.set(InstanceStatus.BUSY, ['t-1']);
-  await instance.set(InstanceStatus.IDLE, []);
+  await instance.set(InstanceStatus.DRAINING, [], 'drain');
 
   // Assess
-  expect(calls).toEqual(['put {"p:status":"busy","p:task-id":"t-1"}', 'put {"p:status":"idle"}', 'remove p:task-id']);
+  expect(calls).toEqual(['put {"p:status":"busy","p:task-id":"t-1"}', 'put {"p:status":"draining"}', 'remove p:task-id']);
 });
 
 test('a change of the running tasks alone waits up to a second for more; a status change or flush ends the wait', async () => {
@@ -91,14 +91,48 @@ test('a change of the running tasks alone waits up to a second for more; a statu
 
     // a status change does not wait, and takes what waited with it
     const c = instance.set(InstanceStatus.BUSY, ['t-3']);
-    const d = instance.set(InstanceStatus.IDLE, []);
+    const d = instance.set(InstanceStatus.DRAINING, [], 'drain');
     await Promise.all([c, d]);
-    expect(calls.slice(2)).toEqual(['put {"p:status":"idle"}', 'remove p:task-id']);
+    expect(calls.slice(2)).toEqual(['put {"p:status":"draining"}', 'remove p:task-id']);
 
     // flush ends a wait
-    void instance.set(InstanceStatus.IDLE, []);
+    void instance.set(InstanceStatus.DRAINING, ['t-4'], 'drain');
     await instance.flush();
-    expect(calls.slice(4)).toEqual(['put {"p:status":"idle"}', 'remove p:task-id']);
+    expect(calls.slice(4)).toEqual(['put {"p:status":"draining","p:task-id":"t-4"}']);
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
+test('busy → idle waits a second: the next task of a backlog is one write, a last task ends idle', async () => {
+  // Prepare
+  jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate'] });
+  const { tags, calls, release } = recordingTags();
+  release();
+  const rows: Array<{ status: string; running: string[] }> = [];
+  const ddb = { send: async (cmd: { input: { Item: { status: string; running: string[] } } }) => void rows.push(cmd.input.Item) } as unknown as DynamoDBDocumentClient;
+  const instance = new InstanceState({ tags, ddb, instancesTable: 'rows', instanceId: 'i-1', tagPrefix: 'p', slots: 1, availabilityZone: 'az', log: quiet });
+  const settle = () => new Promise((r) => setImmediate(r));
+  try {
+    await instance.set(InstanceStatus.BUSY, ['t-1']);
+
+    // Act / Assess: t-1 ends and t-2 is claimed within the wait: busy with t-2, written once
+    const idle = instance.set(InstanceStatus.IDLE, []);
+    await settle();
+    expect(calls).toHaveLength(1);
+    const busy = instance.set(InstanceStatus.BUSY, ['t-2']);
+    await Promise.all([idle, busy]);
+    expect(calls).toEqual(['put {"p:status":"busy","p:task-id":"t-1"}', 'put {"p:status":"busy","p:task-id":"t-2"}']);
+    expect(rows.map((r) => [r.status, r.running])).toEqual([['busy', ['t-1']], ['busy', ['t-2']]]);
+
+    // t-2 ends and nothing follows: idle is written once the second is up
+    const last = instance.set(InstanceStatus.IDLE, []);
+    await settle();
+    expect(calls).toHaveLength(2);
+    jest.advanceTimersByTime(RUNNING_ONLY_WAIT_MS);
+    await last;
+    expect(calls.slice(2)).toEqual(['put {"p:status":"idle"}', 'remove p:task-id']);
+    expect(rows[rows.length - 1]).toMatchObject({ status: 'idle', running: [] });
   } finally {
     jest.useRealTimers();
   }
