@@ -202,8 +202,8 @@ export async function throughputPhase(ctx: BenchContext, fleet: BenchFleet, opti
 }
 
 /**
- * Tasks per batch for a slot count: 8 / 10 / 16 for 1 / 2 / 4 slots, so the steady state has
- * 7 / 8 / 12 starts after the fill (`npm run bench` uses the same batches).
+ * Tasks per batch for a slot count: 9 / 10 / 16 for 1 / 2 / 4 slots, so the steady state has
+ * 8 / 8 / 12 starts after the fill (`npm run bench` uses the same batches).
  */
 export function throughputBatch(slots: number): number {
   return Math.max(8, slots * 4, slots + 8);
