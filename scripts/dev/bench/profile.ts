@@ -4,7 +4,7 @@
  * is not changed). Offsets are from the record's created_at. The proxies add a hop to every
  * call; that cost is measured here too and reported beside the profile.
  *
- * Part of `npm run bench` (3 samples on its idle daemon). Alone, against the local stack, on a
+ * Part of `npm run bench` (5 samples on its idle daemon). Alone, against the local stack, on a
  * daemon of its own (BENCH_BUNDLE=path profiles another fleetd build, e.g. a base for an A/B):
  *   npx tsx scripts/dev/bench/profile.ts [samples, default 5]
  */
