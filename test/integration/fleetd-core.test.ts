@@ -59,9 +59,11 @@ test('happy path: submit → claimed → RUNNING → COMPLETED with result, even
   const keys = tagKeys();
   const tags = await fleet.clients.ec2.send(new DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [d.instanceId] }] }));
   const byKey = Object.fromEntries((tags.Tags ?? []).map((t) => [t.Key, t.Value]));
-  // Busy → idle is written once nothing followed for RUNNING_ONLY_WAIT_MS (instance.ts).
+  // Busy → idle is written once nothing followed for RUNNING_ONLY_WAIT_MS (instance.ts): the
+  // status tag, then the task-id tag's removal (two EC2 calls), so wait for both.
   let after: Record<string, string | undefined> = {};
-  for (const until = Date.now() + RUNNING_ONLY_WAIT_MS + 5000; Date.now() < until && after[keys.status] !== 'idle'; await new Promise((r) => setTimeout(r, 200))) {
+  const settled = () => after[keys.status] === 'idle' && after[keys.taskId] === undefined;
+  for (const until = Date.now() + RUNNING_ONLY_WAIT_MS + 5000; Date.now() < until && !settled(); await new Promise((r) => setTimeout(r, 200))) {
     const tagsAfter = await fleet.clients.ec2.send(new DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [d.instanceId] }] }));
     after = Object.fromEntries((tagsAfter.Tags ?? []).map((t) => [t.Key, t.Value]));
   }
