@@ -39,7 +39,7 @@ export class LazySourceMap {
     if (!map) return undefined;
     const entry = map.findEntry(at.line - 1, at.column - 1) as Partial<{ originalSource: string; originalLine: number; originalColumn: number }>;
     if (entry.originalSource === undefined || entry.originalLine === undefined || entry.originalColumn === undefined) return undefined;
-    return `${displaySource(entry.originalSource, this.mapFile)}:${entry.originalLine + 1}:${entry.originalColumn + 1}`;
+    return `${displaySource(entry.originalSource)}:${entry.originalLine + 1}:${entry.originalColumn + 1}`;
   }
 
   /** Whether a parsed map is held now (tests). */
@@ -67,12 +67,12 @@ export class LazySourceMap {
 
 /**
  * The source's path as an operator reads it: relative to the map it is the repository's path
- * behind some `../` (e.g. `../../daemon/src/receiver.ts`); a `file://` URL becomes its path.
+ * behind some `../` (e.g. `../../daemon/src/receiver.ts` → `daemon/src/receiver.ts`); a
+ * `file://` URL becomes its path, an absolute path stays.
  */
-function displaySource(source: string, mapFile: string): string {
+function displaySource(source: string): string {
   if (source.startsWith('file://')) return new URL(source).pathname;
-  if (path.isAbsolute(source)) return source;
-  return path.normalize(source).replace(/^(\.\.[\\/])+/, '') || path.join(path.dirname(mapFile), source);
+  return path.isAbsolute(source) ? source : path.normalize(source).replace(/^(\.\.[\\/])+/, '');
 }
 
 /**

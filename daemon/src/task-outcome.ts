@@ -6,8 +6,9 @@
  *
  * After a terminal write, the message's deletion (and ABCA's record) are begun, not awaited:
  * `afterWrite`, which the run's background tail waits for (task-run.ts), so the run ends at the
- * write (its slot freed already when its container exited). A crash before the deletion is safe: the message comes back after its visibility
- * timeout, its claim finds the terminal record, and the message is deleted then.
+ * write (its slot freed already when its container exited). A crash before the deletion is
+ * safe: the message comes back after its visibility timeout, its claim finds the terminal
+ * record, and the message is deleted then.
  */
 import { ChangeMessageVisibilityCommand, DeleteMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { FleetEnd } from './abca-mirror';
