@@ -13,6 +13,9 @@
  *                        come from a banner (createRequire, import.meta.url); chunks sit beside the
  *                        entry so `__dirname` is the same in each. The entry is
  *                        scripts/fleet-bundle.ts: `status` and `list` go to fleet-read.cjs.
+ *   bin/fleet.js's sh lines → dist/bundle/fleet: the standalone CLI's launcher (run it as
+ *                        `dist/bundle/fleet …`): sh defers NODE_EXTRA_CA_CERTS to the CLI's first
+ *                        TLS connection (scripts/cli/deferred-ca.ts), then node runs fleet.mjs.
  *   scripts/fleet.ts   → dist/bundle/fleet-read.cjs (+ .map): the same program as one CommonJS file
  *                        for `fleet status` and `fleet list`, run with a V8 code cache
  *                        (scripts/cli/code-cache.ts, read-bundle.ts): the other commands' modules
@@ -325,8 +328,27 @@ export async function bundle(entries: readonly BundleEntry[] = BUNDLE_ENTRIES, o
     if (dynamic.length > 0) throw new Error(`bundle: ${group[0].name}.cjs runs with a code cache and must not use import(): ${dynamic.join(', ')}`);
     outputs.push(...Object.keys(result.metafile!.outputs));
   }
+  if (entries.some((e) => e.name === 'fleet')) outputs.push(writeCliLauncher(outdir));
   const files = outputs.map((f) => path.relative(ROOT, path.resolve(ROOT, f)));
   return { files, seconds: (Date.now() - started) / 1000 };
+}
+
+/** The standalone CLI's launcher, beside fleet.mjs. */
+export const CLI_LAUNCHER = 'fleet';
+
+/**
+ * Writes dist/bundle/fleet: bin/fleet.js's first line and sh lines (the `':' //;` ones: sh runs
+ * them, node reads them as comments), then node's part, fleet.mjs beside it. One source for the
+ * sh part: bin/fleet.js. No extension and no package.json here, so node runs it as CommonJS.
+ */
+function writeCliLauncher(outdir: string): string {
+  const bin = fs.readFileSync(path.join(ROOT, 'bin', 'fleet.js'), 'utf8').split('\n');
+  const shLines = bin.filter((line, i) => i === 0 || line.startsWith("':' //;"));
+  if (shLines[0] !== '#!/bin/sh' || !shLines.some((l) => l.includes('exec node "$0"'))) throw new Error('bundle: bin/fleet.js no longer starts with the sh launcher this build copies (#!/bin/sh, then \':\' //; lines ending in exec node "$0")');
+  const file = path.join(outdir, CLI_LAUNCHER);
+  const node = "import(require('node:url').pathToFileURL(require('node:path').join(__dirname, 'fleet.mjs')).href);";
+  fs.writeFileSync(file, [...shLines, '// The standalone fleet CLI (scripts/bundle.ts): fleet.mjs beside this file.', node, ''].join('\n'), { mode: 0o755 });
+  return file;
 }
 
 async function main(): Promise<void> {

@@ -3,6 +3,7 @@
  * AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>, the default credential chain). A local stack
  * is then nothing but environment variables. One place, so retries and timeouts agree.
  */
+import type { Agent as HttpsAgent } from 'node:https';
 import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { EC2Client } from '@aws-sdk/client-ec2';
@@ -14,6 +15,9 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { connectionConfig } from './aws-connection';
+
+export { connectionConfig } from './aws-connection';
 
 /**
  * The SDK packages, each required on first use. A module that sends a command takes the
@@ -61,6 +65,8 @@ export interface AwsClientOptions {
   readonly region?: string;
   /** SDK-level retry attempts (standard mode, exponential backoff with jitter). @default 4 */
   readonly maxAttempts?: number;
+  /** The agent for HTTPS connections (the CLI's: scripts/cli/deferred-ca.ts). @default the SDK's own */
+  readonly httpsAgent?: HttpsAgent;
 }
 
 export function createAwsClients(options: AwsClientOptions = {}): AwsClients {
@@ -68,7 +74,7 @@ export function createAwsClients(options: AwsClientOptions = {}): AwsClients {
   if (!region) {
     throw new Error('no AWS region: set AWS_REGION (fleetd reads it from IMDS on an instance)');
   }
-  const base = { region, maxAttempts: options.maxAttempts ?? 4 };
+  const base = { region, maxAttempts: options.maxAttempts ?? 4, ...connectionConfig(options.httpsAgent) };
   // A custom endpoint (LocalStack, moto) has no virtual-host DNS for buckets.
   const customS3 = Boolean(process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL);
   // SQS and KMS (calls on every task: receive, delete, the seal's VerifyMac): the SDK resolves

@@ -4,6 +4,7 @@
  * `fleet list` use the lighter read-context.ts instead.
  */
 import { createAwsClients } from '../../daemon/src/aws';
+import { extraCaHttpsAgent } from './deferred-ca';
 import { FleetClient, type FleetNames } from '../lib/client';
 import { fleetNamesFromEnv, loadEnvironment, requireRegion } from './env';
 
@@ -20,5 +21,5 @@ export function createContext(options: { envFile?: string }): CliContext {
   loadEnvironment(options.envFile);
   const names = fleetNamesFromEnv();
   requireRegion();
-  return { client: new FleetClient(createAwsClients(), names), names, ...(options.envFile !== undefined ? { envFile: options.envFile } : {}) };
+  return { client: new FleetClient(createAwsClients({ httpsAgent: extraCaHttpsAgent() }), names), names, ...(options.envFile !== undefined ? { envFile: options.envFile } : {}) };
 }

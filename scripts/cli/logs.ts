@@ -11,6 +11,7 @@ import { sleep } from '../../daemon/src/retry';
 import { LIMITS, isTerminal, type TaskRecord } from '../../daemon/src/contract';
 import { createLogsClient, displayLine, followTaskLog, TaskLogStreamReader, type TaskLogLine } from '../lib/task-logs';
 import type { CliContext } from './config';
+import { extraCaHttpsAgent } from './deferred-ca';
 import { EXIT } from './errors';
 import { printJson } from './format';
 import { LogFollower, logDirectory, logFilePath } from './log-file';
@@ -36,7 +37,7 @@ export async function logsCommand(ctx: CliContext, taskId: string, o: LogsOption
 
 /** Source 1: the stream. Returns found=false (and the latest record) when there is none to show. */
 async function fromStream(ctx: CliContext, logGroup: string, first: TaskRecord, o: LogsOptions): Promise<{ found: boolean; record: TaskRecord }> {
-  const logs = await createLogsClient(ctx.client.clients.region);
+  const logs = await createLogsClient(ctx.client.clients.region, extraCaHttpsAgent());
   let record = first;
   let attempt = o.attempt ?? Math.max(1, record.attempt);
   let reader = new TaskLogStreamReader(logs, logGroup, record.task_id, attempt);

@@ -5,11 +5,13 @@
  * `scaleOnce`), so what an operator sees here is what the schedule does.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { connectionConfig } from '../../daemon/src/aws';
 import type { ReconcileOptions } from '../../infra/handlers/reconcile/decide';
 import { reconcileOnce, type ReconcileReport } from '../../infra/handlers/reconcile/run';
 import { ScalerError, scaleOnce, type ScalingDecision } from '../../infra/handlers/scaler';
 import { ScalerConfigError, scalerConfigFromEnv, type ScalerConfig } from '../../infra/handlers/scaler-config';
 import type { CliContext } from './config';
+import { extraCaHttpsAgent } from './deferred-ca';
 import { EXIT, UsageError } from './errors';
 import { formatDuration, formatTime, printJson, table } from './format';
 
@@ -119,7 +121,7 @@ export async function scaleCommand(ctx: CliContext, o: { json?: boolean }): Prom
     autoscaling: clients.autoscaling,
     cloudwatch: clients.cloudwatch,
     // The scaler queries with the low-level client (typed attribute values).
-    dynamodb: new DynamoDBClient({ region: clients.region, maxAttempts: 4 }),
+    dynamodb: new DynamoDBClient({ region: clients.region, maxAttempts: 4, ...connectionConfig(extraCaHttpsAgent()) }),
     now: () => Date.now(),
     log: () => undefined,
   };

@@ -44,7 +44,8 @@ Configuration:
   SDK's credential chain. --env-file FILE loads KEY=VALUE lines first. With no FLEET_QUEUE_URL
   set, in an agent-fleet checkout, the local stack's .fleet/local.env is used (stderr says so);
   anywhere else nothing is guessed.
-  The standalone bundle (fleet.mjs) keeps a V8 code cache for status and list in
+  NODE_EXTRA_CA_CERTS is read at the first TLS connection, not at node's start.
+  The standalone bundle (dist/bundle/fleet) keeps a V8 code cache for status and list in
   $XDG_CACHE_HOME/agent-fleet or ~/.cache/agent-fleet (mode 700); FLEET_NO_CODE_CACHE=1 turns it off.
 
 Exit codes:

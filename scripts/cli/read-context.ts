@@ -10,8 +10,10 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { connectionConfig } from '../../daemon/src/aws-connection';
 import type { FleetNames } from '../lib/client';
 import { TaskReader, type TaskReads } from '../lib/task-reads';
+import { extraCaHttpsAgent } from './deferred-ca';
 import { fleetNamesFromEnv, loadEnvironment, requireRegion } from './env';
 
 export interface ReadContext {
@@ -26,6 +28,6 @@ export function createReadContext(options: { envFile?: string }): ReadContext {
   const names = fleetNamesFromEnv();
   requireRegion();
   const region = (process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION)!;
-  const ddb = DynamoDBDocumentClient.from(new DynamoDBClient({ region, maxAttempts: 4 }), { marshallOptions: { removeUndefinedValues: true } });
+  const ddb = DynamoDBDocumentClient.from(new DynamoDBClient({ region, maxAttempts: 4, ...connectionConfig(extraCaHttpsAgent()) }), { marshallOptions: { removeUndefinedValues: true } });
   return { client: new TaskReader(ddb, names.tasksTable), names, ...(options.envFile !== undefined ? { envFile: options.envFile } : {}) };
 }

@@ -6,6 +6,7 @@
  */
 import { TaskStatus, isTerminal, type TaskRecord } from '../../daemon/src/contract';
 import type { FleetClient } from '../lib/client';
+import { extraCaHttpsAgent } from './deferred-ca';
 import { EXIT } from './errors';
 import { formatEvent, formatOutcome, formatProgress } from './format';
 import { LogFollower, logDirectory, logFilePath } from './log-file';
@@ -82,7 +83,7 @@ export async function watchTask(client: FleetClient, taskId: string, options: Wa
   const live = new LiveLine(!json && Boolean(process.stderr.isTTY));
   const logs = new LogFollower(logFilePath(logDirectory(options.logDir), taskId));
   // The attempt's CloudWatch Logs stream first (any machine), else this machine's log file (docs/logs.md).
-  const cwl = client.names.logGroup ? await createLogsClient(client.clients.region) : undefined;
+  const cwl = client.names.logGroup ? await createLogsClient(client.clients.region, extraCaHttpsAgent()) : undefined;
   let stream: TaskLogStreamReader | undefined;
   let source: 'cloudwatch' | 'file' | undefined;
   const abort = new AbortController();

@@ -9,6 +9,8 @@
  * Needs logs:GetLogEvents (and DescribeLogStreams) on the group: grantRead gives both.
  */
 import type { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
+import type { Agent as HttpsAgent } from 'node:https';
+import { connectionConfig } from '../../daemon/src/aws';
 import { taskLogStreamName } from '../../daemon/src/contract';
 import { sleep } from '../../daemon/src/retry';
 import { FleetRequestError } from './errors';
@@ -22,10 +24,13 @@ type Sdk = typeof import('@aws-sdk/client-cloudwatch-logs');
 let sdk: Promise<Sdk> | undefined;
 const loadSdk = () => (sdk ??= import('@aws-sdk/client-cloudwatch-logs'));
 
-/** A CloudWatch Logs client configured like the others (AWS_REGION, AWS_ENDPOINT_URL…), loaded on first use. */
-export async function createLogsClient(region: string): Promise<CloudWatchLogsClient> {
+/**
+ * A CloudWatch Logs client configured like the others (AWS_REGION, AWS_ENDPOINT_URL…), loaded on
+ * first use. `httpsAgent`: the CLI's (scripts/cli/deferred-ca.ts), when it has one.
+ */
+export async function createLogsClient(region: string, httpsAgent?: HttpsAgent): Promise<CloudWatchLogsClient> {
   const { CloudWatchLogsClient: Client } = await loadSdk();
-  return new Client({ region, maxAttempts: 4 });
+  return new Client({ region, maxAttempts: 4, ...connectionConfig(httpsAgent) });
 }
 
 /** Reads one attempt's stream from the start; `read()` returns the lines added since the last call. */

@@ -14,8 +14,13 @@ export interface NodeRun {
 const SDK_NODE_NOTICE = /NodeVersionSupportWarning|versions published after|require node >=22|To continue receiving|security updates please|More information can be found|trace-warnings|^\s*$/;
 
 export function runNode(script: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<NodeRun> {
+  return runExecutable(process.execPath, [script, ...args], env);
+}
+
+/** Runs a file itself (its #! line picks the interpreter: bin/fleet.js and dist/bundle/fleet start in sh), as runNode does. */
+export function runExecutable(file: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<NodeRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

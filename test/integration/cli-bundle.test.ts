@@ -12,7 +12,7 @@ import { CLI_ENTRIES, bundle } from '../../scripts/bundle';
 import { FleetClient } from '../../scripts/lib/client';
 import { PROJECT_ROOT } from '../../scripts/dev/local/paths';
 import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
-import { runNode, type NodeRun } from '../helpers/run-node';
+import { runExecutable, runNode, type NodeRun } from '../helpers/run-node';
 
 let fleet: TestFleet;
 let dir: string;
@@ -70,6 +70,15 @@ describe('the standalone CLI bundle', () => {
     const optOut = await bundled(['status', taskIds[0], '--json'], { FLEET_DEBUG: '1', FLEET_NO_CODE_CACHE: '1' });
     expect(optOut.stderr).toMatch(/code cache: off \(FLEET_NO_CODE_CACHE=1\)/);
     for (const run of [first, second, optOut]) expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 0, stdout: expected.stdout });
+  });
+
+  it('runs from its own launcher (dist/bundle/fleet, sh then node) as from fleet.mjs, with NODE_EXTRA_CA_CERTS left to the first TLS connection', async () => {
+    const env = { ...process.env, ...fleet.env, XDG_CACHE_HOME: cacheHome };
+    const [viaLauncher, viaNode] = await Promise.all([runExecutable(path.join(dir, 'fleet'), ['status', taskIds[1], '--json'], env), bundled(['status', taskIds[1], '--json'])]);
+    expect({ code: viaLauncher.code, stdout: viaLauncher.stdout }).toEqual({ code: 0, stdout: viaNode.stdout });
+    // Node would warn at its start about an unreadable file; the launcher hands node none, and --help opens no TLS connection.
+    const help = await runExecutable(path.join(dir, 'fleet'), ['--help'], { ...env, NODE_EXTRA_CA_CERTS: path.join(dir, 'no-such-ca.pem') });
+    expect({ code: help.code, usage: help.stdout.includes('Usage: fleet'), warned: /Ignoring extra certs/.test(help.stderr) }).toEqual({ code: 0, usage: true, warned: false });
   });
 
   it('pages fleet list as the checkout does, cached or not', async () => {
