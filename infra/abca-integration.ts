@@ -39,16 +39,24 @@ export function abcaInstanceStatements(table: dynamodb.ITable): iam.PolicyStatem
         StringEquals: { 'dynamodb:Select': 'SPECIFIC_ATTRIBUTES' },
       },
     }),
-    new iam.PolicyStatement({
-      sid: 'AbcaMirrorWrite',
-      actions: ['dynamodb:UpdateItem'],
-      resources: [table.tableArn],
-      conditions: {
-        'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...ABCA_MIRROR_ATTRIBUTES] },
-        StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
-      },
-    }),
+    abcaMirrorWriteStatement(table),
   ];
+}
+
+/**
+ * UpdateItem of the mirror's attributes only, returning nothing: the instance role's (fleetd's
+ * mirror) and the reconciler's, which tells ABCA of the ABCA tasks it ends (AbcaHeartbeatMirror.ended).
+ */
+export function abcaMirrorWriteStatement(table: dynamodb.ITable): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: 'AbcaMirrorWrite',
+    actions: ['dynamodb:UpdateItem'],
+    resources: [table.tableArn],
+    conditions: {
+      'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...ABCA_MIRROR_ATTRIBUTES] },
+      StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
+    },
+  });
 }
 
 export interface AbcaIntegrationProps {

@@ -480,8 +480,10 @@ export class AgentFleet extends Construct {
         [FLEET_ENV.instancesTable]: this.instancesTable.tableName,
         [FLEET_ENV.queueUrl]: this.queue.queueUrl,
         [METRICS_NAMESPACE_ENV]: FLEET_METRICS_NAMESPACE,
+        // The ABCA tasks a pass ends are told to ABCA's TaskTable (reconcile/run.ts `abcaMirror`).
+        ...(props.abcaTaskTable ? { [FLEET_ENV.abcaTaskTable]: props.abcaTaskTable.tableName } : {}),
       },
-      statements: reconcilerStatements(this.permissionTargets, statusIndex, FLEET_METRICS_NAMESPACE),
+      statements: reconcilerStatements(this.permissionTargets, statusIndex, FLEET_METRICS_NAMESPACE, props.abcaTaskTable),
     });
     this.acknowledgeLambda(
       this.reconciler,

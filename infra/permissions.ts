@@ -43,7 +43,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { TASKS_TABLE, type TagKeys } from '../daemon/src/contract';
-import { abcaInstanceStatements } from './abca-integration';
+import { abcaInstanceStatements, abcaMirrorWriteStatement } from './abca-integration';
 import { taskOutputReadStatements, taskOutputShipStatements } from './logs';
 
 export interface FleetPermissionTargets {
@@ -360,8 +360,8 @@ export function scalerStatements(
   ];
 }
 
-/** The reconciler Lambda: exactly the calls reconcileOnce makes, plus its metrics. */
-export function reconcilerStatements(t: FleetPermissionTargets, statusIndexName: string, metricsNamespace: string): iam.PolicyStatement[] {
+/** The reconciler Lambda: exactly the calls reconcileOnce makes, plus its metrics; `abcaTaskTable`: ABCA's, when the fleet is ABCA's compute. */
+export function reconcilerStatements(t: FleetPermissionTargets, statusIndexName: string, metricsNamespace: string, abcaTaskTable?: dynamodb.ITable): iam.PolicyStatement[] {
   return [
     statement('TasksRead', ['dynamodb:Query', 'dynamodb:GetItem'], [t.tasksTable.tableArn, `${t.tasksTable.tableArn}/index/${statusIndexName}`]),
     taskUpdateStatement('TasksRepair', t.tasksTable, 'reconciler'),
@@ -369,6 +369,8 @@ export function reconcilerStatements(t: FleetPermissionTargets, statusIndexName:
     statement('InstancesRead', ['dynamodb:Scan'], [t.instancesTable.tableArn]),
     statement('Resend', ['sqs:SendMessage', 'sqs:GetQueueAttributes'], [t.queue.queueArn]),
     metricsStatement(metricsNamespace),
+    // Only with `abcaTaskTable`: the ABCA tasks a pass ends are written FAILED there (the mirror's attributes only).
+    ...(abcaTaskTable ? [abcaMirrorWriteStatement(abcaTaskTable)] : []),
   ];
 }
 

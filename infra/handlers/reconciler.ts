@@ -7,7 +7,9 @@ import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwat
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { AbcaHeartbeatMirror } from '../../daemon/src/abca-mirror';
 import { FLEET_ENV } from '../../daemon/src/contract';
+import { Logger } from '../../daemon/src/log';
 import { reconcileOnce, type ReconcileReport, type ReconcilerNames } from './reconcile/run';
 import { FLEET_METRIC_DIMENSION, FLEET_METRICS_NAMESPACE, FleetMetric, METRICS_NAMESPACE_ENV } from '../metrics';
 
@@ -15,6 +17,8 @@ export interface ReconcilerHandlerConfig {
   readonly fleetName: string;
   readonly names: ReconcilerNames;
   readonly metricsNamespace: string;
+  /** ABCA's TaskTable (FLEET_ABCA_TASK_TABLE), told of the ABCA tasks a pass ends. */
+  readonly abcaTaskTable?: string;
 }
 
 export function reconcilerConfigFromEnv(env: NodeJS.ProcessEnv): ReconcilerHandlerConfig {
@@ -33,6 +37,7 @@ export function reconcilerConfigFromEnv(env: NodeJS.ProcessEnv): ReconcilerHandl
       queueUrl: read(FLEET_ENV.queueUrl),
     },
     metricsNamespace: env[METRICS_NAMESPACE_ENV]?.trim() || FLEET_METRICS_NAMESPACE,
+    ...(env[FLEET_ENV.abcaTaskTable]?.trim() ? { abcaTaskTable: env[FLEET_ENV.abcaTaskTable]!.trim() } : {}),
   };
   if (missing.length > 0) {
     throw new Error(`reconciler configuration: ${missing.join(', ')} not set; the AgentFleet construct sets them on the Lambda`);
@@ -49,7 +54,8 @@ export async function handler(): Promise<Omit<ReconcileReport, 'staleInstances'>
     sqs: new SQSClient({ maxAttempts: 4 }),
     cloudwatch: new CloudWatchClient({ maxAttempts: 3 }),
   };
-  const report = await reconcileOnce({ ddb: clients.ddb, sqs: clients.sqs, names: config.names });
+  const abcaMirror = config.abcaTaskTable ? new AbcaHeartbeatMirror({ ddb: clients.ddb, table: config.abcaTaskTable, log: new Logger({ component: 'reconciler' }) }) : undefined;
+  const report = await reconcileOnce({ ddb: clients.ddb, sqs: clients.sqs, names: config.names, ...(abcaMirror ? { abcaMirror } : {}) });
   await clients.cloudwatch.send(
     new PutMetricDataCommand({
       Namespace: config.metricsNamespace,

@@ -11,6 +11,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import {
   DEFAULT_TIMINGS,
   EVENTS_TABLE,
+  FLEET_ENV,
   INSTANCES_TABLE,
   QUEUE_DEFAULTS,
   RECORD_RETENTION_DAYS,
@@ -23,6 +24,7 @@ import {
 import {
   actionsOf,
   buildFleet,
+  functionEnvironment,
   onlyResource,
   resolved,
   resourcesOf,
@@ -466,6 +468,25 @@ describe('ABCA heartbeat mirror (abcaTaskTable)', () => {
     expect(write.Condition).toBeDefined();
     const touching = statements.filter((x) => resourcesOf(x).some((r) => JSON.stringify(r) === arn || JSON.stringify(r).includes(ABCA_TABLE)));
     expect(touching.map((x) => x.Sid)).toEqual(['AbcaMirrorReadStatus', 'AbcaMirrorWrite']);
+  });
+
+  test('set: the reconciler may write the mirror\'s attributes on that table (the ABCA tasks it ends), and learns the table\'s name', () => {
+    // Prepare
+    const statements = statementsOfRole(abca, abca.fleet.reconciler.role);
+    const env = JSON.stringify(functionEnvironment(abca, abca.fleet.reconciler.function));
+    // Act
+    const write = statementBySid(statements, 'AbcaMirrorWrite');
+    // Assess: the same attribute-scoped UpdateItem as the instance role's, no read, nothing else on the table.
+    expect(actionsOf(write)).toEqual(['dynamodb:UpdateItem']);
+    expect(resourcesOf(write)).toEqual([resolved(abca, abcaTable.tableArn)]);
+    expect(write.Condition).toEqual(statementBySid(statementsOfRole(abca, abca.fleet.instanceRole), 'AbcaMirrorWrite').Condition);
+    expect(statements.filter((x) => JSON.stringify(resourcesOf(x)).includes(ABCA_TABLE)).map((x) => x.Sid)).toEqual(['AbcaMirrorWrite']);
+    expect(env).toContain(`"${FLEET_ENV.abcaTaskTable}":"${ABCA_TABLE}"`);
+  });
+
+  test('unset: the reconciler has no statement on ABCA and no table name', () => {
+    expect(statementsOfRole(fleet, fleet.fleet.reconciler.role).filter((s) => s.Sid?.startsWith('AbcaMirror'))).toEqual([]);
+    expect(JSON.stringify(functionEnvironment(fleet, fleet.fleet.reconciler.function))).not.toContain(FLEET_ENV.abcaTaskTable);
   });
 
   test('set: its name goes into fleetd’s config, which the user data writes', () => {

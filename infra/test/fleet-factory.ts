@@ -6,6 +6,7 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AgentFleet, type AgentFleetProps } from '../agent-fleet';
 
 export interface FleetUnderTest {
@@ -72,6 +73,14 @@ export function statementBySid(statements: Statement[], sid: string): Statement 
 /** `x` (a token such as an ARN) as it appears in the template. */
 export function resolved(t: FleetUnderTest, x: unknown): unknown {
   return t.stack.resolve(x);
+}
+
+/** A Lambda function's environment variables as the template writes them. */
+export function functionEnvironment(t: FleetUnderTest, fn: lambda.IFunction): Record<string, unknown> {
+  const id = t.stack.getLogicalId(fn.node.defaultChild as lambda.CfnFunction);
+  const resource = (t.template.toJSON() as { Resources: Record<string, { Properties: { Environment?: { Variables?: Record<string, unknown> } } }> }).Resources[id];
+  if (!resource) throw new Error(`no function ${id} in the template`);
+  return resource.Properties.Environment?.Variables ?? {};
 }
 
 /** The single resource of `type`, or a clear failure. */

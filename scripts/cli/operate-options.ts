@@ -18,7 +18,9 @@ What it does:
   a cancel whose daemon is gone ends CANCELLED. It then lists instances whose heartbeat stopped.
   Every repair is conditional on the record it read: a daemon that acts meanwhile wins, and
   the task is reported as "raced", not as an error. Resends are held to what the queue is
-  short of, so a busy fleet's backlog is not duplicated.
+  short of, so a busy fleet's backlog is not duplicated. With FLEET_ABCA_TASK_TABLE set (the
+  fleet is ABCA's ec2 compute), an ABCA task it ends is also marked FAILED in ABCA's TaskTable,
+  with the reason, unless ABCA's record has ended already.
 
 When to use it:
   After an incident (a queue, table or client outage), to repair at once instead of waiting

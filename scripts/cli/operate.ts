@@ -5,7 +5,10 @@
  * `scaleOnce`), so what an operator sees here is what the schedule does.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { AbcaHeartbeatMirror } from '../../daemon/src/abca-mirror';
 import { connectionConfig } from '../../daemon/src/aws';
+import { FLEET_ENV } from '../../daemon/src/contract';
+import { Logger } from '../../daemon/src/log';
 import type { ReconcileOptions } from '../../infra/handlers/reconcile/decide';
 import { reconcileOnce, type ReconcileReport } from '../../infra/handlers/reconcile/run';
 import { ScalerError, scaleOnce, type ScalingDecision } from '../../infra/handlers/scaler';
@@ -43,7 +46,10 @@ export async function reconcileCommand(ctx: CliContext, o: { json?: boolean; opt
     const l = line as { msg?: string; task_id?: string; why?: string; note?: string };
     if (!o.json && l.msg && ACTION_LINES.has(l.msg)) process.stderr.write(`${l.msg.slice('reconciler.'.length)} ${l.task_id}: ${l.why ?? l.note ?? ''}\n`);
   };
-  const report = await reconcileOnce({ ddb: clients.ddb, sqs: clients.sqs, names: ctx.names, log }, o.options);
+  const abcaTable = process.env[FLEET_ENV.abcaTaskTable]?.trim();
+  // The mirror's own lines (a failed ABCA write) go to stderr; stdout keeps the report.
+  const abcaMirror = abcaTable ? new AbcaHeartbeatMirror({ ddb: clients.ddb, table: abcaTable, log: new Logger({ component: 'reconcile' }, undefined, 'warn', (line) => process.stderr.write(`${line}\n`)) }) : undefined;
+  const report = await reconcileOnce({ ddb: clients.ddb, sqs: clients.sqs, names: ctx.names, log, ...(abcaMirror ? { abcaMirror } : {}) }, o.options);
   if (o.json) {
     printJson(reportJson(report));
     return report.errors.length > 0 ? EXIT.passErrors : EXIT.ok;

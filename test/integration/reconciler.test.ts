@@ -3,6 +3,7 @@
  * tables and SQS queue): the store's conditions, the by-status index reads, the envelopes and
  * the event rows are all real. The pure decisions are test/unit/reconciler.test.ts.
  */
+import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import {
@@ -19,6 +20,8 @@ import {
   type InstanceRecord,
   type TaskRecord,
 } from '../../daemon/src/contract';
+import { ABCA_TASK_ID_LABEL, AbcaHeartbeatMirror } from '../../daemon/src/abca-mirror';
+import { Logger } from '../../daemon/src/log';
 import type { ReconcileOptions } from '../../infra/handlers/reconcile/decide';
 import { reconcileOnce, type ReconcilerDeps } from '../../infra/handlers/reconcile/run';
 import { freshFleet, type TestFleet } from '../../scripts/dev/harness/fleet';
@@ -288,4 +291,50 @@ test('resends only as many messages as the queue is short of, the longest-silent
   expect(await eventsOf(oldest.task_id, own)).toEqual([expect.objectContaining({ type: 'MESSAGE_RESENT', detail: expect.objectContaining({ by: 'reconciler' }) })]);
   expect(await eventsOf(middle.task_id, own)).toEqual([]);
   expect(await eventsOf(newest.task_id, own)).toEqual([]);
+});
+
+describe("ABCA's TaskTable (abcaMirror): the ABCA tasks a pass ends", () => {
+  /** An ABCA-shaped TaskTable (key `task_id`) and ABCA rows in it, as test/integration/abca.test.ts makes them. */
+  async function abcaTable(): Promise<string> {
+    const table = `${fleet.resources.fleetName}-abca-${Date.now().toString(36)}`;
+    await fleet.clients.ddb.send(new CreateTableCommand({ TableName: table, BillingMode: 'PAY_PER_REQUEST', AttributeDefinitions: [{ AttributeName: 'task_id', AttributeType: 'S' }], KeySchema: [{ AttributeName: 'task_id', KeyType: 'HASH' }] }));
+    return table;
+  }
+  const abcaRow = async (table: string, id: string) => (await fleet.clients.ddb.send(new GetCommand({ TableName: table, Key: { task_id: id }, ConsistentRead: true }))).Item;
+  const abcaLabelled = (id: string) => ({ image: 'agent-fleet/demo-agent:latest', labels: { [ABCA_TASK_ID_LABEL]: id } });
+  const mirrorOn = (table: string) => new AbcaHeartbeatMirror({ ddb: fleet.clients.ddb, table, log: new Logger({}, undefined, 'error', () => undefined) });
+
+  test('FAILED over a non-terminal ABCA status with the pass\'s reason; an ended ABCA record and an unlabelled task are left alone', async () => {
+    // Prepare: three tasks the pass will end, two of them ABCA's (one whose ABCA record the agent already ended).
+    const now = Date.now();
+    const table = await abcaTable();
+    const running = `ABCA-RUN-${now}`;
+    const done = `ABCA-DONE-${now}`;
+    for (const [id, status] of [[running, 'RUNNING'], [done, 'COMPLETED']]) await fleet.clients.ddb.send(new PutCommand({ TableName: table, Item: { task_id: id, status, status_created_at: `${status}#2026-12-03T10:00:00Z` } }));
+    const exhausted = await put(aRecord(now, { spec: abcaLabelled(running), attempt: 3, attempts_left: 0 }));
+    const orphanCancel = await put(aRecord(now, { spec: abcaLabelled(done), status: TaskStatus.CANCEL_REQUESTED, attempt: 1, attempts_left: 0, instance_id: 'i-0dddddddddddddddd', cancel_requested_at: now - 3 * MIN, lease_expires_at: now - MIN }));
+    const plain = await put(aRecord(now, { attempt: 3, attempts_left: 0 }));
+    // Act
+    const report = await reconcile({}, { abcaMirror: mirrorOn(table) });
+    // Assess: the fleet's outcomes, then ABCA's records.
+    expect(report.errors).toEqual([]);
+    expect(report.failed).toEqual(expect.arrayContaining([exhausted.task_id, plain.task_id]));
+    expect(report.cancelled).toContain(orphanCancel.task_id);
+    const reason = (await read(exhausted.task_id)).reason!;
+    expect(reason).toMatch(/attempts/);
+    expect(await abcaRow(table, running)).toMatchObject({ status: 'FAILED', error_message: `fleet task FAILED: ${reason}`, status_created_at: expect.stringMatching(/^FAILED#/), completed_at: expect.any(String) });
+    expect(await abcaRow(table, done)).toEqual({ task_id: done, status: 'COMPLETED', status_created_at: 'COMPLETED#2026-12-03T10:00:00Z' });
+  });
+
+  test('an ABCA write that fails is an error of the pass (the operator\'s cue); the fleet task still ends', async () => {
+    // Prepare: a mirror on a table that does not exist.
+    const now = Date.now();
+    const task = await put(aRecord(now, { spec: abcaLabelled(`ABCA-LOST-${now}`), attempt: 3, attempts_left: 0 }));
+    // Act
+    const report = await reconcile({}, { abcaMirror: mirrorOn(`${fleet.resources.fleetName}-no-such-abca-table`) });
+    // Assess
+    expect(report.failed).toContain(task.task_id);
+    expect((await read(task.task_id)).status).toBe('FAILED');
+    expect(report.errors).toEqual([expect.objectContaining({ task_id: task.task_id, during: 'abca mirror', name: 'AbcaMirrorFailed' })]);
+  });
 });

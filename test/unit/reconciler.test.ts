@@ -4,7 +4,7 @@
  * conditional writes, the races with a daemon) are exercised against moto in
  * test/integration/reconciler.test.ts.
  */
-import { DEFAULT_TIMINGS, LIMITS, TERMINAL_STATUSES, TaskStatus, type TaskRecord } from '../../daemon/src/contract';
+import { DEFAULT_TIMINGS, FLEET_ENV, LIMITS, TERMINAL_STATUSES, TaskStatus, type TaskRecord } from '../../daemon/src/contract';
 import {
   ReconcilerOptionsError,
   decideReconcile,
@@ -17,6 +17,7 @@ import {
   type ReconcileAction,
   type ReconcileOptions,
 } from '../../infra/handlers/reconcile/decide';
+import { reconcilerConfigFromEnv } from '../../infra/handlers/reconciler';
 
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
 const MIN = 60_000;
@@ -261,5 +262,22 @@ describe('planReconcile', () => {
     // Assess
     expect(plan.work.map((d) => `${d.record.task_id}:${d.decision.action}`)).toEqual(['t-release:requeue']);
     expect(plan.resendDeferred).toBe(1);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The Lambda's configuration (infra/handlers/reconciler.ts)
+
+describe('reconcilerConfigFromEnv', () => {
+  const names = { FLEET_NAME: 'f', FLEET_TASKS_TABLE: 't', FLEET_EVENTS_TABLE: 'e', FLEET_INSTANCES_TABLE: 'i', FLEET_QUEUE_URL: 'https://sqs.example/q' };
+
+  it('names every missing variable at once and who sets them', () => {
+    expect(() => reconcilerConfigFromEnv({ FLEET_NAME: 'f' })).toThrow('reconciler configuration: FLEET_TASKS_TABLE, FLEET_EVENTS_TABLE, FLEET_INSTANCES_TABLE, FLEET_QUEUE_URL not set; the AgentFleet construct sets them on the Lambda');
+  });
+
+  it("takes ABCA's TaskTable when the fleet is ABCA's compute, and nothing when the variable is unset or blank", () => {
+    expect(reconcilerConfigFromEnv({ ...names, [FLEET_ENV.abcaTaskTable]: ' abca-TaskTable-1 ' }).abcaTaskTable).toBe('abca-TaskTable-1');
+    expect(reconcilerConfigFromEnv(names)).not.toHaveProperty('abcaTaskTable');
+    expect(reconcilerConfigFromEnv({ ...names, [FLEET_ENV.abcaTaskTable]: '  ' })).not.toHaveProperty('abcaTaskTable');
   });
 });

@@ -30,6 +30,8 @@ export const FLEET_ENV = {
   sfnHeartbeatSeconds: 'FLEET_SFN_HEARTBEAT_SECONDS',
   /** The fleet's task log group (CloudWatch Logs): fleetd ships each attempt's output there; `fleet logs` reads it. */
   logGroup: 'FLEET_LOG_GROUP',
+  /** ABCA's TaskTable, when the fleet is ABCA's `ec2` compute (the reconciler tells it of the ABCA tasks it ends; fleetd reads `abcaTaskTable` from its config file). */
+  abcaTaskTable: 'FLEET_ABCA_TASK_TABLE',
   config: 'FLEETD_CONFIG',
   socket: 'FLEETD_SOCKET',
   workDir: 'FLEETD_WORK_DIR',

@@ -5,7 +5,9 @@
  * is `endUnleased`, a resend or requeue is the store's fenced `resend`. The store's conditions
  * make a daemon that acted after our read win; that is reported as `raced`, not as an error.
  * Reads retry with the scheduled policy (daemon/src/retry.ts); a failed write is left to the
- * next pass.
+ * next pass. A task of ABCA's (its spec's `abca.task-id` label) that this pass ends is written
+ * into ABCA's TaskTable right after, as the claiming fleetd does for one it ends
+ * (`abcaMirror`; docs/architecture.md "ABCA").
  *
  * Called by the reconciler Lambda (infra/handlers/reconciler.ts), `fleet reconcile --once`
  * (scripts/cli/operate.ts) and the chaos run. The report's shape is what they read.
@@ -13,6 +15,7 @@
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { QueryCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { ALL_STATUSES, InstanceStatus, TASKS_TABLE, TaskStatus, isTerminal, parseInstanceRecord, parseTaskRecord, type InstanceRecord, type TaskRecord } from '../../../daemon/src/contract';
+import { abcaTaskIdOf, type AbcaHeartbeatMirror } from '../../../daemon/src/abca-mirror';
 import { RETRY_POLICIES, retry } from '../../../daemon/src/retry';
 import { StoreError, TaskStore } from '../../../daemon/src/store';
 import { decideReconcile, planReconcile, resolveReconcileOptions, type Decided, type ReconcileOptions } from './decide';
@@ -32,6 +35,11 @@ export interface ReconcilerDeps {
   readonly now?: () => number;
   /** One structured line per action and per error. @default a JSON line on stdout */
   readonly log?: (line: object) => void;
+  /**
+   * ABCA's TaskTable, told of each ABCA task this pass ends (FAILED with the reason, only over
+   * ABCA's non-terminal statuses). @default none: no fleet task is ABCA's
+   */
+  readonly abcaMirror?: Pick<AbcaHeartbeatMirror, 'ended'>;
 }
 
 export interface StaleInstance {
@@ -73,7 +81,7 @@ const NON_TERMINAL: readonly TaskStatus[] = ALL_STATUSES.filter((s) => !isTermin
 
 /** What acting on one decided record came to. */
 type ActOutcome =
-  | { readonly kind: 'done'; readonly taskId: string; readonly action: 'resend' | 'requeue' | 'fail' | 'cancel' }
+  | { readonly kind: 'done'; readonly taskId: string; readonly action: 'resend' | 'requeue' | 'fail' | 'cancel'; readonly abcaError?: ReconcileErrorEntry }
   | { readonly kind: 'raced'; readonly taskId: string }
   | { readonly kind: 'error'; readonly error: ReconcileErrorEntry };
 
@@ -103,7 +111,7 @@ export async function reconcileOnce(deps: ReconcilerDeps, options: ReconcileOpti
   const plan = planReconcile(decided, startedAt, queued);
 
   // 3. Act, a few tasks at a time.
-  const outcomes = await mapLimit(plan.work, opts.concurrency, (d) => act(store, d, log));
+  const outcomes = await mapLimit(plan.work, opts.concurrency, (d) => act(store, d, log, deps.abcaMirror));
 
   // 4. Instances that stopped heartbeating.
   const stale = await findStaleInstances(deps.ddb, names.instancesTable, now(), opts.staleInstanceAfterMs).catch((err: unknown) => ({ instances: [], errors: [errorEntry('scan instances', err)] }));
@@ -111,7 +119,7 @@ export async function reconcileOnce(deps: ReconcilerDeps, options: ReconcileOpti
   for (const s of stale.instances) log({ level: 'warn', msg: 'reconciler.stale_instance', ...s });
 
   const done = (action: string) => outcomes.flatMap((o) => (o.kind === 'done' && o.action === action ? [o.taskId] : []));
-  errors.push(...outcomes.flatMap((o) => (o.kind === 'error' ? [o.error] : [])));
+  errors.push(...outcomes.flatMap((o) => (o.kind === 'error' ? [o.error] : o.kind === 'done' && o.abcaError ? [o.abcaError] : [])));
   for (const e of errors) log({ level: 'error', msg: 'reconciler.error', during: e.during, task_id: e.task_id, error: e.name, detail: e.message });
   const report: ReconcileReport = {
     startedAt,
@@ -144,7 +152,7 @@ export async function reconcileOnce(deps: ReconcilerDeps, options: ReconcileOpti
 }
 
 /** Carries out one decision through the store. A lost condition is `raced`; any other failure an error entry. */
-async function act(store: TaskStore, { record, decision }: Decided, log: (line: object) => void): Promise<ActOutcome> {
+async function act(store: TaskStore, { record, decision }: Decided, log: (line: object) => void, abcaMirror?: ReconcilerDeps['abcaMirror']): Promise<ActOutcome> {
   const taskId = record.task_id;
   let applied: boolean;
   try {
@@ -170,6 +178,18 @@ async function act(store: TaskStore, { record, decision }: Decided, log: (line: 
     return { kind: 'raced', taskId };
   }
   log({ level: 'info', msg: `reconciler.${decision.action}`, task_id: taskId, attempt: record.attempt, from: record.status, why: 'reason' in decision ? decision.reason : decision.why });
+  const abcaTaskId = abcaTaskIdOf(record.spec);
+  if (abcaMirror && abcaTaskId && (decision.action === 'fail' || decision.action === 'cancel')) {
+    // Timeline: our terminal write landed (no daemon holds the task: it had no live lease) →
+    // ABCA's record gets FAILED with our reason, unless the agent or ABCA ended it first (the
+    // mirror's condition). The record is terminal now, so no later pass comes back to it: a
+    // failed ABCA write is reported as an error of this pass (the operator's cue), not retried.
+    const status = decision.action === 'fail' ? TaskStatus.FAILED : TaskStatus.CANCELLED;
+    const mirrored = await abcaMirror.ended(abcaTaskId, { status, reason: decision.reason });
+    if (mirrored === 'failed') {
+      return { kind: 'done', taskId, action: decision.action, abcaError: { task_id: taskId, during: 'abca mirror', name: 'AbcaMirrorFailed', message: `abca mirror ${taskId}: ABCA task ${abcaTaskId} was not told the fleet task ended ${status} (the mirror logged why)` } };
+    }
+  }
   return { kind: 'done', taskId, action: decision.action };
 }
 
