@@ -222,7 +222,8 @@ export class FleetClient {
    * Sends the task's message again, fenced on the record as read now (the store's resend, the
    * same the reconciler uses): for a lost enqueue or a redrive. 'raced': the record changed
    * meanwhile (a daemon claimed it, or another sender sent first), so nothing was sent; 'ended':
-   * the task is terminal.
+   * the task is terminal; 'sent-without-event': sent, but the task's history lacks the
+   * MESSAGE_RESENT row (do not send again).
    */
   async resendMessage(taskId: string, options: { why?: string } = {}): Promise<ResendOutcome> {
     const record = await this.getTask(taskId);

@@ -293,6 +293,21 @@ test('resends only as many messages as the queue is short of, the longest-silent
   expect(await eventsOf(newest.task_id, own)).toEqual([]);
 });
 
+test('a resend whose event row cannot be appended counts as resent and is reported (the message went out: no second one)', async () => {
+  // Prepare: a fleet of its own with one lost enqueue, and a pass whose events table does not exist.
+  const own = await freshFleet({ instances: 0, minSize: 0, maxSize: 1 });
+  const now = Date.now();
+  const lost = await put(aRecord(now, { created_at: now - 30 * MIN, message_sent_at: now - 30 * MIN, updated_at: now - 30 * MIN }), own);
+  const base = deps({}, own);
+  // Act
+  const report = await reconcileOnce({ ...base, names: { ...base.names, eventsTable: `${own.resources.eventsTable}-missing` } });
+  // Assess
+  expect(report.resent).toEqual([lost.task_id]);
+  expect(report.errors).toEqual([expect.objectContaining({ task_id: lost.task_id, during: 'resend event', name: 'EventNotRecorded' })]);
+  const messages = await own.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: own.resources.queueUrl, MaxNumberOfMessages: 10 }));
+  expect((messages.Messages ?? []).map((m) => decodeEnvelope(m.Body)).map((d) => (d.ok ? d.value.task_id : d.problems))).toEqual([lost.task_id]);
+});
+
 describe("ABCA's TaskTable (abcaMirror): the ABCA tasks a pass ends", () => {
   /** An ABCA-shaped TaskTable (key `task_id`) and ABCA rows in it, as test/integration/abca.test.ts makes them. */
   async function abcaTable(): Promise<string> {

@@ -396,6 +396,22 @@ describe('the client and the reconciler', () => {
     expect((await eventsOf(lease.taskId)).map((e) => e.type)).toContain(EventType.REQUEUED);
   });
 
+  test('resend whose event row cannot be appended: still sent and recorded, and says so (a caller must not send again)', async () => {
+    // Prepare: a store whose events table does not exist (the append fails for real on moto).
+    const clock = manualClock();
+    const store = storeAt(clock);
+    const record = await created(store);
+    const before = await queueDepth();
+    const noEvents = new TaskStore({ ddb: fleet.clients.ddb, tasksTable: fleet.resources.tasksTable, eventsTable: `${fleet.resources.eventsTable}-missing`, timings: { leaseSeconds: LEASE_MS / 1000 }, queue: { sqs: fleet.clients.sqs, queueUrl: fleet.resources.queueUrl }, now: clock.now });
+    // Act
+    const outcome = await noEvents.resend(record, { why: 'lost enqueue', by: 'reconciler', event: true });
+    // Assess
+    expect(outcome).toBe('sent-without-event');
+    expect(await queueDepth()).toBe(before + 1);
+    expect((await recordOf(store, record.task_id)).message_sent_at).toBe(T0);
+    expect((await eventsOf(record.task_id)).map((e) => e.type)).not.toContain(EventType.MESSAGE_RESENT);
+  });
+
   test('resend whose send fails: the recorded send time is put back, so the task looks stale again at once', async () => {
     const clock = manualClock();
     const store = storeAt(clock);

@@ -105,12 +105,16 @@ export class TaskStore extends TaskWrites {
       throw new StoreError(`sending the message of task ${record.task_id}`, { cause: err });
     }
     if (options.event) {
-      // Not a transition: the record and the message are what matter, so a failure here is reported, not undone.
-      await this.ddb.send(new TransactWriteCommand({
-        TransactItems: [{ Put: { TableName: this.options.eventsTable, Item: eventRow(record.task_id, this.redactEvent({ type: EventType.MESSAGE_RESENT, at, status: requeue ? TaskStatus.QUEUED : record.status, attempt: record.attempt, detail: { by: options.by, reason: options.why } })) } }],
-      })).catch((err) => {
-        throw new StoreError(`appending MESSAGE_RESENT to task ${record.task_id} (the message was sent)`, { cause: err });
-      });
+      // Not a transition: the record and the message are what matter. A failed append (the SDK
+      // retried transient errors already) is an outcome, not an error: throwing here would tell
+      // the caller nothing was sent, and a caller that sends again duplicates the message.
+      try {
+        await this.ddb.send(new TransactWriteCommand({
+          TransactItems: [{ Put: { TableName: this.options.eventsTable, Item: eventRow(record.task_id, this.redactEvent({ type: EventType.MESSAGE_RESENT, at, status: requeue ? TaskStatus.QUEUED : record.status, attempt: record.attempt, detail: { by: options.by, reason: options.why } })) } }],
+        }));
+      } catch {
+        return 'sent-without-event';
+      }
     }
     return 'sent';
   }

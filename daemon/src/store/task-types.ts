@@ -51,8 +51,17 @@ export interface TerminalFields extends StartFacts {
   readonly artifacts_error?: string;
 }
 
-/** 'raced': the record changed since it was read (nothing sent); 'ended': it is terminal (nothing to send). */
-export type ResendOutcome = 'sent' | 'raced' | 'ended';
+/**
+ * 'sent': the message went out and the record says when. 'sent-without-event': the same, but the
+ * MESSAGE_RESENT event row could not be appended (history lacks one row; nothing to send again).
+ * 'raced': the record changed since it was read (nothing sent); 'ended': it is terminal (nothing to send).
+ */
+export type ResendOutcome = 'sent' | 'sent-without-event' | 'raced' | 'ended';
+
+/** The outcomes in which a message was sent. */
+export function messageWasSent(outcome: ResendOutcome): boolean {
+  return outcome === 'sent' || outcome === 'sent-without-event';
+}
 
 export interface TaskStoreOptions {
   readonly ddb: DynamoDBDocumentClient;

@@ -17,7 +17,7 @@ import { QueryCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk
 import { ALL_STATUSES, InstanceStatus, TASKS_TABLE, TaskStatus, isTerminal, parseInstanceRecord, parseTaskRecord, type InstanceRecord, type TaskRecord } from '../../../daemon/src/contract';
 import { abcaTaskIdOf, type AbcaHeartbeatMirror } from '../../../daemon/src/abca-mirror';
 import { RETRY_POLICIES, retry } from '../../../daemon/src/retry';
-import { StoreError, TaskStore } from '../../../daemon/src/store';
+import { StoreError, TaskStore, messageWasSent } from '../../../daemon/src/store';
 import { decideReconcile, planReconcile, resolveReconcileOptions, type Decided, type ReconcileOptions } from './decide';
 
 export interface ReconcilerNames {
@@ -81,7 +81,8 @@ const NON_TERMINAL: readonly TaskStatus[] = ALL_STATUSES.filter((s) => !isTermin
 
 /** What acting on one decided record came to. */
 type ActOutcome =
-  | { readonly kind: 'done'; readonly taskId: string; readonly action: 'resend' | 'requeue' | 'fail' | 'cancel'; readonly abcaError?: ReconcileErrorEntry }
+  /** `error`: done, with something the pass reports beside it (an ABCA write or an event row that failed). */
+  | { readonly kind: 'done'; readonly taskId: string; readonly action: 'resend' | 'requeue' | 'fail' | 'cancel'; readonly error?: ReconcileErrorEntry }
   | { readonly kind: 'raced'; readonly taskId: string }
   | { readonly kind: 'error'; readonly error: ReconcileErrorEntry };
 
@@ -119,7 +120,7 @@ export async function reconcileOnce(deps: ReconcilerDeps, options: ReconcileOpti
   for (const s of stale.instances) log({ level: 'warn', msg: 'reconciler.stale_instance', ...s });
 
   const done = (action: string) => outcomes.flatMap((o) => (o.kind === 'done' && o.action === action ? [o.taskId] : []));
-  errors.push(...outcomes.flatMap((o) => (o.kind === 'error' ? [o.error] : o.kind === 'done' && o.abcaError ? [o.abcaError] : [])));
+  errors.push(...outcomes.flatMap((o) => (o.kind === 'error' ? [o.error] : o.kind === 'done' && o.error ? [o.error] : [])));
   for (const e of errors) log({ level: 'error', msg: 'reconciler.error', during: e.during, task_id: e.task_id, error: e.name, detail: e.message });
   const report: ReconcileReport = {
     startedAt,
@@ -155,6 +156,7 @@ export async function reconcileOnce(deps: ReconcilerDeps, options: ReconcileOpti
 async function act(store: TaskStore, { record, decision }: Decided, log: (line: object) => void, abcaMirror?: ReconcilerDeps['abcaMirror']): Promise<ActOutcome> {
   const taskId = record.task_id;
   let applied: boolean;
+  let unrecordedEvent: ReconcileErrorEntry | undefined;
   try {
     switch (decision.action) {
       case 'fail':
@@ -164,9 +166,12 @@ async function act(store: TaskStore, { record, decision }: Decided, log: (line: 
         applied = await store.endUnleased(record, TaskStatus.CANCELLED, decision.reason, 'reconciler');
         break;
       case 'resend':
-      case 'requeue':
-        applied = (await store.resend(record, { why: decision.why, by: 'reconciler', requeue: decision.action === 'requeue', event: true })) === 'sent';
+      case 'requeue': {
+        const outcome = await store.resend(record, { why: decision.why, by: 'reconciler', requeue: decision.action === 'requeue', event: true });
+        applied = messageWasSent(outcome);
+        if (outcome === 'sent-without-event') unrecordedEvent = { task_id: taskId, during: `${decision.action} event`, name: 'EventNotRecorded', message: `${decision.action} ${taskId}: the message was sent and the record updated, but its MESSAGE_RESENT event row could not be appended` };
         break;
+      }
       case 'none':
         throw new Error(`planReconcile handed over a record with nothing to do (${taskId})`);
     }
@@ -178,6 +183,8 @@ async function act(store: TaskStore, { record, decision }: Decided, log: (line: 
     return { kind: 'raced', taskId };
   }
   log({ level: 'info', msg: `reconciler.${decision.action}`, task_id: taskId, attempt: record.attempt, from: record.status, why: 'reason' in decision ? decision.reason : decision.why });
+  // Done, and reported: the history lacks the row (not retried: the message went out).
+  if (unrecordedEvent) return { kind: 'done', taskId, action: decision.action, error: unrecordedEvent };
   const abcaTaskId = abcaTaskIdOf(record.spec);
   if (abcaMirror && abcaTaskId && (decision.action === 'fail' || decision.action === 'cancel')) {
     // Timeline: our terminal write landed (no daemon holds the task: it had no live lease) →
@@ -187,7 +194,7 @@ async function act(store: TaskStore, { record, decision }: Decided, log: (line: 
     const status = decision.action === 'fail' ? TaskStatus.FAILED : TaskStatus.CANCELLED;
     const mirrored = await abcaMirror.ended(abcaTaskId, { status, reason: decision.reason });
     if (mirrored === 'failed') {
-      return { kind: 'done', taskId, action: decision.action, abcaError: { task_id: taskId, during: 'abca mirror', name: 'AbcaMirrorFailed', message: `abca mirror ${taskId}: ABCA task ${abcaTaskId} was not told the fleet task ended ${status} (the mirror logged why)` } };
+      return { kind: 'done', taskId, action: decision.action, error: { task_id: taskId, during: 'abca mirror', name: 'AbcaMirrorFailed', message: `abca mirror ${taskId}: ABCA task ${abcaTaskId} was not told the fleet task ended ${status} (the mirror logged why)` } };
     }
   }
   return { kind: 'done', taskId, action: decision.action };
