@@ -1,7 +1,10 @@
 /**
  * A running task's heartbeat loop (task-run.ts owns the task; this is its beat). Interval:
  * `heartbeatSeconds` (30 s) with ±10% jitter so a fleet that started together does not beat in
- * lockstep. A failed beat is retried with backoff and jitter; when the lease would expire before
+ * lockstep. One early beat: EARLY_BEAT_DELAY_MS after the container started (`earlyBeat`), so
+ * the record names its container and dispatch timings within seconds rather than an interval
+ * (the RUNNING write goes out beside the create, before the id exists); a task that ends sooner
+ * carries them in its terminal write instead, with no extra write. A failed beat is retried with backoff and jitter; when the lease would expire before
  * a beat lands, the container is stopped (we can no longer prove we own the task). Each beat
  * renews the lease (fenced), reads a cancel request, mirrors into ABCA's record (best effort,
  * never awaited) and extends the message's visibility on the same tick.
@@ -11,6 +14,9 @@ import { abcaTaskIdOf } from './abca-mirror';
 import { TaskStatus, type TaskRecord, type Timings } from './contract';
 import type { Logger } from './log';
 import { backoffDelayMs, sleep } from './retry';
+
+/** How long after the container's start the early beat goes out (see the module comment). */
+export const EARLY_BEAT_DELAY_MS = 2000;
 import type { HeartbeatOutcome, Lease } from './store';
 
 export interface HeartbeatHost {
@@ -30,15 +36,25 @@ export interface HeartbeatHost {
   /** A cancel was asked (record status, or ABCA cancelled its task). */
   cancel(by: 'record' | 'abca-cancelled'): void;
   extendVisibility(seconds: number): Promise<void>;
+  /** Resolves when the container started (its facts wait for a write): one beat goes out EARLY_BEAT_DELAY_MS later. */
+  readonly earlyBeat?: Promise<void>;
+  /** @default EARLY_BEAT_DELAY_MS */
+  readonly earlyBeatDelayMs?: number;
 }
 
 export async function heartbeatLoop(h: HeartbeatHost): Promise<void> {
   const { timings, signal } = h;
   let failures = 0;
+  // Ends the first wait early: the container started, and a beat EARLY_BEAT_DELAY_MS later writes its facts.
+  const early = new AbortController();
+  void h.earlyBeat?.then(() => sleep(h.earlyBeatDelayMs ?? EARLY_BEAT_DELAY_MS, signal)).then(() => early.abort());
+  let earlyDone = false;
   while (!signal.aborted) {
     const jitter = 0.9 + Math.random() * 0.2;
     const wait = failures === 0 ? timings.heartbeatSeconds * 1000 * jitter : backoffDelayMs(failures, 1000, timings.heartbeatSeconds * 1000);
-    await sleep(wait, signal);
+    // Whichever wait is running when the early beat is due ends then (at once if it came due during a beat).
+    await sleep(wait, earlyDone ? signal : AbortSignal.any([signal, early.signal]));
+    if (early.signal.aborted) earlyDone = true;
     if (signal.aborted) return;
     try {
       const sentAt = Date.now();

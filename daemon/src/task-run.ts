@@ -68,6 +68,9 @@ export class TaskRun {
    */
   readonly exited: Promise<void>;
   private markExited!: () => void;
+  /** Resolves when this attempt's container runs (started, or adopted): the heartbeat's early beat. Never rejects. */
+  private readonly containerStarted: Promise<void>;
+  private markContainerStarted!: () => void;
   /** Resolves once the run is over: its outcome written (or abandoned) and `onTaskEnd` called. Never rejects. */
   readonly ended: Promise<void>;
   private markEnded!: () => void;
@@ -81,6 +84,7 @@ export class TaskRun {
   ) {
     this.taskId = lease.taskId;
     this.exited = new Promise<void>((resolve) => (this.markExited = resolve));
+    this.containerStarted = new Promise<void>((resolve) => (this.markContainerStarted = resolve));
     this.ended = new Promise<void>((resolve) => (this.markEnded = resolve));
     this.dispatch = claim ? new DispatchClock(record, claim) : undefined;
     this.log = deps.log.child({ task_id: lease.taskId, attempt: lease.attempt });
@@ -161,6 +165,7 @@ export class TaskRun {
         this.container = container;
         this.started = true;
         this.phase = 'running';
+        this.markContainerStarted();
         this.deps.onContainerStarted?.(this.lease);
         if (this.record.lease_expires_at) this.deps.leaseFiles?.write({ task_id: this.taskId, attempt: this.lease.attempt, lease_expires_at: this.record.lease_expires_at });
         const { done: streamDone } = await runner.attach(container, output);
@@ -276,6 +281,7 @@ export class TaskRun {
     }
     this.started = true;
     this.phase = 'running';
+    this.markContainerStarted();
     this.deps.onContainerStarted?.(this.lease);
     this.log.info('container started', { container_id: container.id, image: spec.image, dispatch: this.dispatch?.timings });
     // A stop requested between markRunning and start applies now.
@@ -441,6 +447,7 @@ export class TaskRun {
       },
       cancel: (by) => (by === 'record' ? this.requestStop('cancel') : !this.stopReason && void this.cancelFromSocket(by).catch((err) => this.log.warn('cancelling for ABCA failed; the next heartbeat tries again', { error: err }))),
       extendVisibility: (seconds) => this.outcome.extendVisibility(seconds),
+      earlyBeat: this.containerStarted,
     });
   }
 }
